@@ -1,0 +1,105 @@
+/* Types of the parsed configuration. A struct ap_config is built once by
+ * ap_config_load, never changed afterwards, and shared read-only by every
+ * worker; a reload builds a whole new one and swaps it (refcount). */
+#ifndef ANONPROXY_CONFIG_T_H
+#define ANONPROXY_CONFIG_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Where a value came from, for error messages and --print-config. */
+struct ap_config_pos {
+    unsigned line; /* 1-based; 0 when the value is a default */
+    unsigned col;  /* 1-based */
+};
+
+struct ap_config_listener {
+    char *address;                /* as written: "127.0.0.1:8080", "[::1]:8080" */
+    struct sockaddr_storage addr; /* resolved numeric address */
+    socklen_t addrlen;
+    unsigned proxy_protocol : 1;  /* expect a PROXY v1/v2 header first */
+    int backlog;                  /* listen(2) backlog, default 511 */
+    struct ap_config_pos pos;
+};
+
+enum ap_upstream_kind {
+    AP_UPSTREAM_HTTP = 1, /* one or more http://host:port servers */
+    AP_UPSTREAM_FILE = 2, /* file:PATH, the embedded NDJSON sink */
+};
+
+struct ap_config_server {
+    char *url;                    /* as written: "http://127.0.0.1:9000" */
+    char *host;                   /* host part, without brackets */
+    uint16_t port;
+    char *authority;              /* "host:port" or "host" (port 80), for Host */
+    struct sockaddr_storage addr; /* resolved once at load time */
+    socklen_t addrlen;
+};
+
+struct ap_config_upstream {
+    char *name;
+    enum ap_upstream_kind kind;
+    struct ap_config_server *servers; /* AP_UPSTREAM_HTTP */
+    size_t nservers;
+    char *file_path;                  /* AP_UPSTREAM_FILE, relative paths are
+                                         resolved against the working directory */
+    unsigned keepalive_max_idle;      /* idle pooled connections per server per worker, default 32 */
+    uint64_t keepalive_idle_timeout_ms; /* default 60000 */
+    unsigned max_fails;               /* failures before a server is marked down, default 1 */
+    uint64_t fail_timeout_ms;         /* how long a failed server is skipped, default 10000 */
+    unsigned preserve_host : 1;       /* forward the client's Host instead of the upstream's */
+    struct ap_config_pos pos;
+};
+
+struct ap_config_route {
+    char *name;
+    char **hosts;          /* exact "a.example" or wildcard "*.example.com"; empty = any */
+    size_t nhosts;
+    char *path_prefix;     /* default "/" */
+    char **methods;        /* upper-case method names; empty = any */
+    size_t nmethods;
+    struct ap_config_upstream *upstream; /* points into ap_config.upstreams */
+    uint64_t max_body_bytes;             /* default: limits.body_bytes */
+    struct ap_config_pos pos;
+};
+
+struct ap_config_limits {
+    uint32_t header_line_bytes;     /* one request or header line, default 8192 */
+    uint32_t header_bytes;          /* whole request head, default 32768 */
+    uint32_t header_count;          /* default 100 */
+    uint32_t target_bytes;          /* request target, default 8192 */
+    uint64_t body_bytes;            /* default max_body_bytes of routes, default 1 MiB */
+    uint32_t connections_per_worker;/* default 10000; over it new connections get 503 */
+};
+
+struct ap_config_timeouts {         /* all in milliseconds */
+    uint64_t request_head;          /* whole head, from its first byte, default 10000 */
+    uint64_t body_idle;             /* between two body reads, default 30000 */
+    uint64_t keepalive;             /* idle client connection, default 60000 */
+    uint64_t upstream_connect;      /* default 5000 */
+    uint64_t upstream_head;         /* request sent -> response head, default 60000 */
+    uint64_t upstream_body_idle;    /* between two response body reads, default 60000 */
+    uint64_t drain;                 /* graceful stop, default 30000 */
+};
+
+#define AP_CONFIG_MAGIC 0x43464731u /* "CFG1" */
+
+struct ap_config {
+    unsigned magic;
+    char *path;                     /* file it was loaded from */
+    unsigned workers;               /* resolved: "auto" becomes the core count */
+    unsigned workers_auto : 1;
+    char *log_level;                /* "debug", "info", "warn", "error"; default "info" */
+    struct ap_config_listener *listeners;
+    size_t nlisteners;
+    struct ap_config_upstream *upstreams;
+    size_t nupstreams;
+    struct ap_config_route *routes; /* in file order; first match wins */
+    size_t nroutes;
+    struct ap_config_limits limits;
+    struct ap_config_timeouts timeouts;
+    int refcount;                   /* atomic; see ap_config_ref/unref */
+};
+
+#endif

@@ -1,0 +1,2 @@
+#include "anonproxy/common.h"
+int main(void) { return 1; }
