@@ -1,0 +1,37 @@
+/* Helpers shared by the text rewriting modules: glob matching of names and
+ * percent-encoding. Pure functions: no allocation, no I/O. */
+#ifndef ANONPROXY_TEXT_H
+#define ANONPROXY_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "anonproxy/text-t.h"
+
+/* Is the `len` bytes at `s` matched by the NUL-terminated pattern `glob`?
+ * In the pattern, '*' matches any run of bytes (empty too) and '?' exactly
+ * one byte; every other byte matches itself. There is no escape character.
+ * `flags`: AP_TEXT_NOCASE, AP_TEXT_PCT (compare the decoded bytes of a
+ * percent-encoded subject, so "%67clid" matches "gclid"; a malformed escape
+ * stands for the literal '%'), AP_TEXT_PLUS. Runs in O(len * strlen(glob))
+ * in the worst case, without allocating. */
+bool ap_text_matches_glob(const char *glob, const char *s, size_t len, unsigned flags);
+
+/* Decode the percent-encoding of `len` bytes at `s` into `out`, which must
+ * hold at least `len` bytes (decoding never grows). "%XX" with two hex
+ * digits becomes one byte; a '%' not followed by two hex digits is copied
+ * as it is. With AP_TEXT_PLUS in `flags`, '+' becomes a space. Returns the
+ * decoded length. `out` may equal `s` (in-place decoding). */
+size_t ap_text_pct_decode(const char *s, size_t len, char *out, unsigned flags);
+
+/* Percent-encode `len` bytes at `s` the way encodeURIComponent does: ASCII
+ * letters, digits and - _ . ! ~ * ' ( ) are copied, every other byte becomes
+ * "%XX" (upper-case hex). Writes at most `outcap` bytes to `out` (no NUL)
+ * and stores the length in *outlen. Returns 0, or -ENOBUFS when the encoded
+ * form does not fit (then `out` holds a truncated prefix). */
+int ap_text_pct_encode(const char *s, size_t len, char *out, size_t outcap, size_t *outlen);
+
+/* Length that ap_text_pct_encode would produce for these bytes. */
+size_t ap_text_pct_encoded_len(const char *s, size_t len);
+
+#endif
