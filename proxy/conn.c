@@ -1,2 +1,672 @@
-/* Work in progress: this module is being written in this session. */
+/* Client connections: read, check and frame requests, one at a time per
+ * connection (pipelined requests wait in order), and write responses.
+ *
+ * Parsing is two layers. proxy/head.c scans and checks every request head
+ * strictly, line by line, before anything else sees it; llhttp (8.1.0, strict
+ * mode) then frames the body (Content-Length, chunked) and checks chunk
+ * syntax. Nothing goes upstream until the head passed both. */
 #include "anonproxy/common.h"
+
+#include <errno.h>
+
+#include "anonproxy/arena.h"
+#include "anonproxy/buf.h"
+#include "anonproxy/head.h"
+#include "anonproxy/log.h"
+#include "anonproxy/route.h"
+#include "net.h"
+
+/* How long a closing connection keeps reading (and discarding) so that the
+ * kernel does not reset the error response away (nginx lingering_close). */
+#define LINGER_MS 2000
+
+struct wreq {
+    uv_write_t req;
+    struct ap_conn *c;
+    char data[];
+};
+
+static void conn_process(struct ap_conn *c, const char *data, size_t len);
+static void conn_close(struct ap_conn *c);
+static void conn_read_start(struct ap_conn *c);
+static void conn_read_stop(struct ap_conn *c);
+
+const char *ap_status_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+static const struct ap_config *conn_cfg(struct ap_conn *c)
+{
+    return c->w->cfg;
+}
+
+/* ---- request framing callbacks (llhttp) ---- */
+
+static int req_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct ap_exchange *ex = p->data;
+    ex->body_bytes += len;
+    if (ex->body_bytes > ex->max_body) {
+        ex->too_large = 1;
+        return HPE_USER;
+    }
+    if (ap_chunkq_append(&ex->body, at, len) != 0)
+        return HPE_USER;
+    return 0;
+}
+
+static int req_on_message_complete(llhttp_t *p)
+{
+    struct ap_exchange *ex = p->data;
+    ex->body_done = 1;
+    /* Stop here: the bytes after this request belong to the next one,
+     * which waits until this response is written. */
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t req_settings = {
+    .on_body = req_on_body,
+    .on_message_complete = req_on_message_complete,
+};
+
+/* ---- exchanges ---- */
+
+static struct ap_exchange *exchange_new(struct ap_conn *c)
+{
+    struct ap_exchange *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return NULL;
+    ex->magic = AP_EXCHANGE_MAGIC;
+    ex->c = c;
+    ex->w = c->w;
+    ap_arena_init(&ex->arena, 4096, (size_t)conn_cfg(c)->limits.header_bytes * 4 + 65536);
+    ap_buf_init(&ex->out_head, (size_t)conn_cfg(c)->limits.header_bytes * 2 + 4096);
+    ex->start_ms = uv_now(&c->w->loop);
+    return ex;
+}
+
+void ap_exchange_free(struct ap_exchange *ex)
+{
+    AP_CHECK_OBJ(ex, AP_EXCHANGE_MAGIC);
+    if (ex->c != NULL && ex->c->ex == ex)
+        ex->c->ex = NULL;
+    ex->c = NULL;
+    ap_upstream_detach(ex);
+    if (ex->sink_busy)
+        return; /* the file sink frees it when its write completes */
+    ap_chunkq_free(&ex->body);
+    ap_chunkq_free(&ex->sent);
+    ap_buf_free(&ex->out_head);
+    ap_arena_free(&ex->arena);
+    ex->magic = 0;
+    free(ex);
+}
+
+/* ---- writing ---- */
+
+static void on_client_write(uv_write_t *req, int status)
+{
+    struct wreq *wr = (struct wreq *)req;
+    struct ap_conn *c = wr->c;
+    free(wr);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            ap_log(AP_LOG_DEBUG, "client write failed: %s", uv_strerror(status));
+        ap_conn_abort(c);
+        return;
+    }
+    if (c->state == AP_CS_CLOSING)
+        return;
+    if (c->ex != NULL && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < AP_LOW_WATER)
+        ap_upstream_client_writable(c->ex);
+}
+
+int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (total == 0)
+        return 0;
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+    if (r < 0 && r != UV_EAGAIN && r != UV_ENOSYS)
+        return r;
+    size_t done = r > 0 ? (size_t)r : 0;
+    if (done == total)
+        return 0;
+    struct wreq *wr = malloc(sizeof(*wr) + (total - done));
+    if (wr == NULL)
+        return UV_ENOMEM;
+    wr->c = c;
+    size_t off = 0, skip = done;
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t l = bufs[i].len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(wr->data + off, bufs[i].base + skip, l - skip);
+        off += l - skip;
+        skip = 0;
+    }
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)off);
+    r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_client_write);
+    if (r < 0) {
+        free(wr);
+        return r;
+    }
+    return 0;
+}
+
+int ap_conn_write(struct ap_conn *c, const char *p, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    return ap_conn_writev(c, &b, 1);
+}
+
+/* ---- closing ---- */
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    struct ap_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    struct ap_worker *w = c->w;
+    ap_buf_free(&c->head);
+    ap_buf_free(&c->pending);
+    c->magic = 0;
+    free(c);
+    if (w->draining && w->nconns == 0)
+        uv_async_send(&w->wakeup);
+}
+
+static void conn_close(struct ap_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->ex != NULL)
+        ap_exchange_free(c->ex);
+    c->state = AP_CS_CLOSING;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->w->nconns--;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+void ap_conn_abort(struct ap_conn *c)
+{
+    conn_close(c);
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ap_conn *c = s->data;
+    if (nread < 0)
+        conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct ap_conn *c = h->data;
+    buf->base = c->w->readbuf;
+    buf->len = sizeof(c->w->readbuf);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct ap_conn *c = req->data;
+    free(req);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    /* Read and discard until the client closes or the linger time ends. */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+}
+
+/* Close after everything queued has been written. */
+static void conn_close_after_write(struct ap_conn *c)
+{
+    if (c->ex != NULL)
+        ap_exchange_free(c->ex);
+    conn_read_stop(c);
+    uv_timer_stop(&c->timer);
+    c->state = AP_CS_CLOSING;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL) {
+        conn_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+void ap_conn_send_error(struct ap_conn *c, int status, const char *reason)
+{
+    if (c->state == AP_CS_CLOSING)
+        return;
+    struct ap_exchange *ex = c->ex;
+    if (ex != NULL && ex->resp_started) {
+        ap_log(AP_LOG_INFO, "response aborted after it started: %s", reason);
+        ap_conn_abort(c);
+        return;
+    }
+    ap_log(status >= 500 ? AP_LOG_WARN : AP_LOG_INFO, "%d %s: %s", status,
+           ap_status_reason(status), reason);
+    char body[256], head[256];
+    int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, ap_status_reason(status), reason);
+    if (bl < 0 || (size_t)bl >= sizeof(body))
+        bl = (int)sizeof(body) - 1;
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                      "Connection: close\r\n\r\n",
+                      status, ap_status_reason(status), bl);
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hl), uv_buf_init(body, (unsigned)bl)};
+    if (ex != NULL && ex->is_head)
+        bufs[1].len = 0;
+    if (ap_conn_writev(c, bufs, 2) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_close_after_write(c);
+}
+
+/* ---- reading ---- */
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ap_conn *c = s->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            ap_log(AP_LOG_DEBUG, "client read failed: %s", uv_strerror((int)nread));
+        /* A client that half-closes after a complete request still gets
+         * its response; anywhere else the connection is done. */
+        if (c->state == AP_CS_WAIT && nread == UV_EOF) {
+            conn_read_stop(c);
+            c->close_after = 1;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    conn_process(c, buf->base, (size_t)nread);
+}
+
+static void conn_read_start(struct ap_conn *c)
+{
+    if (c->reading || c->read_paused || c->state == AP_CS_CLOSING)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+}
+
+static void conn_read_stop(struct ap_conn *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
+void ap_conn_upstream_writable(struct ap_conn *c)
+{
+    if (!c->read_paused)
+        return;
+    c->read_paused = 0;
+    if (c->state == AP_CS_BODY) {
+        conn_read_start(c);
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->timeouts.body_idle, 0);
+    }
+}
+
+static void start_idle(struct ap_conn *c)
+{
+    c->state = AP_CS_IDLE;
+    /* The first request gets the head timeout, later ones keep-alive. */
+    uint64_t ms = c->nrequests == 0 ? conn_cfg(c)->timeouts.request_head
+                                    : conn_cfg(c)->timeouts.keepalive;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+    conn_read_start(c);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    struct ap_conn *c = t->data;
+    /* Bytes that arrived behind the previous request: take them over so
+     * that new leftovers can be stored again. */
+    struct ap_buf pend = c->pending;
+    ap_buf_init(&c->pending, pend.limit);
+    start_idle(c);
+    conn_process(c, pend.data, pend.len);
+    ap_buf_free(&pend);
+}
+
+void ap_conn_response_done(struct ap_conn *c)
+{
+    AP_CHECK_OBJ(c, AP_CONN_MAGIC);
+    struct ap_exchange *ex = c->ex;
+    int keep = ex != NULL && ex->req.keep_alive && ex->body_done && !c->close_after &&
+               !c->w->draining && ex->framing != AP_RESP_CLOSE;
+    if (ex != NULL)
+        ap_exchange_free(ex);
+    c->nrequests++;
+    if (!keep) {
+        conn_close_after_write(c);
+        return;
+    }
+    ap_buf_free(&c->head);
+    if (c->pending.len > 0) {
+        /* Run the next pipelined request from the loop, not from inside the
+         * callback that finished this one. */
+        c->state = AP_CS_IDLE;
+        uv_timer_start(&c->timer, on_kick, 0, 0);
+        return;
+    }
+    ap_buf_free(&c->pending);
+    start_idle(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct ap_conn *c = t->data;
+    switch (c->state) {
+    case AP_CS_IDLE:
+        conn_close(c);
+        break;
+    case AP_CS_HEAD:
+        if (c->head.len > 0)
+            ap_conn_send_error(c, 408, "request head not received in time");
+        else
+            conn_close(c);
+        break;
+    case AP_CS_BODY:
+        ap_conn_send_error(c, 408, "request body idle timeout");
+        break;
+    case AP_CS_WAIT:
+        break;
+    case AP_CS_CLOSING:
+        conn_close(c);
+        break;
+    }
+}
+
+static void stash_pending(struct ap_conn *c, const char *data, size_t len)
+{
+    if (len == 0)
+        return;
+    if (ap_buf_append(&c->pending, data, len) != 0)
+        c->close_after = 1; /* more pipelined bytes than we hold: serve, then close */
+}
+
+/* The request head is complete in c->head: parse, route, start upstream. */
+static int on_head(struct ap_conn *c)
+{
+    const struct ap_config *cfg = conn_cfg(c);
+    struct ap_exchange *ex = exchange_new(c);
+    if (ex == NULL) {
+        ap_conn_send_error(c, 503, "out of memory");
+        return -1;
+    }
+    c->ex = ex;
+    struct ap_head_error err;
+    if (ap_head_parse(c->head.data, c->head.len, &ex->req, &ex->arena, &err) != 0) {
+        ap_conn_send_error(c, err.status, err.reason);
+        return -1;
+    }
+    ex->is_head = ap_slice_eq_ci(ex->req.method, "HEAD");
+    ex->route = ap_route_match(cfg, ex->req.host, ex->req.method, ex->req.path);
+    if (ex->route == NULL) {
+        ap_conn_send_error(c, 404, "no route matches this request");
+        return -1;
+    }
+    ex->max_body = ex->route->max_body_bytes ? ex->route->max_body_bytes : cfg->limits.body_bytes;
+    if (ex->req.content_length > 0 && (uint64_t)ex->req.content_length > ex->max_body) {
+        ap_conn_send_error(c, 413, "request body larger than max_body_bytes");
+        return -1;
+    }
+
+    llhttp_init(&ex->parser, HTTP_REQUEST, &req_settings);
+    ex->parser.data = ex;
+    llhttp_errno_t e = llhttp_execute(&ex->parser, c->head.data, c->head.len);
+    if (e == HPE_PAUSED) {
+        if (llhttp_get_error_pos(&ex->parser) != c->head.data + c->head.len) {
+            ap_conn_send_error(c, 400, "request head framing mismatch");
+            return -1;
+        }
+        llhttp_resume(&ex->parser);
+    } else if (e != HPE_OK) {
+        ap_conn_send_error(c, 400, llhttp_get_error_reason(&ex->parser));
+        return -1;
+    }
+
+    if (ex->body_done) {
+        c->state = AP_CS_WAIT;
+        uv_timer_stop(&c->timer);
+        conn_read_stop(c);
+    } else {
+        c->state = AP_CS_BODY;
+        uv_timer_start(&c->timer, on_timer, cfg->timeouts.body_idle, 0);
+        if (ex->req.expect_continue) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (ap_conn_write(c, cont, sizeof(cont) - 1) != 0) {
+                conn_close(c);
+                return -1;
+            }
+        }
+    }
+    ap_upstream_start(ex);
+    return c->state == AP_CS_CLOSING ? -1 : 0;
+}
+
+/* Feed body bytes to llhttp. Returns bytes consumed, or -1 when the
+ * connection was answered or closed. */
+static ssize_t feed_body(struct ap_conn *c, const char *data, size_t len)
+{
+    struct ap_exchange *ex = c->ex;
+    llhttp_errno_t e = llhttp_execute(&ex->parser, data, len);
+    if (e == HPE_OK)
+        return (ssize_t)len;
+    if (e == HPE_PAUSED) {
+        size_t used = (size_t)(llhttp_get_error_pos(&ex->parser) - data);
+        llhttp_resume(&ex->parser);
+        return (ssize_t)used;
+    }
+    if (ex->too_large)
+        ap_conn_send_error(c, 413, "request body larger than max_body_bytes");
+    else
+        ap_conn_send_error(c, 400, llhttp_get_error_reason(&ex->parser));
+    return -1;
+}
+
+static void conn_process(struct ap_conn *c, const char *data, size_t len)
+{
+    const struct ap_config *cfg = conn_cfg(c);
+    while (len > 0) {
+        switch (c->state) {
+        case AP_CS_IDLE:
+            c->state = AP_CS_HEAD;
+            memset(&c->scan, 0, sizeof(c->scan));
+            ap_buf_init(&c->head, cfg->limits.header_bytes);
+            uv_timer_start(&c->timer, on_timer, cfg->timeouts.request_head, 0);
+            /* fallthrough */
+        case AP_CS_HEAD: {
+            size_t room = c->head.limit - c->head.len;
+            size_t n = len < room ? len : room;
+            if (ap_buf_append(&c->head, data, n) != 0) {
+                ap_conn_send_error(c, 503, "out of memory");
+                return;
+            }
+            struct ap_head_limits lim = {
+                .line_bytes = cfg->limits.header_line_bytes,
+                .head_bytes = cfg->limits.header_bytes,
+                .header_count = cfg->limits.header_count,
+                .target_bytes = cfg->limits.target_bytes,
+            };
+            struct ap_head_error err;
+            int rc = ap_head_scan(&c->scan, c->head.data, c->head.len, &lim, &err);
+            if (rc < 0) {
+                ap_conn_send_error(c, err.status, err.reason);
+                return;
+            }
+            if (rc == 0) {
+                if (c->head.len >= c->head.limit) {
+                    ap_conn_send_error(c, 431, "request head too large");
+                    return;
+                }
+                data += n;
+                len -= n;
+                break;
+            }
+            size_t extra = c->head.len - (size_t)rc;
+            c->head.len = (size_t)rc;
+            data += n - extra;
+            len -= n - extra;
+            if (on_head(c) != 0)
+                return;
+            break;
+        }
+        case AP_CS_BODY: {
+            ssize_t used = feed_body(c, data, len);
+            if (used < 0)
+                return;
+            data += used;
+            len -= (size_t)used;
+            if (c->ex->body_done) {
+                c->state = AP_CS_WAIT;
+                uv_timer_stop(&c->timer);
+                conn_read_stop(c);
+            } else {
+                uv_timer_start(&c->timer, on_timer, cfg->timeouts.body_idle, 0);
+            }
+            break;
+        }
+        case AP_CS_WAIT:
+            stash_pending(c, data, len);
+            conn_read_stop(c);
+            len = 0;
+            break;
+        case AP_CS_CLOSING:
+            return;
+        }
+    }
+    if (c->ex != NULL && (c->state == AP_CS_BODY || c->state == AP_CS_WAIT))
+        ap_upstream_pump(c->ex);
+}
+
+/* ---- accepting ---- */
+
+void ap_conn_on_accept(uv_stream_t *listener, int status)
+{
+    struct ap_worker *w = listener->data;
+    if (status < 0) {
+        ap_log(AP_LOG_WARN, "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct ap_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        /* Take the connection off the queue so the loop does not spin. */
+        uv_tcp_t tmp;
+        uv_tcp_init(&w->loop, &tmp);
+        if (uv_accept(listener, (uv_stream_t *)&tmp) == 0)
+            uv_close((uv_handle_t *)&tmp, NULL);
+        return;
+    }
+    c->magic = AP_CONN_MAGIC;
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    ap_buf_init(&c->head, w->cfg->limits.header_bytes);
+    ap_buf_init(&c->pending, (size_t)w->cfg->limits.header_bytes + sizeof(w->readbuf));
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (w->draining) {
+        conn_close(c);
+        return;
+    }
+    if (w->nconns > w->cfg->limits.connections_per_worker) {
+        ap_conn_send_error(c, 503, "too many connections");
+        return;
+    }
+    start_idle(c);
+}
+
+void ap_conn_close_idle(struct ap_worker *w)
+{
+    struct ap_conn *c = w->conns;
+    while (c != NULL) {
+        struct ap_conn *next = c->next;
+        if (c->state == AP_CS_IDLE || (c->state == AP_CS_HEAD && c->head.len == 0))
+            conn_close(c);
+        c = next;
+    }
+}

@@ -1,2 +1,574 @@
-/* Work in progress: this module is being written in this session. */
+/* Strict HTTP/1.1 request-head scanner and parser (RFC 9110, RFC 9112).
+ *
+ * llhttp 8.1.0 (the parser we use for framing, see proxy/conn.c) predates
+ * several request-smuggling fixes, so every request head goes through this
+ * file first. The scanner checks each line as soon as it is complete; the
+ * parser then applies the semantic rules. Both are pure functions over a
+ * buffer: no I/O, no allocation but the caller's arena, fuzzed by
+ * tests/fuzz/fuzz_head.c. */
 #include "anonproxy/common.h"
+
+#include <ctype.h>
+
+#include "anonproxy/arena.h"
+#include "anonproxy/head.h"
+
+/* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+ *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+static const uint8_t tchar_table[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+/* The longest method we accept; real ones are far shorter. */
+#define METHOD_MAX 32
+/* Request line = method SP target SP "HTTP/1.1": slack over target_bytes. */
+#define REQUEST_LINE_SLACK (METHOD_MAX + 16)
+
+int ap_head_is_tchar(unsigned char c)
+{
+    return tchar_table[c];
+}
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c | 0x20) : c;
+}
+
+static int slices_eq_ci(struct ap_slice a, struct ap_slice b)
+{
+    if (a.len != b.len)
+        return 0;
+    for (size_t i = 0; i < a.len; i++)
+        if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
+            return 0;
+    return 1;
+}
+
+int ap_slice_eq_ci(struct ap_slice s, const char *lit)
+{
+    return slices_eq_ci(s, (struct ap_slice){lit, strlen(lit)});
+}
+
+static int fail(struct ap_head_error *err, int status, const char *reason)
+{
+    err->status = status;
+    err->reason = reason;
+    return -1;
+}
+
+static int check_request_line(const char *p, size_t len, const struct ap_head_limits *lim,
+                              struct ap_head_error *err)
+{
+    size_t i = 0;
+    while (i < len && tchar_table[(unsigned char)p[i]])
+        i++;
+    if (i == 0)
+        return fail(err, 400, "invalid method");
+    if (i > METHOD_MAX)
+        return fail(err, 400, "method too long");
+    if (i == len || p[i] != ' ')
+        return fail(err, 400, "invalid character in method");
+    size_t t = ++i;
+    while (i < len && p[i] != ' ') {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return fail(err, 400, "invalid character in request target");
+        if (c == '#')
+            return fail(err, 400, "fragment in request target");
+        i++;
+    }
+    if (i == t)
+        return fail(err, 400, "empty request target");
+    if (i - t > lim->target_bytes)
+        return fail(err, 414, "request target too long");
+    if (i == len)
+        return fail(err, 400, "request line without HTTP version (HTTP/0.9 is not supported)");
+    i++;
+    /* HTTP-version = "HTTP" "/" DIGIT "." DIGIT, case-sensitive. */
+    if (len - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' ||
+        p[i + 5] > '9' || p[i + 6] != '.' || p[i + 7] < '0' || p[i + 7] > '9')
+        return fail(err, 400, "invalid HTTP version");
+    return 0;
+}
+
+static int check_header_line(const char *p, size_t len, struct ap_head_error *err)
+{
+    if (p[0] == ' ' || p[0] == '\t')
+        return fail(err, 400, "obsolete line folding");
+    size_t i = 0;
+    while (i < len && tchar_table[(unsigned char)p[i]])
+        i++;
+    if (i == len)
+        return fail(err, 400, "header line without colon");
+    if (p[i] != ':') {
+        if (p[i] == ' ' || p[i] == '\t')
+            return fail(err, 400, "whitespace between header name and colon");
+        return fail(err, 400, i == 0 ? "empty header name" : "invalid character in header name");
+    }
+    if (i == 0)
+        return fail(err, 400, "empty header name");
+    for (i++; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return fail(err, 400, "invalid character in header value");
+    }
+    return 0;
+}
+
+int ap_head_scan(struct ap_head_scan *s, const char *buf, size_t len,
+                 const struct ap_head_limits *lim, struct ap_head_error *err)
+{
+    size_t i = s->off;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == '\r') {
+            if (i + 1 < len && buf[i + 1] != '\n') {
+                s->off = i;
+                return fail(err, 400, "bare CR in request head");
+            }
+            if (i + 1 == len)
+                break; /* wait for the byte after CR */
+            continue;
+        }
+        if (c != '\n') {
+            size_t linelen = i - s->line_start + 1;
+            if (s->nlines == 0) {
+                if (linelen > lim->target_bytes + REQUEST_LINE_SLACK) {
+                    s->off = i;
+                    return fail(err, 414, "request line too long");
+                }
+            } else if (linelen > lim->line_bytes) {
+                s->off = i;
+                return fail(err, 431, "header line too long");
+            }
+            if (i + 1 > lim->head_bytes) {
+                s->off = i;
+                return fail(err, 431, "request head too large");
+            }
+            continue;
+        }
+        if (i == s->line_start || buf[i - 1] != '\r') {
+            s->off = i;
+            return fail(err, 400, "bare LF in request head");
+        }
+        const char *line = buf + s->line_start;
+        size_t linelen = i - 1 - s->line_start;
+        if (linelen == 0) {
+            if (s->nlines == 0) {
+                s->off = i;
+                return fail(err, 400, "empty line before request line");
+            }
+            s->off = i + 1;
+            return (int)(i + 1);
+        }
+        int rc = s->nlines == 0 ? check_request_line(line, linelen, lim, err)
+                                : check_header_line(line, linelen, err);
+        if (rc != 0) {
+            s->off = i;
+            return rc;
+        }
+        s->nlines++;
+        if (s->nlines - 1 > lim->header_count) {
+            s->off = i;
+            return fail(err, 431, "too many header fields");
+        }
+        s->line_start = i + 1;
+    }
+    s->off = i;
+    return 0;
+}
+
+static const char *const hop_by_hop[] = {
+    "connection", "keep-alive", "proxy-connection", "te", "trailer",
+    "transfer-encoding", "upgrade",
+};
+
+int ap_head_is_hop_by_hop(struct ap_slice name)
+{
+    for (size_t i = 0; i < AP_ARRAY_SIZE(hop_by_hop); i++)
+        if (ap_slice_eq_ci(name, hop_by_hop[i]))
+            return 1;
+    return 0;
+}
+
+static struct ap_slice trim_ows(const char *p, size_t len)
+{
+    while (len > 0 && (p[0] == ' ' || p[0] == '\t')) {
+        p++;
+        len--;
+    }
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    return (struct ap_slice){p, len};
+}
+
+/* Calls `fn` for each element of a comma-separated list; empty elements make
+ * it fail, as does a callback returning non-zero. */
+static int each_list_element(struct ap_slice v, int (*fn)(struct ap_slice el, void *ctx), void *ctx)
+{
+    size_t start = 0;
+    for (size_t i = 0; i <= v.len; i++) {
+        if (i < v.len && v.p[i] != ',')
+            continue;
+        struct ap_slice el = trim_ows(v.p + start, i - start);
+        if (el.len == 0)
+            return -1;
+        int rc = fn(el, ctx);
+        if (rc != 0)
+            return rc;
+        start = i + 1;
+    }
+    return 0;
+}
+
+static int is_token(struct ap_slice s)
+{
+    if (s.len == 0)
+        return 0;
+    for (size_t i = 0; i < s.len; i++)
+        if (!tchar_table[(unsigned char)s.p[i]])
+            return 0;
+    return 1;
+}
+
+struct te_state {
+    unsigned chunked_seen;
+    unsigned other_seen;
+    unsigned chunked_last;
+    unsigned invalid;
+};
+
+static int te_element(struct ap_slice el, void *ctx)
+{
+    struct te_state *te = ctx;
+    /* Transfer codings may carry parameters; chunked never does. */
+    size_t n = 0;
+    while (n < el.len && el.p[n] != ';')
+        n++;
+    struct ap_slice name = trim_ows(el.p, n);
+    if (!is_token(name)) {
+        te->invalid = 1;
+        return -1;
+    }
+    if (ap_slice_eq_ci(name, "chunked")) {
+        if (n != el.len || te->chunked_seen) {
+            te->invalid = 1;
+            return -1;
+        }
+        te->chunked_seen = 1;
+        te->chunked_last = 1;
+    } else {
+        te->other_seen = 1;
+        te->chunked_last = 0;
+    }
+    return 0;
+}
+
+struct conn_state {
+    struct ap_slice names[32];
+    unsigned nnames;
+    unsigned close : 1;
+    unsigned keep_alive : 1;
+    unsigned overflow : 1;
+};
+
+static int conn_element(struct ap_slice el, void *ctx)
+{
+    struct conn_state *cs = ctx;
+    if (!is_token(el))
+        return -1;
+    if (ap_slice_eq_ci(el, "close"))
+        cs->close = 1;
+    else if (ap_slice_eq_ci(el, "keep-alive"))
+        cs->keep_alive = 1;
+    else if (cs->nnames < AP_ARRAY_SIZE(cs->names))
+        cs->names[cs->nnames++] = el;
+    else
+        cs->overflow = 1;
+    return 0;
+}
+
+/* Strict Content-Length: 1 to 18 digits, nothing else. */
+static int parse_content_length(struct ap_slice v, int64_t *out)
+{
+    if (v.len == 0 || v.len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        n = n * 10 + (v.p[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+static int is_regname_char(unsigned char c)
+{
+    /* unreserved / pct-encoded / sub-delims (RFC 3986), no "@" (userinfo). */
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return strchr("-._~%!$&'()*+,;=", c) != NULL && c != '\0';
+}
+
+/* authority = host [ ":" port ] with no userinfo. Empty is allowed (RFC 9112
+ * 3.2: a client sends an empty Host when the target URI has no authority). */
+static int valid_authority(struct ap_slice a)
+{
+    size_t i = 0;
+    if (a.len == 0)
+        return 1;
+    if (a.p[0] == '[') {
+        while (i < a.len && a.p[i] != ']') {
+            unsigned char c = (unsigned char)a.p[i];
+            if (i > 0 && !(isxdigit(c) || c == ':' || c == '.'))
+                return 0;
+            i++;
+        }
+        if (i == a.len || i < 3)
+            return 0;
+        i++;
+    } else {
+        while (i < a.len && a.p[i] != ':') {
+            if (!is_regname_char((unsigned char)a.p[i]))
+                return 0;
+            i++;
+        }
+        if (i == 0)
+            return 0;
+    }
+    if (i == a.len)
+        return 1;
+    if (a.p[i] != ':')
+        return 0;
+    i++;
+    size_t digits = a.len - i;
+    if (digits == 0 || digits > 5)
+        return 0;
+    unsigned port = 0;
+    for (; i < a.len; i++) {
+        if (a.p[i] < '0' || a.p[i] > '9')
+            return 0;
+        port = port * 10 + (unsigned)(a.p[i] - '0');
+    }
+    return port <= 65535;
+}
+
+static int prefix_ci(const char *p, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (len < n)
+        return 0;
+    return ap_slice_eq_ci((struct ap_slice){p, n}, lit);
+}
+
+/* True when a path segment, with %2e decoded, is "." or "..". Such a path
+ * could match one route here and mean another path at the backend. */
+static int has_dot_segment(struct ap_slice path)
+{
+    size_t i = 0;
+    while (i < path.len) {
+        if (path.p[i] != '/') {
+            i++;
+            continue;
+        }
+        size_t j = i + 1, dots = 0, other = 0;
+        while (j < path.len && path.p[j] != '/') {
+            if (path.p[j] == '.') {
+                dots++;
+                j++;
+            } else if (path.p[j] == '%' && j + 2 < path.len + 0 && path.p[j + 1] == '2' &&
+                       (path.p[j + 2] == 'e' || path.p[j + 2] == 'E')) {
+                dots++;
+                j += 3;
+            } else {
+                other++;
+                j++;
+            }
+        }
+        if (other == 0 && (dots == 1 || dots == 2))
+            return 1;
+        i = j;
+    }
+    return 0;
+}
+
+int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
+                  struct ap_arena *arena, struct ap_head_error *err)
+{
+    memset(req, 0, sizeof(*req));
+    req->magic = AP_REQUEST_MAGIC;
+    req->content_length = -1;
+    err->status = 0;
+    err->reason = NULL;
+
+    /* Request line (already validated by ap_head_scan). */
+    const char *eol = memchr(buf, '\r', len);
+    if (eol == NULL)
+        return fail(err, 400, "incomplete request head");
+    const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
+    if (sp1 == NULL)
+        return fail(err, 400, "invalid request line");
+    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1));
+    if (sp2 == NULL || eol - sp2 != 9)
+        return fail(err, 400, "invalid request line");
+    req->method = (struct ap_slice){buf, (size_t)(sp1 - buf)};
+    req->target = (struct ap_slice){sp1 + 1, (size_t)(sp2 - sp1 - 1)};
+    const char *ver = sp2 + 1;
+    if (memcmp(ver, "HTTP/1.", 7) != 0)
+        return fail(err, 505, "HTTP version not supported");
+    if (ver[7] == '1')
+        req->version_minor = 1;
+    else if (ver[7] == '0')
+        req->version_minor = 0;
+    else
+        return fail(err, 505, "HTTP version not supported");
+
+    /* Count header lines to size the array once. */
+    size_t nlines = 0;
+    for (const char *p = eol + 2; p < buf + len; p++)
+        if (*p == '\n')
+            nlines++;
+    req->headers_cap = nlines + 8; /* room for headers the engine adds */
+    req->headers = ap_arena_alloc(arena, req->headers_cap * sizeof(*req->headers));
+    if (req->headers == NULL)
+        return fail(err, 500, "out of memory");
+
+    struct conn_state cs;
+    memset(&cs, 0, sizeof(cs));
+    struct te_state te;
+    memset(&te, 0, sizeof(te));
+    unsigned nhost = 0, ncl = 0, nte = 0;
+
+    const char *p = eol + 2;
+    const char *end = buf + len;
+    while (p < end) {
+        const char *e = memchr(p, '\r', (size_t)(end - p));
+        if (e == NULL || e == p)
+            break; /* blank line: end of head */
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        if (colon == NULL)
+            return fail(err, 400, "header line without colon");
+        struct ap_slice name = {p, (size_t)(colon - p)};
+        struct ap_slice value = trim_ows(colon + 1, (size_t)(e - colon - 1));
+        p = e + 2;
+
+        if (ap_slice_eq_ci(name, "host")) {
+            if (++nhost > 1)
+                return fail(err, 400, "duplicate Host header");
+            if (!valid_authority(value))
+                return fail(err, 400, "invalid Host header");
+            req->host = value;
+            continue;
+        }
+        if (ap_slice_eq_ci(name, "content-length")) {
+            int64_t cl;
+            if (parse_content_length(value, &cl) != 0)
+                return fail(err, 400, "invalid Content-Length");
+            if (ncl++ > 0 && cl != req->content_length)
+                return fail(err, 400, "conflicting Content-Length headers");
+            req->content_length = cl;
+            continue;
+        }
+        if (ap_slice_eq_ci(name, "transfer-encoding")) {
+            nte++;
+            if (each_list_element(value, te_element, &te) != 0 || te.invalid)
+                return fail(err, 400, "invalid Transfer-Encoding");
+            continue;
+        }
+        if (ap_slice_eq_ci(name, "connection")) {
+            if (each_list_element(value, conn_element, &cs) != 0)
+                return fail(err, 400, "invalid Connection header");
+            continue;
+        }
+        if (ap_slice_eq_ci(name, "expect")) {
+            if (!ap_slice_eq_ci(value, "100-continue"))
+                return fail(err, 417, "unsupported expectation");
+            req->expect_continue = req->version_minor == 1;
+            continue;
+        }
+        if (ap_head_is_hop_by_hop(name))
+            continue;
+        AP_BUG_ON(req->nheaders >= req->headers_cap);
+        req->headers[req->nheaders++] = (struct ap_header){name, value, 0};
+    }
+    if (cs.overflow)
+        return fail(err, 400, "too many names in Connection header");
+
+    /* Headers named by Connection are hop-by-hop: flagged, never forwarded. */
+    for (unsigned k = 0; k < cs.nnames; k++)
+        for (size_t h = 0; h < req->nheaders; h++)
+            if (slices_eq_ci(req->headers[h].name, cs.names[k]))
+                req->headers[h].flags |= AP_HEADER_CONNECTION_NAMED;
+
+    if (ap_slice_eq_ci(req->method, "CONNECT"))
+        return fail(err, 501, "CONNECT is not supported");
+    if (req->version_minor == 1 && nhost == 0)
+        return fail(err, 400, "missing Host header");
+    if (nte > 0) {
+        if (req->version_minor == 0)
+            return fail(err, 400, "Transfer-Encoding in an HTTP/1.0 request");
+        if (ncl > 0)
+            return fail(err, 400, "both Transfer-Encoding and Content-Length");
+        if (!te.chunked_last)
+            return fail(err, 400, "Transfer-Encoding does not end with chunked");
+        if (te.other_seen)
+            return fail(err, 501, "unsupported transfer coding");
+        req->chunked = 1;
+    }
+
+    /* Request target forms (RFC 9112 3.2). */
+    struct ap_slice t = req->target;
+    if (t.p[0] == '/') {
+        req->path = t;
+    } else if (t.len == 1 && t.p[0] == '*') {
+        if (!ap_slice_eq_ci(req->method, "OPTIONS"))
+            return fail(err, 400, "asterisk target outside OPTIONS");
+        req->path = t;
+    } else if (prefix_ci(t.p, t.len, "http://") || prefix_ci(t.p, t.len, "https://")) {
+        size_t skip = t.p[4] == ':' ? 7 : 8;
+        const char *a = t.p + skip;
+        const char *tend = t.p + t.len;
+        const char *ae = a;
+        while (ae < tend && *ae != '/' && *ae != '?')
+            ae++;
+        struct ap_slice auth = {a, (size_t)(ae - a)};
+        if (auth.len == 0 || memchr(auth.p, '@', auth.len) != NULL || !valid_authority(auth))
+            return fail(err, 400, "invalid authority in absolute-form target");
+        if (nhost == 0 || !slices_eq_ci(auth, req->host))
+            return fail(err, 400, "absolute-form target does not match Host");
+        if (ae == tend || *ae == '?')
+            return fail(err, 400, "absolute-form target without path");
+        req->path = (struct ap_slice){ae, (size_t)(tend - ae)};
+    } else {
+        return fail(err, 400, "invalid request target form");
+    }
+    const char *q = memchr(req->path.p, '?', req->path.len);
+    if (q != NULL) {
+        req->query = (struct ap_slice){q + 1, (size_t)(req->path.p + req->path.len - q - 1)};
+        req->path.len = (size_t)(q - req->path.p);
+    }
+
+    if (has_dot_segment(req->path))
+        return fail(err, 400, "dot-segment in request path");
+
+    if (req->version_minor == 1)
+        req->keep_alive = !cs.close;
+    else
+        req->keep_alive = cs.keep_alive && !cs.close;
+    return 0;
+}

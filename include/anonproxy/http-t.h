@@ -13,9 +13,14 @@ struct ap_slice {
     size_t len;
 };
 
+/* Header flags. */
+#define AP_HEADER_CONNECTION_NAMED 0x1u /* named by Connection: hop-by-hop, never forwarded */
+#define AP_HEADER_DROPPED 0x2u          /* removed by a rule: never forwarded */
+
 struct ap_header {
     struct ap_slice name;  /* as received (case preserved); compare case-insensitively */
     struct ap_slice value; /* leading and trailing OWS removed */
+    uint32_t flags;        /* AP_HEADER_* */
 };
 
 #define AP_REQUEST_MAGIC 0x52455131u /* "REQ1" */

@@ -1,0 +1,244 @@
+/* Internal types and functions of the network layer (libuv). Nothing here
+ * knows a privacy rule: the engine is called through one function,
+ * ap_exchange_rewrite, and everything else is transport. */
+#ifndef ANONPROXY_NET_H
+#define ANONPROXY_NET_H
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "anonproxy/arena-t.h"
+#include "anonproxy/buf-t.h"
+#include "anonproxy/config-t.h"
+#include "anonproxy/head-t.h"
+#include "anonproxy/http-t.h"
+
+/* Request bodies are held in memory up to this many bytes before the
+ * upstream request starts: a malformed chunked body that arrives with its
+ * head is refused before the backend sees a byte, and a fully buffered
+ * request can be retried on a fresh upstream connection. */
+#define AP_STREAM_THRESHOLD (64 * 1024)
+/* Backpressure marks for bytes queued towards a peer. */
+#define AP_HIGH_WATER (256 * 1024)
+#define AP_LOW_WATER (64 * 1024)
+
+struct ap_server;
+struct ap_worker;
+struct ap_conn;
+struct ap_upconn;
+struct ap_exchange;
+
+/* A singly linked list of copied byte chunks. */
+struct ap_chunk {
+    struct ap_chunk *next;
+    size_t len;
+    size_t cap;
+    char data[];
+};
+
+struct ap_chunkq {
+    struct ap_chunk *head, *tail;
+    size_t bytes;
+};
+
+/* One pool per worker per upstream server. */
+struct ap_pool {
+    const struct ap_config_upstream *up;
+    const struct ap_config_server *srv;
+    struct ap_upconn *idle; /* idle keep-alive connections, most recent first */
+    unsigned nidle;
+    unsigned fails;
+    uint64_t down_until; /* uv_now() ms; passive failure marking */
+};
+
+/* Per upstream: its pools and the round-robin cursor. */
+struct ap_upstream_state {
+    const struct ap_config_upstream *up;
+    struct ap_pool *pools; /* one per server */
+    unsigned rr;
+    uv_file fd; /* AP_UPSTREAM_FILE: shared append descriptor, owned by the server */
+};
+
+#define AP_WORKER_MAGIC 0x574b5231u
+
+struct ap_worker {
+    unsigned magic;
+    unsigned id;
+    struct ap_server *server;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wakeup;
+    struct ap_config *cfg;
+    uv_tcp_t *listeners;
+    size_t nlisteners;
+    size_t nlisteners_open;
+    struct ap_upstream_state *ups; /* indexed like cfg->upstreams */
+    struct ap_conn *conns;         /* every client connection, for draining */
+    unsigned nconns;
+    unsigned nupconns;
+    int draining;
+    int stopping;
+    uv_timer_t drain_timer;
+    char readbuf[64 * 1024]; /* every read of this loop lands here */
+    int read_busy;           /* readbuf is in use by a read callback */
+};
+
+#define AP_SERVER_MAGIC 0x53525631u
+
+struct ap_server {
+    unsigned magic;
+    struct ap_config *cfg;
+    struct ap_worker *workers;
+    unsigned nworkers;
+    uv_file *file_fds; /* per upstream, -1 unless AP_UPSTREAM_FILE */
+    uv_loop_t *main_loop;
+    uv_signal_t sigterm, sigint, sigpipe_dummy;
+    uv_timer_t exit_timer;
+    int stopping;
+    int exit_code;
+};
+
+enum ap_conn_state {
+    AP_CS_IDLE = 0, /* between requests */
+    AP_CS_HEAD,     /* reading a request head */
+    AP_CS_BODY,     /* reading a request body */
+    AP_CS_WAIT,     /* request read, response not finished */
+    AP_CS_CLOSING,
+};
+
+#define AP_CONN_MAGIC 0x434f4e31u
+
+struct ap_conn {
+    unsigned magic;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct ap_worker *w;
+    struct ap_conn *prev, *next;
+    enum ap_conn_state state;
+    struct ap_buf head;       /* raw head bytes of the request being read */
+    struct ap_head_scan scan;
+    struct ap_buf pending;    /* bytes read past the current request */
+    struct ap_exchange *ex;   /* request in progress, or NULL */
+    unsigned reading : 1;     /* uv_read_start active */
+    unsigned read_paused : 1; /* stopped for upstream backpressure */
+    unsigned close_after : 1; /* close once the response is written */
+    unsigned handles_open : 2;
+    unsigned nrequests;
+};
+
+enum ap_resp_framing {
+    AP_RESP_NONE = 0,  /* no body (HEAD, 204, 304) */
+    AP_RESP_LENGTH,    /* Content-Length */
+    AP_RESP_CHUNKED,   /* chunked to the client */
+    AP_RESP_CLOSE,     /* close-delimited (HTTP/1.0 client, unknown length) */
+};
+
+#define AP_EXCHANGE_MAGIC 0x45584331u
+
+/* One request and its response. Owned by the client connection; the
+ * upstream connection points at it while it carries it. */
+struct ap_exchange {
+    unsigned magic;
+    struct ap_conn *c;
+    struct ap_worker *w;
+    struct ap_arena arena;
+    struct ap_request req;
+    llhttp_t parser;          /* request framing (body, chunked) */
+    const struct ap_config_route *route;
+    struct ap_upstream_state *ups;
+    struct ap_pool *pool;     /* server chosen */
+    unsigned tried_servers;
+    struct ap_upconn *uc;
+    struct ap_buf out_head;   /* upstream request head */
+    struct ap_chunkq body;    /* decoded request body not yet sent */
+    struct ap_chunkq sent;    /* body already sent, kept while retryable */
+    uint64_t body_bytes;      /* decoded request body bytes received */
+    uint64_t max_body;
+    unsigned body_done : 1;
+    unsigned head_sent : 1;   /* upstream request head written */
+    unsigned chunked_out : 1; /* body goes upstream chunked */
+    unsigned retryable : 1;   /* whole request held in memory */
+    unsigned retried : 1;
+    unsigned resp_started : 1;/* a response byte reached the client */
+    unsigned resp_done : 1;
+    unsigned is_head : 1;
+    unsigned sink_busy : 1;
+    unsigned got_final : 1;   /* a final (non-1xx) response head arrived */
+    unsigned too_large : 1;
+    unsigned last_chunk_sent : 1;
+    enum ap_resp_framing framing;
+    int status;
+    uint64_t start_ms;
+};
+
+/* A response header as offsets into ap_upconn.hbuf (which may move). */
+struct ap_resp_hdr {
+    size_t name_off, name_len, value_off, value_len;
+};
+
+#define AP_UPCONN_MAGIC 0x55504331u
+
+struct ap_upconn {
+    unsigned magic;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_connect_t creq;
+    struct ap_worker *w;
+    struct ap_pool *pool;
+    struct ap_upconn *next_idle, *prev_idle;
+    struct ap_exchange *ex;
+    llhttp_t parser;
+    struct ap_buf hbuf;       /* response header names and values */
+    struct ap_resp_hdr *hdrs; /* offsets into hbuf */
+    size_t nhdrs, caphdrs;
+    int in_value;
+    unsigned writes_pending;
+    unsigned connected : 1;
+    unsigned reused : 1;
+    unsigned got_bytes : 1;
+    unsigned idle : 1;
+    unsigned closing : 1;
+    unsigned reading : 1;
+    unsigned read_paused : 1;
+    unsigned keep : 1;        /* may return to the pool */
+    unsigned handles_open : 2;
+};
+
+/* server.c */
+uint64_t ap_server_now(struct ap_worker *w);
+
+/* conn.c */
+void ap_conn_on_accept(uv_stream_t *listener, int status);
+/* Queue bytes to the client; copies what the socket does not take at once.
+ * Returns 0 or a negative libuv error. */
+int ap_conn_write(struct ap_conn *c, const char *p, size_t n);
+int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs);
+void ap_exchange_free(struct ap_exchange *ex);
+/* The response of the current exchange is complete and queued. */
+void ap_conn_response_done(struct ap_conn *c);
+/* Answer with a proxy-generated error and close after it. */
+void ap_conn_send_error(struct ap_conn *c, int status, const char *reason);
+/* Tear the client connection down at once (truncating any response). */
+void ap_conn_abort(struct ap_conn *c);
+/* The upstream drained its write queue: resume reading the client body. */
+void ap_conn_upstream_writable(struct ap_conn *c);
+void ap_conn_close_idle(struct ap_worker *w);
+const char *ap_status_reason(int status);
+
+/* upstream.c */
+/* Start the exchange towards its upstream once its head is parsed. */
+void ap_upstream_start(struct ap_exchange *ex);
+/* More body was queued, or the body is complete: send what can be sent. */
+void ap_upstream_pump(struct ap_exchange *ex);
+/* Client went away or the exchange is being abandoned. */
+void ap_upstream_detach(struct ap_exchange *ex);
+/* The client's write queue drained below the low mark. */
+void ap_upstream_client_writable(struct ap_exchange *ex);
+void ap_upstream_worker_close(struct ap_worker *w);
+void ap_chunkq_free(struct ap_chunkq *q);
+int ap_chunkq_append(struct ap_chunkq *q, const char *p, size_t n);
+
+/* filesink.c */
+void ap_filesink_deliver(struct ap_exchange *ex);
+
+#endif
