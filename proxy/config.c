@@ -1,2 +1,2155 @@
-/* Work in progress: this module is being written in this session. */
+/* Configuration loader: a YAML file becomes an immutable struct ap_config.
+ *
+ * The YAML is loaded with libyaml into a node tree, then walked by keyword
+ * tables, one per section (HAProxy style). Every error is recorded with the
+ * FILE:LINE:COL of the node at fault and the walk goes on, so that one run
+ * reports every mistake; the config is returned only when there was none.
+ *
+ * How to add a key:
+ *   1. Add the field to its struct in include/anonproxy/config-t.h and its
+ *      default to set_defaults() (or to the place its section is created:
+ *      new_listener, parse_upstream, parse_route).
+ *   2. Add one line to the keyword table of its section below
+ *      (root_kws, listener_kws, upstream_kws, keepalive_kws, route_kws,
+ *      match_kws, limits_kws, timeouts_kws). The generic handlers cover
+ *      integers (kw_integer/pr_integer), sizes (kw_size/pr_size), durations
+ *      (kw_duration/pr_duration) and strings (pr_string); the line gives the
+ *      key, its parse and print handlers, FIELD(struct, member) and the
+ *      accepted range. The printer walks the same table, so
+ *      ap_config_print and the round-trip test pick the key up unchanged.
+ *   3. Document it in docs/configuration.md and test it in
+ *      tests/unit/proxy/test_config.c.
+ * How to add a top-level section: add its struct to struct ap_config, write
+ * its keyword table, and add a line to root_kws using kw_section and
+ * pr_section (or your own handlers when it is a list or needs cross-checks).
+ * Tables are parsed in table order, not file order, so a section may rely on
+ * the sections above it in root_kws (routes look up upstreams and take their
+ * default body limit from limits). Errors are sorted by position before they
+ * are returned, so the order of work does not show.
+ */
 #include "anonproxy/common.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "anonproxy/config.h"
+#include "config-int.h"
+
+#define KiB ((uint64_t)1024)
+#define MiB (1024 * KiB)
+#define GiB (1024 * MiB)
+#define TiB (1024 * GiB)
+#define SECOND_MS ((uint64_t)1000)
+#define MINUTE_MS (60 * SECOND_MS)
+#define HOUR_MS (60 * MINUTE_MS)
+#define DAY_MS (24ull * HOUR_MS)
+
+/* Largest config file ap_config_load reads; real ones are a few KiB. */
+#define MAX_FILE_BYTES (16u * 1024u * 1024u)
+#define MAX_WORKERS 256u
+/* Longest part of a user's value quoted back in an error message. */
+#define SHOW_MAX 60
+
+struct parser;
+struct printer;
+
+/* One key of a section. The generic handlers read `off`, `size`, `min` and
+ * `max`; the others ignore what they do not need. */
+struct keyword {
+    const char *name;
+    void (*parse)(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj);
+    void (*print)(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+    size_t off;                 /* offset of the field in the section's struct */
+    size_t size;                /* sizeof the field, for integers: 4 or 8 */
+    uint64_t min, max;          /* accepted range (bytes, milliseconds, units) */
+    const struct keyword *sub;  /* keyword table of a nested mapping */
+    unsigned flags;
+};
+
+#define KW_REQUIRED 0x1u     /* missing is an error */
+#define KW_SERVERS_ONLY 0x2u /* only meaningful for upstreams with servers */
+#define KW_FILE_ONLY 0x4u    /* only meaningful for file upstreams */
+
+#define FIELD(type, member) .off = offsetof(type, member), .size = sizeof(((type *)0)->member)
+
+/* Keys found in one mapping, indexed like its keyword table. */
+#define MAX_KEYWORDS 32
+struct seen {
+    yaml_node_t *key;
+    yaml_node_t *val;
+};
+
+struct error {
+    unsigned line, col; /* 1-based; the sort key */
+    unsigned seq;       /* discovery order, to keep the sort stable */
+    char *msg;          /* whole line without the newline */
+};
+
+struct resolved {
+    char *host;
+    int rc;
+    const char *why;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct parser {
+    yaml_document_t *doc;
+    const char *name; /* FILE in messages */
+    struct ap_config *cfg;
+    struct ap_config__opts opts;
+    char path[256];   /* key path of the node being parsed: "routes[0].match" */
+    size_t pathlen;
+    struct error *errors;
+    size_t nerrors, errors_cap;
+    unsigned seq;
+    unsigned dropped;      /* errors past AP_CONFIG__MAX_ERRORS */
+    struct error overflow; /* position of the first dropped one */
+    int oom;
+    int upstreams_bad;     /* the upstreams section was unusable */
+    struct resolved *cache;
+    size_t ncache;
+};
+
+/* Error recording. */
+
+static void add_error(struct parser *p, unsigned line, unsigned col, const char *text)
+{
+    if (p->nerrors >= AP_CONFIG__MAX_ERRORS) {
+        if (p->dropped++ == 0) {
+            p->overflow.line = line;
+            p->overflow.col = col;
+        }
+        return;
+    }
+    if (p->nerrors == p->errors_cap) {
+        size_t cap = p->errors_cap ? p->errors_cap * 2 : 8;
+        struct error *ne = realloc(p->errors, cap * sizeof(*ne));
+        if (ne == NULL) {
+            p->oom = 1;
+            return;
+        }
+        p->errors = ne;
+        p->errors_cap = cap;
+    }
+    int n = snprintf(NULL, 0, "%s:%u:%u: %s", p->name, line, col, text);
+    char *msg = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (msg == NULL) {
+        p->oom = 1;
+        return;
+    }
+    snprintf(msg, (size_t)n + 1, "%s:%u:%u: %s", p->name, line, col, text);
+    p->errors[p->nerrors++] = (struct error){ line, col, p->seq++, msg };
+}
+
+/* Records an error at `node`, prefixed with the current key path. */
+__attribute__((format(printf, 3, 4)))
+static void err(struct parser *p, const yaml_node_t *node, const char *fmt, ...)
+{
+    char text[768];
+    size_t off = 0;
+    if (p->pathlen > 0)
+        off = (size_t)snprintf(text, sizeof(text), "%s: ", p->path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text + off, sizeof(text) - off, fmt, ap);
+    va_end(ap);
+    add_error(p, (unsigned)node->start_mark.line + 1, (unsigned)node->start_mark.column + 1,
+              text);
+}
+
+/* Quotes a user's value into `out` for a message: at most SHOW_MAX bytes,
+ * control characters replaced, never cut inside a UTF-8 sequence. */
+static const char *show(char out[SHOW_MAX + 4], const char *s, size_t len)
+{
+    size_t n = len > SHOW_MAX ? SHOW_MAX : len;
+    if (n < len)
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (n < len) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Key path, for messages: push returns the length to restore with pop. */
+
+static size_t push_key(struct parser *p, const char *key)
+{
+    size_t saved = p->pathlen;
+    char shown[SHOW_MAX + 4];
+    int n = snprintf(p->path + p->pathlen, sizeof(p->path) - p->pathlen, "%s%s",
+                     p->pathlen ? "." : "", show(shown, key, strlen(key)));
+    if (n > 0)
+        p->pathlen += (size_t)n;
+    if (p->pathlen >= sizeof(p->path))
+        p->pathlen = sizeof(p->path) - 1;
+    return saved;
+}
+
+static size_t push_index(struct parser *p, size_t i)
+{
+    size_t saved = p->pathlen;
+    int n = snprintf(p->path + p->pathlen, sizeof(p->path) - p->pathlen, "[%zu]", i);
+    if (n > 0)
+        p->pathlen += (size_t)n;
+    if (p->pathlen >= sizeof(p->path))
+        p->pathlen = sizeof(p->path) - 1;
+    return saved;
+}
+
+static void pop(struct parser *p, size_t saved)
+{
+    p->pathlen = saved;
+    p->path[saved] = '\0';
+}
+
+static char *xstrdup(struct parser *p, const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        p->oom = 1;
+    return d;
+}
+
+static void *xcalloc(struct parser *p, size_t n, size_t size)
+{
+    void *d = calloc(n ? n : 1, size);
+    if (d == NULL)
+        p->oom = 1;
+    return d;
+}
+
+/* Levenshtein distance, for "did you mean"; long strings are never close. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t prev[65], cur[65];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(prev));
+    }
+    return prev[lb];
+}
+
+/* Node helpers. */
+
+static yaml_node_t *node_at(struct parser *p, int index)
+{
+    yaml_node_t *n = yaml_document_get_node(p->doc, index);
+    AP_BUG_ON(n == NULL); /* libyaml only links nodes it created */
+    return n;
+}
+
+static const char *type_name(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    default:
+        return "a scalar";
+    }
+}
+
+/* A plain empty, "~" or "null" scalar: what `key:` with no value gives. */
+static int is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *v = (const char *)n->data.scalar.value;
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* Returns the text of a scalar node, or NULL after reporting why there is
+ * none: not a scalar, no value, or an embedded NUL byte. `what` completes
+ * "expected ...". */
+static const char *scalar(struct parser *p, yaml_node_t *n, const char *what)
+{
+    if (n->type != YAML_SCALAR_NODE) {
+        err(p, n, "expected %s, got %s", what, type_name(n));
+        return NULL;
+    }
+    if (is_null(n)) {
+        err(p, n, "missing value (expected %s)", what);
+        return NULL;
+    }
+    const char *v = (const char *)n->data.scalar.value;
+    if (strlen(v) != n->data.scalar.length) {
+        err(p, n, "value contains a NUL byte");
+        return NULL;
+    }
+    return v;
+}
+
+static struct ap_config_pos pos_of(const yaml_node_t *n)
+{
+    return (struct ap_config_pos){ (unsigned)n->start_mark.line + 1,
+                                   (unsigned)n->start_mark.column + 1 };
+}
+
+/* Number syntax: the parsers return 0, -EINVAL (syntax) or -ERANGE. */
+
+static int parse_uint(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0)
+        return -EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Splits "123unit" (spaces allowed between) into the number and the unit. */
+static int split_number(const char *s, uint64_t *num, const char **unit)
+{
+    size_t n = 0;
+    while (s[n] >= '0' && s[n] <= '9')
+        n++;
+    int rc = parse_uint(s, n, num);
+    if (rc != 0)
+        return rc;
+    while (s[n] == ' ')
+        n++;
+    *unit = s + n;
+    return 0;
+}
+
+/* Durations: "250ms", "10s", "5m", "1h" or bare seconds; milliseconds out. */
+static int parse_duration(const char *s, uint64_t *ms)
+{
+    uint64_t num;
+    const char *unit;
+    int rc = split_number(s, &num, &unit);
+    if (rc != 0)
+        return rc;
+    uint64_t mult;
+    if (*unit == '\0' || strcasecmp(unit, "s") == 0)
+        mult = SECOND_MS;
+    else if (strcasecmp(unit, "ms") == 0)
+        mult = 1;
+    else if (strcasecmp(unit, "m") == 0)
+        mult = MINUTE_MS;
+    else if (strcasecmp(unit, "h") == 0)
+        mult = HOUR_MS;
+    else
+        return -EINVAL;
+    if (num > UINT64_MAX / mult)
+        return -ERANGE;
+    *ms = num * mult;
+    return 0;
+}
+
+/* Sizes: bytes, or k/m/g (1024-based) with an optional "b" or "ib". */
+static int parse_size(const char *s, uint64_t *bytes)
+{
+    uint64_t num;
+    const char *unit;
+    int rc = split_number(s, &num, &unit);
+    if (rc != 0)
+        return rc;
+    uint64_t mult = 1;
+    char c = (char)tolower((unsigned char)*unit);
+    if (c == 'k' || c == 'm' || c == 'g') {
+        mult = c == 'k' ? KiB : c == 'm' ? MiB : GiB;
+        unit++;
+        if (strcasecmp(unit, "") != 0 && strcasecmp(unit, "b") != 0 &&
+            strcasecmp(unit, "ib") != 0)
+            return -EINVAL;
+    } else if (strcasecmp(unit, "") != 0 && strcasecmp(unit, "b") != 0) {
+        return -EINVAL;
+    }
+    if (num > UINT64_MAX / mult)
+        return -ERANGE;
+    *bytes = num * mult;
+    return 0;
+}
+
+/* Shortest exact spelling of a value, as the printer writes it. */
+static const char *fmt_size(char out[32], uint64_t v)
+{
+    if (v != 0 && v % GiB == 0)
+        snprintf(out, 32, "%" PRIu64 "g", v / GiB);
+    else if (v != 0 && v % MiB == 0)
+        snprintf(out, 32, "%" PRIu64 "m", v / MiB);
+    else if (v != 0 && v % KiB == 0)
+        snprintf(out, 32, "%" PRIu64 "k", v / KiB);
+    else
+        snprintf(out, 32, "%" PRIu64, v);
+    return out;
+}
+
+static const char *fmt_duration(char out[32], uint64_t ms)
+{
+    if (ms != 0 && ms % HOUR_MS == 0)
+        snprintf(out, 32, "%" PRIu64 "h", ms / HOUR_MS);
+    else if (ms != 0 && ms % MINUTE_MS == 0)
+        snprintf(out, 32, "%" PRIu64 "m", ms / MINUTE_MS);
+    else if (ms != 0 && ms % SECOND_MS == 0)
+        snprintf(out, 32, "%" PRIu64 "s", ms / SECOND_MS);
+    else
+        snprintf(out, 32, "%" PRIu64 "ms", ms);
+    return out;
+}
+
+/* Generic fields are 4 or 8 bytes wide. `int` and `unsigned` fields share
+ * the uint32_t path: their ranges keep values where the bits agree. */
+static void store_uint(void *obj, const struct keyword *kw, uint64_t v)
+{
+    char *f = (char *)obj + kw->off;
+    if (kw->size == sizeof(uint64_t)) {
+        memcpy(f, &v, sizeof(v));
+    } else {
+        AP_BUG_ON(kw->size != sizeof(uint32_t) || v > UINT32_MAX);
+        uint32_t x = (uint32_t)v;
+        memcpy(f, &x, sizeof(x));
+    }
+}
+
+static uint64_t load_uint(const void *obj, const struct keyword *kw)
+{
+    const char *f = (const char *)obj + kw->off;
+    if (kw->size == sizeof(uint64_t)) {
+        uint64_t v;
+        memcpy(&v, f, sizeof(v));
+        return v;
+    }
+    AP_BUG_ON(kw->size != sizeof(uint32_t));
+    uint32_t x;
+    memcpy(&x, f, sizeof(x));
+    return x;
+}
+
+/* The mapping walker: the heart of the table-driven design. */
+
+static size_t table_len(const struct keyword *table)
+{
+    size_t n = 0;
+    while (table[n].name != NULL)
+        n++;
+    AP_BUG_ON(n > MAX_KEYWORDS);
+    return n;
+}
+
+/* Checks the keys of `map` against `table` (unknown, duplicate, missing),
+ * then calls each present key's handler in table order with `obj`. Fills
+ * `seen` (MAX_KEYWORDS entries, may be NULL) with the keys found. */
+static void parse_table(struct parser *p, yaml_node_t *map, const struct keyword *table,
+                        void *obj, struct seen *seen_out)
+{
+    struct seen local[MAX_KEYWORDS];
+    struct seen *seen = seen_out ? seen_out : local;
+    size_t n = table_len(table);
+    memset(seen, 0, sizeof(local));
+    AP_BUG_ON(map->type != YAML_MAPPING_NODE);
+
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+         pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = node_at(p, pair->key);
+        yaml_node_t *val = node_at(p, pair->value);
+        if (key->type != YAML_SCALAR_NODE) {
+            err(p, key, "expected a key name, got %s", type_name(key));
+            continue;
+        }
+        const char *name = (const char *)key->data.scalar.value;
+        size_t i;
+        for (i = 0; i < n; i++)
+            if (strcmp(table[i].name, name) == 0)
+                break;
+        char shown[SHOW_MAX + 4];
+        show(shown, name, key->data.scalar.length);
+        if (i == n) {
+            const char *best = NULL;
+            size_t best_d = 3;
+            for (size_t j = 0; j < n; j++) {
+                size_t d = edit_distance(name, table[j].name);
+                if (d < best_d) {
+                    best_d = d;
+                    best = table[j].name;
+                }
+            }
+            if (best != NULL)
+                err(p, key, "unknown key '%s', did you mean '%s'?", shown, best);
+            else
+                err(p, key, "unknown key '%s'", shown);
+            continue;
+        }
+        if (seen[i].key != NULL) {
+            err(p, key, "duplicate key '%s' (first at %u:%u)", shown,
+                pos_of(seen[i].key).line, pos_of(seen[i].key).col);
+            continue;
+        }
+        seen[i].key = key;
+        seen[i].val = val;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        if (seen[i].val == NULL) {
+            if (table[i].flags & KW_REQUIRED)
+                err(p, map, "missing required key '%s'", table[i].name);
+            continue;
+        }
+        size_t saved = push_key(p, table[i].name);
+        table[i].parse(p, &table[i], seen[i].val, obj);
+        pop(p, saved);
+    }
+}
+
+/* Generic handlers. */
+
+static int check_range(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                       const char *text, uint64_t v, int rc,
+                       const char *(*fmt)(char[32], uint64_t))
+{
+    char shown[SHOW_MAX + 4], lo[32], hi[32];
+    if (rc == 0 && v >= kw->min && v <= kw->max)
+        return 0;
+    show(shown, text, strlen(text));
+    if (fmt != NULL)
+        err(p, node, "'%s' is out of range (%s..%s)", shown, fmt(lo, kw->min), fmt(hi, kw->max));
+    else
+        err(p, node, "'%s' is out of range (%" PRIu64 "..%" PRIu64 ")", shown, kw->min, kw->max);
+    return -ERANGE;
+}
+
+static void kw_integer(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "an integer");
+    if (s == NULL)
+        return;
+    uint64_t v = 0;
+    int rc = parse_uint(s, strlen(s), &v);
+    if (rc == -EINVAL) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "expected an integer, got '%s'", show(shown, s, strlen(s)));
+        return;
+    }
+    if (check_range(p, kw, node, s, v, rc, NULL) == 0)
+        store_uint(obj, kw, v);
+}
+
+static void kw_size(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "a size");
+    if (s == NULL)
+        return;
+    uint64_t v = 0;
+    int rc = parse_size(s, &v);
+    if (rc == -EINVAL) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid size '%s' (expected bytes, or a number with a k, m or g suffix)",
+            show(shown, s, strlen(s)));
+        return;
+    }
+    if (check_range(p, kw, node, s, v, rc, fmt_size) == 0)
+        store_uint(obj, kw, v);
+}
+
+static void kw_duration(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "a duration");
+    if (s == NULL)
+        return;
+    uint64_t v = 0;
+    int rc = parse_duration(s, &v);
+    char shown[SHOW_MAX + 4];
+    if (rc == -EINVAL) {
+        err(p, node, "invalid duration '%s' (expected e.g. 250ms, 10s, 5m, 1h)",
+            show(shown, s, strlen(s)));
+        return;
+    }
+    if (rc == 0 && v == 0) {
+        err(p, node, "duration must be greater than 0");
+        return;
+    }
+    if (check_range(p, kw, node, s, v, rc, fmt_duration) == 0)
+        store_uint(obj, kw, v);
+}
+
+/* Returns 1 for true, 0 for false, -1 after reporting a non-boolean. */
+static int parse_bool(struct parser *p, yaml_node_t *node)
+{
+    static const char *const yes[] = { "true", "yes", "on" };
+    static const char *const no[] = { "false", "no", "off" };
+    const char *s = scalar(p, node, "a boolean");
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < AP_ARRAY_SIZE(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(s, no[i]) == 0)
+            return 0;
+    }
+    char shown[SHOW_MAX + 4];
+    err(p, node, "expected a boolean (true/false, yes/no, on/off), got '%s'",
+        show(shown, s, strlen(s)));
+    return -1;
+}
+
+/* A nested mapping whose keys live in the same struct (kw->off from obj). A
+ * null value (`key:` alone) is an empty mapping: every default applies. */
+static int parse_section(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                         void *obj, struct seen *seen)
+{
+    if (seen != NULL)
+        memset(seen, 0, MAX_KEYWORDS * sizeof(*seen));
+    if (is_null(node))
+        return 0;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping, got %s", type_name(node));
+        return -EINVAL;
+    }
+    parse_table(p, node, kw->sub, (char *)obj + kw->off, seen);
+    return 0;
+}
+
+static void kw_section(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    parse_section(p, kw, node, obj, NULL);
+}
+
+/* Calls `each` for a value that is one string or a list of strings; a null
+ * value is an empty list. Returns the number of strings, or -1 when the
+ * value is of the wrong type (reported). */
+static long for_each_string(struct parser *p, yaml_node_t *node, const char *what,
+                            void (*each)(struct parser *, yaml_node_t *, const char *, void *),
+                            void *obj)
+{
+    if (is_null(node))
+        return 0;
+    if (node->type == YAML_SCALAR_NODE) {
+        const char *s = scalar(p, node, what);
+        if (s != NULL)
+            each(p, node, s, obj);
+        return 1;
+    }
+    if (node->type != YAML_SEQUENCE_NODE) {
+        err(p, node, "expected %s or a list of them, got %s", what, type_name(node));
+        return -1;
+    }
+    long count = 0;
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++, count++) {
+        yaml_node_t *item = node_at(p, *it);
+        size_t saved = push_index(p, (size_t)count);
+        const char *s = scalar(p, item, what);
+        if (s != NULL)
+            each(p, item, s, obj);
+        pop(p, saved);
+    }
+    return count;
+}
+
+static size_t seq_len(const yaml_node_t *n)
+{
+    if (n->type == YAML_SEQUENCE_NODE)
+        return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    return 1;
+}
+
+/* Names of upstreams and routes end up in logs and metrics labels. */
+static int is_valid_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 64)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
+            return 0;
+    return 1;
+}
+
+/* Addresses. */
+
+/* Parses a decimal port 1..65535. */
+static int parse_port(const char *s, size_t len, uint16_t *port)
+{
+    uint64_t v;
+    if (parse_uint(s, len, &v) != 0 || v == 0 || v > 65535)
+        return -EINVAL;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Fills a numeric sockaddr from a host literal (brackets removed); returns
+ * -EINVAL when `host` is not a numeric IPv4 or IPv6 address. */
+static int numeric_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                        socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        *len = sizeof(*sin6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    else if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+static int same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                     const struct sockaddr_storage *b, socklen_t blen)
+{
+    return alen == blen && alen > 0 && memcmp(a, b, alen) == 0;
+}
+
+/* Splits "host:port" or "[v6]:port" into a NUL-terminated host (brackets
+ * removed) and the port text. Returns a message on failure. */
+static const char *split_hostport(const char *s, char *host, size_t hostsz, const char **port,
+                                  int *bracketed)
+{
+    const char *colon;
+    *bracketed = s[0] == '[';
+    if (*bracketed) {
+        const char *close = strchr(s, ']');
+        if (close == NULL)
+            return "missing ']'";
+        if ((size_t)(close - s - 1) >= hostsz)
+            return "address too long";
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        colon = close + 1;
+        if (*colon != ':')
+            return *colon == '\0' ? "missing port" : "expected ':' after ']'";
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return "missing port";
+        if (memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return "IPv6 addresses must be written in brackets: [addr]:port";
+        if ((size_t)(colon - s) >= hostsz)
+            return "address too long";
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    *port = colon + 1;
+    return NULL;
+}
+
+/* A host name as DNS allows it: dot-separated labels of letters, digits and
+ * hyphens, no empty label, at most 253 characters. Underscores are accepted
+ * because internal names use them. */
+static int is_valid_hostname(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+    if (len == 0 || len > 253)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = s[i];
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+        } else if (isalnum((unsigned char)c) || c == '_' || (c == '-' && label > 0)) {
+            label++;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* "999.1.1.1" is neither an address nor a name (RFC 1123: top-level labels
+ * are not all digits); refusing it keeps a typo from reaching DNS. */
+static int has_numeric_tld(const char *s)
+{
+    const char *dot = strrchr(s, '.');
+    const char *last = dot ? dot + 1 : s;
+    return strspn(last, "0123456789") == strlen(last);
+}
+
+static void lowercase(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* Root keys. */
+
+static unsigned ncpus(const struct parser *p)
+{
+    long n = p->opts.ncpus ? (long)p->opts.ncpus : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (n > (long)MAX_WORKERS)
+        n = MAX_WORKERS;
+    return (unsigned)n;
+}
+
+static void kw_workers(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    const char *s = scalar(p, node, "'auto' or an integer");
+    if (s == NULL)
+        return;
+    if (strcmp(s, "auto") == 0) {
+        cfg->workers_auto = 1;
+        cfg->workers = ncpus(p);
+        return;
+    }
+    uint64_t v = 0;
+    int rc = parse_uint(s, strlen(s), &v);
+    if (rc == -EINVAL) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "expected 'auto' or an integer, got '%s'", show(shown, s, strlen(s)));
+        return;
+    }
+    if (check_range(p, kw, node, s, v, rc, NULL) == 0) {
+        cfg->workers_auto = 0;
+        cfg->workers = (unsigned)v;
+    }
+}
+
+static void kw_log_level(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    static const char *const levels[] = { "debug", "info", "warn", "error" };
+    struct ap_config *cfg = obj;
+    const char *s = scalar(p, node, "a log level");
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < AP_ARRAY_SIZE(levels); i++) {
+        if (strcmp(s, levels[i]) == 0) {
+            char *d = xstrdup(p, levels[i]);
+            if (d != NULL) {
+                free(cfg->log_level);
+                cfg->log_level = d;
+            }
+            return;
+        }
+    }
+    char shown[SHOW_MAX + 4];
+    err(p, node, "invalid log level '%s' (expected debug, info, warn or error)",
+        show(shown, s, strlen(s)));
+}
+
+/* listen: a list of listeners. */
+
+static void kw_listen_address(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    struct ap_config_listener *l = obj;
+    const char *s = scalar(p, node, "an address");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4], host[128];
+    const char *port_text, *why;
+    int bracketed;
+    uint16_t port;
+    show(shown, s, strlen(s));
+    why = split_hostport(s, host, sizeof(host), &port_text, &bracketed);
+    if (why != NULL) {
+        err(p, node, "invalid address '%s': %s (expected a.b.c.d:port or [ipv6]:port)", shown,
+            why);
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int ok = numeric_addr(host, 0, &ss, &len) == 0 &&
+             (ss.ss_family == AF_INET6) == (bracketed != 0);
+    if (!ok) {
+        err(p, node, "invalid address '%s': %s", shown,
+            bracketed ? "not a numeric IPv6 address"
+                      : "not a numeric IPv4 address (host names are not allowed here)");
+        return;
+    }
+    if (parse_port(port_text, strlen(port_text), &port) != 0) {
+        char shown_port[SHOW_MAX + 4];
+        err(p, node, "invalid port '%s' (expected 1..65535)",
+            show(shown_port, port_text, strlen(port_text)));
+        return;
+    }
+    set_port(&ss, port);
+    for (const struct ap_config_listener *q = p->cfg->listeners; q < l; q++) {
+        if (same_addr(&q->addr, q->addrlen, &ss, len)) {
+            err(p, node, "duplicate listener address '%s' (first at %u:%u)", shown, q->pos.line,
+                q->pos.col);
+            return;
+        }
+    }
+    l->address = xstrdup(p, s);
+    if (l->address == NULL)
+        return;
+    l->addr = ss;
+    l->addrlen = len;
+}
+
+static void kw_proxy_protocol(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    struct ap_config_listener *l = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        l->proxy_protocol = (unsigned)b;
+}
+
+static void pr_proxy_protocol(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent);
+static void pr_integer(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_size(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_duration(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_string(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_section(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+static const struct keyword listener_kws[] = {
+    { "address", kw_listen_address, pr_string, FIELD(struct ap_config_listener, address),
+      .flags = KW_REQUIRED },
+    { "proxy_protocol", kw_proxy_protocol, pr_proxy_protocol, .flags = 0 },
+    { "backlog", kw_integer, pr_integer, FIELD(struct ap_config_listener, backlog), .min = 1,
+      .max = 65535 },
+    { .name = NULL },
+};
+
+static void kw_listen(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (node->type != YAML_SEQUENCE_NODE && !is_null(node)) {
+        err(p, node, "expected a list of listeners, got %s", type_name(node));
+        return;
+    }
+    size_t n = is_null(node) ? 0 : seq_len(node);
+    if (n == 0) {
+        err(p, node, "at least one listener is required");
+        return;
+    }
+    cfg->listeners = xcalloc(p, n, sizeof(*cfg->listeners));
+    if (cfg->listeners == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        struct ap_config_listener *l = &cfg->listeners[cfg->nlisteners++];
+        l->backlog = 511;
+        l->pos = pos_of(item);
+        size_t saved = push_index(p, i);
+        if (item->type != YAML_MAPPING_NODE)
+            err(p, item, "expected a mapping, got %s", type_name(item));
+        else
+            parse_table(p, item, listener_kws, l, NULL);
+        pop(p, saved);
+    }
+}
+
+/* upstreams: a mapping of names to upstreams. */
+
+/* Resolves a host name through the cache, so each name costs one lookup
+ * however often it appears (aliases can repeat one node many times). */
+static int resolve(struct parser *p, const char *host, struct sockaddr_storage *ss,
+                   socklen_t *len, const char **why)
+{
+    for (size_t i = 0; i < p->ncache; i++) {
+        struct resolved *r = &p->cache[i];
+        if (strcmp(r->host, host) == 0) {
+            *ss = r->addr;
+            *len = r->addrlen;
+            *why = r->why;
+            return r->rc;
+        }
+    }
+    struct resolved r = { 0 };
+    if (p->opts.resolve != NULL) {
+        r.rc = p->opts.resolve(p->opts.ctx, host, &r.addr, &r.addrlen, &r.why);
+    } else {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(host, NULL, &hints, &res);
+        if (gai != 0 || res == NULL || res->ai_addrlen > sizeof(r.addr)) {
+            r.rc = -ENOENT;
+            r.why = gai != 0 ? gai_strerror(gai) : "no usable address";
+        } else {
+            memcpy(&r.addr, res->ai_addr, res->ai_addrlen);
+            r.addrlen = res->ai_addrlen;
+        }
+        if (res != NULL)
+            freeaddrinfo(res);
+    }
+    if (r.rc != 0 && r.why == NULL)
+        r.why = "unknown error";
+    struct resolved *nc = realloc(p->cache, (p->ncache + 1) * sizeof(*nc));
+    r.host = strdup(host);
+    if (nc == NULL || r.host == NULL) {
+        if (nc != NULL)
+            p->cache = nc;
+        free(r.host);
+        p->oom = 1;
+        return -ENOMEM;
+    }
+    p->cache = nc;
+    p->cache[p->ncache++] = r;
+    *ss = r.addr;
+    *len = r.addrlen;
+    *why = r.why;
+    return r.rc;
+}
+
+/* Parses "http://host[:port][/]" into `srv`; reports and returns -EINVAL. */
+static int parse_server_url(struct parser *p, yaml_node_t *node, const char *url,
+                            struct ap_config_server *srv)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, url, strlen(url));
+    const char *sep = strstr(url, "://");
+    if (sep == NULL) {
+        err(p, node, "invalid server URL '%s' (expected http://host[:port])", shown);
+        return -EINVAL;
+    }
+    size_t slen = (size_t)(sep - url);
+    if (slen == 5 && strncasecmp(url, "https", 5) == 0) {
+        err(p, node, "https upstreams are not supported yet");
+        return -EINVAL;
+    }
+    if (slen != 4 || strncasecmp(url, "http", 4) != 0) {
+        err(p, node, "unsupported scheme in server URL '%s' (expected http://)", shown);
+        return -EINVAL;
+    }
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *rest = auth + alen;
+    if (memchr(auth, '@', alen) != NULL) {
+        err(p, node, "user info is not allowed in server URL '%s'", shown);
+        return -EINVAL;
+    }
+    if (strchr(rest, '?') != NULL) {
+        err(p, node, "a query is not allowed in server URL '%s'", shown);
+        return -EINVAL;
+    }
+    if (strchr(rest, '#') != NULL) {
+        err(p, node, "a fragment is not allowed in server URL '%s'", shown);
+        return -EINVAL;
+    }
+    if (rest[0] != '\0' && strcmp(rest, "/") != 0) {
+        err(p, node, "a path is not allowed in server URL '%s'", shown);
+        return -EINVAL;
+    }
+    if (alen == 0 || alen > 300) {
+        err(p, node, "invalid host in server URL '%s'", shown);
+        return -EINVAL;
+    }
+    char a[301], host[301];
+    memcpy(a, auth, alen);
+    a[alen] = '\0';
+    uint16_t port = 80;
+    int v6 = a[0] == '[';
+    const char *port_text = NULL;
+    if (v6) {
+        char *close = strchr(a, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+            err(p, node, "invalid host in server URL '%s'", shown);
+            return -EINVAL;
+        }
+        *close = '\0';
+        memcpy(host, a + 1, (size_t)(close - a));
+        if (close[1] == ':')
+            port_text = close + 2;
+    } else {
+        char *colon = strchr(a, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+            port_text = colon + 1;
+        }
+        memcpy(host, a, strlen(a) + 1);
+    }
+    if (port_text != NULL && parse_port(port_text, strlen(port_text), &port) != 0) {
+        char shown_port[SHOW_MAX + 4];
+        err(p, node, "invalid port '%s' in server URL '%s' (expected 1..65535)",
+            show(shown_port, port_text, strlen(port_text)), shown);
+        return -EINVAL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int numeric = numeric_addr(host, port, &ss, &len) == 0;
+    if (v6 ? !numeric || ss.ss_family != AF_INET6
+           : (numeric && ss.ss_family != AF_INET) ||
+                 (!numeric && (!is_valid_hostname(host) || has_numeric_tld(host)))) {
+        err(p, node, "invalid host in server URL '%s'", shown);
+        return -EINVAL;
+    }
+    lowercase(host);
+    if (!numeric) {
+        const char *why = NULL;
+        int rc = resolve(p, host, &ss, &len, &why);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc != 0) {
+            char shown_host[SHOW_MAX + 4];
+            err(p, node, "cannot resolve '%s': %s", show(shown_host, host, strlen(host)), why);
+            return -EINVAL;
+        }
+        set_port(&ss, port);
+    }
+    char authority[320];
+    if (port == 80)
+        snprintf(authority, sizeof(authority), v6 ? "[%s]" : "%s", host);
+    else
+        snprintf(authority, sizeof(authority), v6 ? "[%s]:%u" : "%s:%u", host, port);
+    srv->url = xstrdup(p, url);
+    srv->host = xstrdup(p, host);
+    srv->authority = xstrdup(p, authority);
+    srv->port = port;
+    srv->addr = ss;
+    srv->addrlen = len;
+    return 0;
+}
+
+static void add_server(struct parser *p, yaml_node_t *node, const char *url, void *obj)
+{
+    struct ap_config_upstream *u = obj;
+    /* kw_servers sized the array for every item. */
+    struct ap_config_server *srv = &u->servers[u->nservers];
+    if (parse_server_url(p, node, url, srv) == 0)
+        u->nservers++;
+}
+
+static void kw_servers(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_upstream *u = obj;
+    u->kind = AP_UPSTREAM_HTTP;
+    if (is_null(node) || seq_len(node) == 0) {
+        err(p, node, "at least one server is required");
+        return;
+    }
+    u->servers = xcalloc(p, seq_len(node), sizeof(*u->servers));
+    if (u->servers == NULL)
+        return;
+    for_each_string(p, node, "a server URL", add_server, u);
+}
+
+static void kw_file(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_upstream *u = obj;
+    u->kind = AP_UPSTREAM_FILE;
+    const char *s = scalar(p, node, "a file path");
+    if (s == NULL)
+        return;
+    if (*s == '\0') {
+        err(p, node, "empty file path");
+        return;
+    }
+    u->file_path = xstrdup(p, s);
+}
+
+static void kw_host_mode(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_upstream *u = obj;
+    const char *s = scalar(p, node, "'upstream' or 'preserve'");
+    if (s == NULL)
+        return;
+    if (strcmp(s, "upstream") == 0 || strcmp(s, "preserve") == 0) {
+        u->preserve_host = s[0] == 'p';
+        return;
+    }
+    char shown[SHOW_MAX + 4];
+    err(p, node, "invalid host mode '%s' (expected upstream or preserve)",
+        show(shown, s, strlen(s)));
+}
+
+static void pr_servers(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_file(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_host_mode(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent);
+
+static const struct keyword keepalive_kws[] = {
+    { "max_idle", kw_integer, pr_integer, FIELD(struct ap_config_upstream, keepalive_max_idle),
+      .min = 0, .max = 100000 },
+    { "idle_timeout", kw_duration, pr_duration,
+      FIELD(struct ap_config_upstream, keepalive_idle_timeout_ms), .min = 1, .max = DAY_MS },
+    { .name = NULL },
+};
+
+/* "file" and "servers" come first: the kind is known when the others run. */
+static const struct keyword upstream_kws[] = {
+    { "file", kw_file, pr_file, .flags = KW_FILE_ONLY },
+    { "servers", kw_servers, pr_servers, .flags = KW_SERVERS_ONLY },
+    { "keepalive", kw_section, pr_section, .off = 0, .sub = keepalive_kws,
+      .flags = KW_SERVERS_ONLY },
+    { "max_fails", kw_integer, pr_integer, FIELD(struct ap_config_upstream, max_fails), .min = 0,
+      .max = 1000, .flags = KW_SERVERS_ONLY },
+    { "fail_timeout", kw_duration, pr_duration, FIELD(struct ap_config_upstream, fail_timeout_ms),
+      .min = 1, .max = DAY_MS, .flags = KW_SERVERS_ONLY },
+    { "host", kw_host_mode, pr_host_mode, .flags = KW_SERVERS_ONLY },
+    { .name = NULL },
+};
+
+static void parse_upstream(struct parser *p, yaml_node_t *key, yaml_node_t *val,
+                           struct ap_config_upstream *u)
+{
+    struct ap_config *cfg = p->cfg;
+    u->keepalive_max_idle = 32;
+    u->keepalive_idle_timeout_ms = 60 * SECOND_MS;
+    u->max_fails = 1;
+    u->fail_timeout_ms = 10 * SECOND_MS;
+    u->pos = pos_of(key);
+
+    const char *name = scalar(p, key, "an upstream name");
+    if (name == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, name, strlen(name));
+    if (!is_valid_name(name)) {
+        err(p, key, "invalid upstream name '%s' (letters, digits, '_', '-', '.'; at most 64)",
+            shown);
+    } else {
+        for (const struct ap_config_upstream *q = cfg->upstreams; q < u; q++) {
+            if (q->name != NULL && strcmp(q->name, name) == 0) {
+                err(p, key, "duplicate upstream name '%s' (first at %u:%u)", shown, q->pos.line,
+                    q->pos.col);
+                break;
+            }
+        }
+    }
+    /* Kept even when invalid, so routes naming it get no second error. */
+    u->name = xstrdup(p, name);
+
+    size_t saved = push_key(p, name);
+    if (val->type != YAML_MAPPING_NODE) {
+        err(p, val, "expected a mapping, got %s", is_null(val) ? "nothing" : type_name(val));
+        pop(p, saved);
+        return;
+    }
+    struct seen seen[MAX_KEYWORDS];
+    parse_table(p, val, upstream_kws, u, seen);
+    size_t ifile = 0, iservers = 1;
+    AP_BUG_ON(strcmp(upstream_kws[ifile].name, "file") != 0 ||
+              strcmp(upstream_kws[iservers].name, "servers") != 0);
+    if (seen[ifile].key != NULL && seen[iservers].key != NULL) {
+        err(p, key, "both 'file' and 'servers' are set, an upstream has one or the other");
+    } else if (seen[ifile].key == NULL && seen[iservers].key == NULL) {
+        err(p, key, "either 'file' or 'servers' is required");
+    } else if (u->kind == AP_UPSTREAM_FILE) {
+        for (size_t i = 0; upstream_kws[i].name != NULL; i++) {
+            if ((upstream_kws[i].flags & KW_SERVERS_ONLY) && seen[i].key != NULL) {
+                size_t s2 = push_key(p, upstream_kws[i].name);
+                err(p, seen[i].key, "only applies to upstreams with 'servers'");
+                pop(p, s2);
+            }
+        }
+    }
+    pop(p, saved);
+}
+
+static void kw_upstreams(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (node->type != YAML_MAPPING_NODE && !is_null(node)) {
+        err(p, node, "expected a mapping of upstream names, got %s", type_name(node));
+        p->upstreams_bad = 1;
+        return;
+    }
+    size_t n = is_null(node) ? 0
+                             : (size_t)(node->data.mapping.pairs.top -
+                                        node->data.mapping.pairs.start);
+    if (n == 0) {
+        err(p, node, "at least one upstream is required");
+        p->upstreams_bad = 1;
+        return;
+    }
+    cfg->upstreams = xcalloc(p, n, sizeof(*cfg->upstreams));
+    if (cfg->upstreams == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
+        struct ap_config_upstream *u = &cfg->upstreams[cfg->nupstreams++];
+        parse_upstream(p, node_at(p, pair->key), node_at(p, pair->value), u);
+    }
+}
+
+/* limits: a plain section plus one cross-check. */
+
+static const struct keyword limits_kws[] = {
+    { "header_line_bytes", kw_size, pr_size, FIELD(struct ap_config_limits, header_line_bytes),
+      .min = 64, .max = MiB },
+    { "header_bytes", kw_size, pr_size, FIELD(struct ap_config_limits, header_bytes), .min = 64,
+      .max = 16 * MiB },
+    { "header_count", kw_integer, pr_integer, FIELD(struct ap_config_limits, header_count),
+      .min = 1, .max = 10000 },
+    { "target_bytes", kw_size, pr_size, FIELD(struct ap_config_limits, target_bytes), .min = 16,
+      .max = MiB },
+    { "body_bytes", kw_size, pr_size, FIELD(struct ap_config_limits, body_bytes), .min = 0,
+      .max = TiB },
+    { "connections_per_worker", kw_integer, pr_integer,
+      FIELD(struct ap_config_limits, connections_per_worker), .min = 1, .max = 1000000 },
+    { .name = NULL },
+};
+
+static void kw_limits(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    struct seen seen[MAX_KEYWORDS];
+    if (parse_section(p, kw, node, obj, seen) != 0)
+        return;
+    const struct ap_config_limits *l = &cfg->limits;
+    if (l->header_line_bytes <= l->header_bytes)
+        return;
+    /* Blame the key the user wrote; index 0 and 1 are the two in conflict. */
+    char a[32], b[32];
+    if (seen[0].val != NULL) {
+        size_t saved = push_key(p, "header_line_bytes");
+        err(p, seen[0].val, "%s is larger than header_bytes (%s)",
+            fmt_size(a, l->header_line_bytes), fmt_size(b, l->header_bytes));
+        pop(p, saved);
+    } else {
+        size_t saved = push_key(p, "header_bytes");
+        err(p, seen[1].val, "%s is smaller than header_line_bytes (%s)",
+            fmt_size(a, l->header_bytes), fmt_size(b, l->header_line_bytes));
+        pop(p, saved);
+    }
+}
+
+/* routes: a list, first match wins. */
+
+static void add_host(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_config_route *r = obj;
+    char shown[SHOW_MAX + 4];
+    const char *name = strncmp(s, "*.", 2) == 0 ? s + 2 : s;
+    int ok;
+    if (s[0] == '[') {
+        /* A bracketed IPv6 literal, as a Host header carries it. */
+        size_t len = strlen(s);
+        char inner[64];
+        ok = len >= 3 && len - 2 < sizeof(inner) && s[len - 1] == ']';
+        if (ok) {
+            memcpy(inner, s + 1, len - 2);
+            inner[len - 2] = '\0';
+            struct in6_addr a6;
+            ok = inet_pton(AF_INET6, inner, &a6) == 1;
+        }
+    } else {
+        ok = is_valid_hostname(name);
+    }
+    if (!ok) {
+        err(p, node, "invalid host pattern '%s' (expected a host name, \"*.\" and a domain, or "
+                     "[ipv6]; no port)", show(shown, s, strlen(s)));
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d == NULL)
+        return;
+    lowercase(d);
+    r->hosts[r->nhosts++] = d;
+}
+
+static void kw_hosts(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_route *r = obj;
+    r->hosts = xcalloc(p, seq_len(node), sizeof(*r->hosts));
+    if (r->hosts != NULL)
+        for_each_string(p, node, "a host pattern", add_host, r);
+}
+
+/* RFC 9110 token characters, what a method name is made of. */
+static int is_token(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+            return 0;
+    return 1;
+}
+
+static void add_method(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_config_route *r = obj;
+    if (!is_token(s) || strlen(s) > 32) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid method '%s' (expected a token such as GET)",
+            show(shown, s, strlen(s)));
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d == NULL)
+        return;
+    for (char *c = d; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    r->methods[r->nmethods++] = d;
+}
+
+static void kw_methods(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_route *r = obj;
+    r->methods = xcalloc(p, seq_len(node), sizeof(*r->methods));
+    if (r->methods != NULL)
+        for_each_string(p, node, "a method", add_method, r);
+}
+
+static void kw_path(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_route *r = obj;
+    const char *s = scalar(p, node, "a path prefix");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    if (s[0] != '/') {
+        err(p, node, "path prefix '%s' must start with '/'", show(shown, s, strlen(s)));
+        return;
+    }
+    for (const char *c = s; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '?' || *c == '#') {
+            err(p, node, "invalid character in path prefix '%s'", show(shown, s, strlen(s)));
+            return;
+        }
+    }
+    char *d = xstrdup(p, s);
+    if (d != NULL) {
+        free(r->path_prefix);
+        r->path_prefix = d;
+    }
+}
+
+static void kw_route_name(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                          void *obj)
+{
+    struct ap_config_route *r = obj;
+    const char *s = scalar(p, node, "a route name");
+    if (s == NULL)
+        return;
+    if (!is_valid_name(s)) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid route name '%s' (letters, digits, '_', '-', '.'; at most 64)",
+            show(shown, s, strlen(s)));
+        return;
+    }
+    r->name = xstrdup(p, s);
+}
+
+static void kw_route_upstream(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    struct ap_config_route *r = obj;
+    const struct ap_config *cfg = p->cfg;
+    const char *s = scalar(p, node, "an upstream name");
+    if (s == NULL)
+        return;
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const char *name = cfg->upstreams[i].name;
+        if (name == NULL)
+            continue;
+        if (strcmp(name, s) == 0) {
+            r->upstream = &cfg->upstreams[i];
+            return;
+        }
+        size_t d = edit_distance(s, name);
+        if (d < best_d) {
+            best_d = d;
+            best = name;
+        }
+    }
+    if (p->upstreams_bad || cfg->nupstreams == 0)
+        return; /* already reported; every route would repeat it */
+    char shown[SHOW_MAX + 4], shown_best[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (best != NULL)
+        err(p, node, "unknown upstream '%s', did you mean '%s'?", shown,
+            show(shown_best, best, strlen(best)));
+    else
+        err(p, node, "unknown upstream '%s'", shown);
+}
+
+static void pr_hosts(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_methods(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_route_upstream(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent);
+
+static const struct keyword match_kws[] = {
+    { "host", kw_hosts, pr_hosts, .flags = 0 },
+    { "path", kw_path, pr_string, FIELD(struct ap_config_route, path_prefix) },
+    { "methods", kw_methods, pr_methods, .flags = 0 },
+    { .name = NULL },
+};
+
+static const struct keyword route_kws[] = {
+    { "name", kw_route_name, pr_string, FIELD(struct ap_config_route, name) },
+    { "match", kw_section, pr_section, .off = 0, .sub = match_kws },
+    { "upstream", kw_route_upstream, pr_route_upstream, .flags = KW_REQUIRED },
+    { "max_body_bytes", kw_size, pr_size, FIELD(struct ap_config_route, max_body_bytes),
+      .min = 0, .max = TiB },
+    { .name = NULL },
+};
+
+static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (node->type != YAML_SEQUENCE_NODE && !is_null(node)) {
+        err(p, node, "expected a list of routes, got %s", type_name(node));
+        return;
+    }
+    size_t n = is_null(node) ? 0 : seq_len(node);
+    if (n == 0) {
+        err(p, node, "at least one route is required");
+        return;
+    }
+    cfg->routes = xcalloc(p, n, sizeof(*cfg->routes));
+    yaml_node_t **name_nodes = xcalloc(p, n, sizeof(*name_nodes));
+    if (cfg->routes == NULL || name_nodes == NULL) {
+        free(name_nodes);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        struct ap_config_route *r = &cfg->routes[cfg->nroutes++];
+        r->pos = pos_of(item);
+        r->max_body_bytes = cfg->limits.body_bytes;
+        r->path_prefix = xstrdup(p, "/");
+        name_nodes[i] = item;
+        size_t saved = push_index(p, i);
+        if (item->type != YAML_MAPPING_NODE) {
+            err(p, item, "expected a mapping, got %s", type_name(item));
+        } else {
+            struct seen seen[MAX_KEYWORDS];
+            parse_table(p, item, route_kws, r, seen);
+            AP_BUG_ON(strcmp(route_kws[0].name, "name") != 0);
+            if (seen[0].val != NULL)
+                name_nodes[i] = seen[0].val;
+        }
+        if (r->name == NULL) {
+            char def[32];
+            snprintf(def, sizeof(def), "route%zu", i + 1);
+            r->name = xstrdup(p, def);
+        }
+        pop(p, saved);
+    }
+    /* Default names take part: "route2" written on route 1 clashes. */
+    for (size_t i = 1; i < cfg->nroutes; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (cfg->routes[i].name == NULL || cfg->routes[j].name == NULL ||
+                strcmp(cfg->routes[i].name, cfg->routes[j].name) != 0)
+                continue;
+            char shown[SHOW_MAX + 4];
+            size_t saved = push_index(p, i);
+            err(p, name_nodes[i], "duplicate route name '%s' (first at %u:%u)",
+                show(shown, cfg->routes[i].name, strlen(cfg->routes[i].name)),
+                pos_of(name_nodes[j]).line, pos_of(name_nodes[j]).col);
+            pop(p, saved);
+            break;
+        }
+    }
+    free(name_nodes);
+}
+
+static const struct keyword timeouts_kws[] = {
+    { "request_head", kw_duration, pr_duration, FIELD(struct ap_config_timeouts, request_head),
+      .min = 1, .max = DAY_MS },
+    { "body_idle", kw_duration, pr_duration, FIELD(struct ap_config_timeouts, body_idle),
+      .min = 1, .max = DAY_MS },
+    { "keepalive", kw_duration, pr_duration, FIELD(struct ap_config_timeouts, keepalive),
+      .min = 1, .max = DAY_MS },
+    { "upstream_connect", kw_duration, pr_duration,
+      FIELD(struct ap_config_timeouts, upstream_connect), .min = 1, .max = DAY_MS },
+    { "upstream_head", kw_duration, pr_duration, FIELD(struct ap_config_timeouts, upstream_head),
+      .min = 1, .max = DAY_MS },
+    { "upstream_body_idle", kw_duration, pr_duration,
+      FIELD(struct ap_config_timeouts, upstream_body_idle), .min = 1, .max = DAY_MS },
+    { "drain", kw_duration, pr_duration, FIELD(struct ap_config_timeouts, drain), .min = 1,
+      .max = DAY_MS },
+    { .name = NULL },
+};
+
+static void pr_workers(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_listen(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_upstreams(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent);
+static void pr_routes(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+/* Table order is parse order: limits and upstreams come before routes. */
+static const struct keyword root_kws[] = {
+    { "workers", kw_workers, pr_workers, .min = 1, .max = MAX_WORKERS },
+    { "log_level", kw_log_level, pr_string, FIELD(struct ap_config, log_level) },
+    { "listen", kw_listen, pr_listen, .flags = KW_REQUIRED },
+    { "upstreams", kw_upstreams, pr_upstreams, .flags = KW_REQUIRED },
+    { "routes", kw_routes, pr_routes, .flags = KW_REQUIRED },
+    { "limits", kw_limits, pr_section, FIELD(struct ap_config, limits), .sub = limits_kws },
+    { "timeouts", kw_section, pr_section, FIELD(struct ap_config, timeouts),
+      .sub = timeouts_kws },
+    { .name = NULL },
+};
+
+/* Parse order of root_kws: routes need limits (default body size). */
+static const char *const root_order[] = { "workers", "log_level", "listen", "upstreams",
+                                          "limits", "timeouts", "routes" };
+
+/* Whole-file handling. */
+
+static void set_defaults(struct parser *p, struct ap_config *cfg)
+{
+    cfg->magic = AP_CONFIG_MAGIC;
+    cfg->workers_auto = 1;
+    cfg->workers = ncpus(p);
+    cfg->log_level = xstrdup(p, "info");
+    cfg->limits = (struct ap_config_limits){
+        .header_line_bytes = 8 * KiB,
+        .header_bytes = 32 * KiB,
+        .header_count = 100,
+        .target_bytes = 8 * KiB,
+        .body_bytes = MiB,
+        .connections_per_worker = 10000,
+    };
+    cfg->timeouts = (struct ap_config_timeouts){
+        .request_head = 10 * SECOND_MS,
+        .body_idle = 30 * SECOND_MS,
+        .keepalive = 60 * SECOND_MS,
+        .upstream_connect = 5 * SECOND_MS,
+        .upstream_head = 60 * SECOND_MS,
+        .upstream_body_idle = 60 * SECOND_MS,
+        .drain = 30 * SECOND_MS,
+    };
+}
+
+static void config_free(struct ap_config *cfg)
+{
+    free(cfg->path);
+    free(cfg->log_level);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        free(cfg->listeners[i].address);
+    free(cfg->listeners);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        struct ap_config_upstream *u = &cfg->upstreams[i];
+        free(u->name);
+        for (size_t j = 0; j < u->nservers; j++) {
+            free(u->servers[j].url);
+            free(u->servers[j].host);
+            free(u->servers[j].authority);
+        }
+        free(u->servers);
+        free(u->file_path);
+    }
+    free(cfg->upstreams);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        struct ap_config_route *r = &cfg->routes[i];
+        free(r->name);
+        for (size_t j = 0; j < r->nhosts; j++)
+            free(r->hosts[j]);
+        free(r->hosts);
+        free(r->path_prefix);
+        for (size_t j = 0; j < r->nmethods; j++)
+            free(r->methods[j]);
+        free(r->methods);
+    }
+    free(cfg->routes);
+    cfg->magic = 0;
+    free(cfg);
+}
+
+/* libyaml stops at its first syntax error; report it where it points. */
+static void syntax_error(struct parser *p, const yaml_parser_t *yp, const char *yaml, size_t len)
+{
+    char text[512];
+    unsigned line, col;
+    if (yp->error == YAML_MEMORY_ERROR) {
+        p->oom = 1;
+        return;
+    }
+    if (yp->error == YAML_READER_ERROR) {
+        /* Reader errors carry a byte offset, not a mark. */
+        line = 1;
+        col = 1;
+        for (size_t i = 0; i < yp->problem_offset && i < len; i++) {
+            if (yaml[i] == '\n') {
+                line++;
+                col = 1;
+            } else if (((unsigned char)yaml[i] & 0xC0) != 0x80) {
+                col++;
+            }
+        }
+        if (yp->problem_value >= 0)
+            snprintf(text, sizeof(text), "syntax error: %s (byte 0x%02x)", yp->problem,
+                     (unsigned)yp->problem_value);
+        else
+            snprintf(text, sizeof(text), "syntax error: %s", yp->problem);
+    } else {
+        line = (unsigned)yp->problem_mark.line + 1;
+        col = (unsigned)yp->problem_mark.column + 1;
+        if (yp->context != NULL)
+            snprintf(text, sizeof(text), "syntax error: %s (%s at %u:%u)",
+                     yp->problem ? yp->problem : "unknown", yp->context,
+                     (unsigned)yp->context_mark.line + 1, (unsigned)yp->context_mark.column + 1);
+        else
+            snprintf(text, sizeof(text), "syntax error: %s",
+                     yp->problem ? yp->problem : "unknown");
+    }
+    add_error(p, line, col, text);
+}
+
+static int error_cmp(const void *a, const void *b)
+{
+    const struct error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Joins the errors, sorted by position, one per line. */
+static char *join_errors(struct parser *p)
+{
+    if (p->oom) {
+        size_t n = strlen(p->name) + sizeof(": out of memory\n");
+        char *s = malloc(n);
+        if (s != NULL)
+            snprintf(s, n, "%s: out of memory\n", p->name);
+        return s;
+    }
+    qsort(p->errors, p->nerrors, sizeof(*p->errors), error_cmp);
+    char tail[256] = "";
+    if (p->dropped > 0)
+        snprintf(tail, sizeof(tail), "%.120s:%u:%u: too many errors, %u more not shown\n",
+                 p->name, p->overflow.line, p->overflow.col, p->dropped);
+    size_t total = strlen(tail) + 1;
+    for (size_t i = 0; i < p->nerrors; i++)
+        total += strlen(p->errors[i].msg) + 1;
+    char *s = malloc(total), *w = s;
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i < p->nerrors; i++) {
+        size_t l = strlen(p->errors[i].msg);
+        memcpy(w, p->errors[i].msg, l);
+        w[l] = '\n';
+        w += l + 1;
+    }
+    memcpy(w, tail, strlen(tail) + 1);
+    return s;
+}
+
+static void parse_document(struct parser *p, yaml_parser_t *yp, const char *yaml, size_t len)
+{
+    yaml_document_t doc;
+    if (!yaml_parser_load(yp, &doc)) {
+        syntax_error(p, yp, yaml, len);
+        return;
+    }
+    p->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root == NULL) {
+        add_error(p, 1, 1, "empty configuration");
+    } else if (root->type != YAML_MAPPING_NODE) {
+        err(p, root, "expected a mapping at the top level, got %s", type_name(root));
+    } else {
+        /* Walk root_kws in root_order: a table whose order is its parse
+         * order would print routes after limits. */
+        struct keyword ordered[AP_ARRAY_SIZE(root_order) + 1];
+        AP_BUG_ON(table_len(root_kws) != AP_ARRAY_SIZE(root_order));
+        for (size_t i = 0; i < AP_ARRAY_SIZE(root_order); i++) {
+            size_t j = 0;
+            while (root_kws[j].name != NULL && strcmp(root_kws[j].name, root_order[i]) != 0)
+                j++;
+            AP_BUG_ON(root_kws[j].name == NULL);
+            ordered[i] = root_kws[j];
+        }
+        ordered[AP_ARRAY_SIZE(root_order)] = (struct keyword){ 0 };
+        parse_table(p, root, ordered, p->cfg, NULL);
+    }
+    p->doc = NULL;
+    yaml_document_delete(&doc);
+
+    if (root == NULL)
+        return;
+    /* A second document would be silently ignored otherwise. */
+    if (!yaml_parser_load(yp, &doc)) {
+        syntax_error(p, yp, yaml, len);
+        return;
+    }
+    yaml_node_t *extra = yaml_document_get_root_node(&doc);
+    if (extra != NULL)
+        add_error(p, (unsigned)extra->start_mark.line + 1, (unsigned)extra->start_mark.column + 1,
+                  "only one YAML document is allowed");
+    yaml_document_delete(&doc);
+}
+
+struct ap_config *ap_config__parse(const char *yaml, size_t len, const char *name,
+                                   const struct ap_config__opts *opts, char **errors)
+{
+    AP_BUG_ON(errors == NULL || name == NULL);
+    *errors = NULL;
+    struct parser p = { .name = name };
+    if (opts != NULL)
+        p.opts = *opts;
+    if (yaml == NULL)
+        yaml = "";
+
+    struct ap_config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL) {
+        p.oom = 1;
+        *errors = join_errors(&p);
+        return NULL;
+    }
+    p.cfg = cfg;
+    set_defaults(&p, cfg);
+    cfg->path = xstrdup(&p, name);
+
+    yaml_parser_t yp;
+    if (!yaml_parser_initialize(&yp)) {
+        p.oom = 1;
+    } else {
+        yaml_parser_set_input_string(&yp, (const unsigned char *)yaml, len);
+        parse_document(&p, &yp, yaml, len);
+        yaml_parser_delete(&yp);
+    }
+
+    for (size_t i = 0; i < p.ncache; i++)
+        free(p.cache[i].host);
+    free(p.cache);
+    if (p.nerrors > 0 || p.oom) {
+        *errors = join_errors(&p);
+        for (size_t i = 0; i < p.nerrors; i++)
+            free(p.errors[i].msg);
+        free(p.errors);
+        config_free(cfg);
+        return NULL;
+    }
+    free(p.errors);
+    cfg->refcount = 1;
+    return cfg;
+}
+
+struct ap_config *ap_config_parse(const char *yaml, size_t len, const char *name, char **errors)
+{
+    return ap_config__parse(yaml, len, name, NULL, errors);
+}
+
+static char *simple_error(const char *path, const char *what, int errnum)
+{
+    const char *why = errnum ? strerror(errnum) : "";
+    int n = snprintf(NULL, 0, "%s: %s%s%s\n", path, what, errnum ? ": " : "", why);
+    char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (s != NULL)
+        snprintf(s, (size_t)n + 1, "%s: %s%s%s\n", path, what, errnum ? ": " : "", why);
+    return s;
+}
+
+struct ap_config *ap_config_load(const char *path, char **errors)
+{
+    AP_BUG_ON(errors == NULL || path == NULL);
+    *errors = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *errors = simple_error(path, "cannot open", errno);
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_FILE_BYTES) {
+                *errors = simple_error(path, "file too large (over 16 MiB)", 0);
+                goto fail;
+            }
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                *errors = simple_error(path, "cannot read", ENOMEM);
+                goto fail;
+            }
+            buf = nb;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            *errors = simple_error(path, "cannot read", errno);
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    struct ap_config *cfg = ap_config_parse(buf, len, path, errors);
+    free(buf);
+    return cfg;
+fail:
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+struct ap_config *ap_config_ref(struct ap_config *cfg)
+{
+    AP_CHECK_OBJ(cfg, AP_CONFIG_MAGIC);
+    int old = __atomic_fetch_add(&cfg->refcount, 1, __ATOMIC_RELAXED);
+    AP_BUG_ON(old <= 0);
+    return cfg;
+}
+
+void ap_config_unref(struct ap_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    AP_CHECK_OBJ(cfg, AP_CONFIG_MAGIC);
+    /* Release so this thread's reads happen before the free; acquire so the
+     * freeing thread sees every other thread's. */
+    int now = __atomic_sub_fetch(&cfg->refcount, 1, __ATOMIC_ACQ_REL);
+    AP_BUG_ON(now < 0);
+    if (now == 0)
+        config_free(cfg);
+}
+
+/* Printer: the same tables, written back as YAML. */
+
+struct printer {
+    FILE *out;
+    int dash;  /* the next line opens a list item: "- " replaces 2 spaces */
+    int error; /* first errno seen */
+};
+
+static void out(struct printer *pr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(struct printer *pr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (vfprintf(pr->out, fmt, ap) < 0 && pr->error == 0)
+        pr->error = errno ? errno : EIO;
+    va_end(ap);
+}
+
+/* Starts a line at `indent` with "name: " (value follows on the line). */
+static void line_start(struct printer *pr, int indent, const char *name)
+{
+    if (pr->dash) {
+        out(pr, "%*s- %s:", indent - 2, "", name);
+        pr->dash = 0;
+    } else {
+        out(pr, "%*s%s:", indent, "", name);
+    }
+}
+
+/* Writes a double-quoted YAML string: safe for any value we accept. */
+static void out_quoted(struct printer *pr, const char *s)
+{
+    out(pr, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            out(pr, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            out(pr, "\\x%02x", c);
+        else
+            out(pr, "%c", c);
+    }
+    out(pr, "\"");
+}
+
+static void print_table(struct printer *pr, const struct keyword *table, const void *obj,
+                        int indent, unsigned skip)
+{
+    for (const struct keyword *kw = table; kw->name != NULL; kw++)
+        if ((kw->flags & skip) == 0)
+            kw->print(pr, kw, obj, indent);
+}
+
+static void pr_integer(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    line_start(pr, indent, kw->name);
+    out(pr, " %" PRIu64 "\n", load_uint(obj, kw));
+}
+
+static void pr_size(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    char b[32];
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", fmt_size(b, load_uint(obj, kw)));
+}
+
+static void pr_duration(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    char b[32];
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", fmt_duration(b, load_uint(obj, kw)));
+}
+
+static void pr_string(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const char *s;
+    AP_BUG_ON(kw->size != sizeof(char *));
+    memcpy(&s, (const char *)obj + kw->off, sizeof(s));
+    line_start(pr, indent, kw->name);
+    out(pr, " ");
+    out_quoted(pr, s != NULL ? s : "");
+    out(pr, "\n");
+}
+
+static void pr_section(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, kw->sub, (const char *)obj + kw->off, indent + 2, 0);
+}
+
+static void pr_string_list(struct printer *pr, const char *name, char *const *v, size_t n,
+                           int indent)
+{
+    line_start(pr, indent, name);
+    out(pr, " [");
+    for (size_t i = 0; i < n; i++) {
+        out(pr, i ? ", " : "");
+        out_quoted(pr, v[i]);
+    }
+    out(pr, "]\n");
+}
+
+static void pr_workers(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    if (cfg->workers_auto)
+        out(pr, " auto # %u on this machine\n", cfg->workers);
+    else
+        out(pr, " %u\n", cfg->workers);
+}
+
+static void pr_proxy_protocol(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent)
+{
+    const struct ap_config_listener *l = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", l->proxy_protocol ? "true" : "false");
+}
+
+static void pr_listen(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        pr->dash = 1;
+        print_table(pr, listener_kws, &cfg->listeners[i], indent + 4, 0);
+    }
+}
+
+static void pr_file(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_upstream *u = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " ");
+    out_quoted(pr, u->file_path);
+    out(pr, "\n");
+}
+
+static void pr_servers(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_upstream *u = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " [");
+    for (size_t i = 0; i < u->nservers; i++) {
+        out(pr, i ? ", " : "");
+        out_quoted(pr, u->servers[i].url);
+    }
+    out(pr, "]\n");
+}
+
+static void pr_host_mode(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent)
+{
+    const struct ap_config_upstream *u = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", u->preserve_host ? "preserve" : "upstream");
+}
+
+static void pr_upstreams(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const struct ap_config_upstream *u = &cfg->upstreams[i];
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, u->name);
+        out(pr, ":\n");
+        print_table(pr, upstream_kws, u, indent + 4,
+                    u->kind == AP_UPSTREAM_FILE ? KW_SERVERS_ONLY : KW_FILE_ONLY);
+    }
+}
+
+static void pr_hosts(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_route *r = obj;
+    pr_string_list(pr, kw->name, r->hosts, r->nhosts, indent);
+}
+
+static void pr_methods(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_route *r = obj;
+    pr_string_list(pr, kw->name, r->methods, r->nmethods, indent);
+}
+
+static void pr_route_upstream(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent)
+{
+    const struct ap_config_route *r = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " ");
+    out_quoted(pr, r->upstream->name);
+    out(pr, "\n");
+}
+
+static void pr_routes(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        pr->dash = 1;
+        print_table(pr, route_kws, &cfg->routes[i], indent + 4, 0);
+    }
+}
+
+int ap_config_print(const struct ap_config *cfg, FILE *fp)
+{
+    AP_CHECK_OBJ(cfg, AP_CONFIG_MAGIC);
+    struct printer pr = { .out = fp };
+    out(&pr, "# Effective configuration loaded from ");
+    out_quoted(&pr, cfg->path != NULL ? cfg->path : "");
+    out(&pr, ", every default filled in.\n");
+    print_table(&pr, root_kws, cfg, 0, 0);
+    if (fflush(fp) != 0 && pr.error == 0)
+        pr.error = errno ? errno : EIO;
+    return -pr.error;
+}

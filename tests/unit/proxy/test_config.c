@@ -1,0 +1,1073 @@
+/* Unit tests of proxy/config.c: values, defaults, every error kind with its
+ * exact FILE:LINE:COL, several errors in one run, and the print/parse round
+ * trip. Host names go through a fake resolver so no test waits on DNS. */
+#include "anonproxy/common.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "anonproxy/config.h"
+#include "config-int.h"
+
+/* Resolves "backend.local" to 192.0.2.10 and "v6.local" to 2001:db8::1;
+ * everything else fails. Counts its calls. */
+static unsigned resolve_calls;
+
+static int fake_resolve(void *ctx, const char *host, struct sockaddr_storage *ss,
+                        socklen_t *len, const char **why)
+{
+    (void)ctx;
+    resolve_calls++;
+    memset(ss, 0, sizeof(*ss));
+    if (strcmp(host, "backend.local") == 0) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        inet_pton(AF_INET, "192.0.2.10", &sin->sin_addr);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    if (strcmp(host, "v6.local") == 0) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, "2001:db8::1", &sin6->sin6_addr);
+        *len = sizeof(*sin6);
+        return 0;
+    }
+    *why = "no such host (test resolver)";
+    return -ENOENT;
+}
+
+static const struct ap_config__opts test_opts = { .resolve = fake_resolve, .ncpus = 3 };
+
+static struct ap_config *parse(const char *yaml, char **errors)
+{
+    return ap_config__parse(yaml, strlen(yaml), "t.yaml", &test_opts, errors);
+}
+
+/* Parses `yaml`, which must fail with exactly `expected`. */
+static void expect_errors(const char *yaml, const char *expected)
+{
+    char *errors = NULL;
+    struct ap_config *cfg = parse(yaml, &errors);
+    assert_null(cfg);
+    assert_non_null(errors);
+    assert_string_equal(errors, expected);
+    free(errors);
+}
+
+static struct ap_config *parse_ok(const char *yaml)
+{
+    char *errors = NULL;
+    struct ap_config *cfg = parse(yaml, &errors);
+    if (cfg == NULL)
+        fail_msg("unexpected errors:\n%s", errors ? errors : "(null)");
+    assert_null(errors);
+    return cfg;
+}
+
+/* The three required sections, for tests about something else. Three lines:
+ * whatever a test appends starts on line 4. */
+#define MINIMAL                                                                   \
+    "listen: [{address: 127.0.0.1:8080}]\n"                                      \
+    "upstreams: {u: {file: out.ndjson}}\n"                                       \
+    "routes: [{upstream: u}]\n"
+
+static const char example[] =
+    "workers: 4\n"
+    "log_level: warn\n"
+    "listen:\n"
+    "  - address: 127.0.0.1:8080\n"
+    "    proxy_protocol: true\n"
+    "    backlog: 1024\n"
+    "  - address: \"[::1]:8443\"\n"
+    "upstreams:\n"
+    "  events:\n"
+    "    file: var/events.ndjson\n"
+    "  matomo:\n"
+    "    servers: [http://127.0.0.1:9000, \"http://[::1]:9001\", http://Backend.LOCAL]\n"
+    "    keepalive: { max_idle: 16, idle_timeout: 90s }\n"
+    "    max_fails: 3\n"
+    "    fail_timeout: 20s\n"
+    "    host: preserve\n"
+    "routes:\n"
+    "  - name: collect\n"
+    "    match:\n"
+    "      host: [Analytics.Example.com, \"*.example.org\"]\n"
+    "      path: /collect\n"
+    "      methods: [get, POST]\n"
+    "    upstream: matomo\n"
+    "    max_body_bytes: 2m\n"
+    "  - upstream: events\n"
+    "limits:\n"
+    "  header_line_bytes: 4k\n"
+    "  header_bytes: 16KiB\n"
+    "  header_count: 50\n"
+    "  target_bytes: 2kb\n"
+    "  body_bytes: 512k\n"
+    "  connections_per_worker: 500\n"
+    "timeouts:\n"
+    "  request_head: 5s\n"
+    "  body_idle: 250ms\n"
+    "  keepalive: 2m\n"
+    "  upstream_connect: 1\n"
+    "  upstream_head: 1h\n"
+    "  upstream_body_idle: 45s\n"
+    "  drain: 3s\n";
+
+static void check_sockaddr(const struct sockaddr_storage *ss, socklen_t len, int family,
+                           const char *addr, uint16_t port)
+{
+    char buf[INET6_ADDRSTRLEN];
+    assert_int_equal(ss->ss_family, family);
+    if (family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        assert_int_equal(len, sizeof(*sin));
+        assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
+        assert_int_equal(ntohs(sin->sin_port), port);
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        assert_int_equal(len, sizeof(*sin6));
+        assert_non_null(inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)));
+        assert_int_equal(ntohs(sin6->sin6_port), port);
+    }
+    assert_string_equal(buf, addr);
+}
+
+static void test_full_example(void **state)
+{
+    (void)state;
+    resolve_calls = 0;
+    struct ap_config *cfg = parse_ok(example);
+    assert_int_equal(cfg->magic, AP_CONFIG_MAGIC);
+    assert_int_equal(cfg->refcount, 1);
+    assert_string_equal(cfg->path, "t.yaml");
+    assert_int_equal(cfg->workers, 4);
+    assert_int_equal(cfg->workers_auto, 0);
+    assert_string_equal(cfg->log_level, "warn");
+
+    assert_int_equal(cfg->nlisteners, 2);
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:8080");
+    check_sockaddr(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, AF_INET, "127.0.0.1",
+                   8080);
+    assert_int_equal(cfg->listeners[0].proxy_protocol, 1);
+    assert_int_equal(cfg->listeners[0].backlog, 1024);
+    assert_int_equal(cfg->listeners[0].pos.line, 4);
+    assert_int_equal(cfg->listeners[0].pos.col, 5);
+    assert_string_equal(cfg->listeners[1].address, "[::1]:8443");
+    check_sockaddr(&cfg->listeners[1].addr, cfg->listeners[1].addrlen, AF_INET6, "::1", 8443);
+    assert_int_equal(cfg->listeners[1].proxy_protocol, 0);
+    assert_int_equal(cfg->listeners[1].backlog, 511);
+
+    assert_int_equal(cfg->nupstreams, 2);
+    const struct ap_config_upstream *ev = &cfg->upstreams[0];
+    assert_string_equal(ev->name, "events");
+    assert_int_equal(ev->kind, AP_UPSTREAM_FILE);
+    assert_string_equal(ev->file_path, "var/events.ndjson");
+    assert_int_equal(ev->nservers, 0);
+    assert_int_equal(ev->pos.line, 9);
+    assert_int_equal(ev->pos.col, 3);
+
+    const struct ap_config_upstream *m = &cfg->upstreams[1];
+    assert_string_equal(m->name, "matomo");
+    assert_int_equal(m->kind, AP_UPSTREAM_HTTP);
+    assert_null(m->file_path);
+    assert_int_equal(m->nservers, 3);
+    assert_string_equal(m->servers[0].url, "http://127.0.0.1:9000");
+    assert_string_equal(m->servers[0].host, "127.0.0.1");
+    assert_int_equal(m->servers[0].port, 9000);
+    assert_string_equal(m->servers[0].authority, "127.0.0.1:9000");
+    check_sockaddr(&m->servers[0].addr, m->servers[0].addrlen, AF_INET, "127.0.0.1", 9000);
+    assert_string_equal(m->servers[1].url, "http://[::1]:9001");
+    assert_string_equal(m->servers[1].host, "::1");
+    assert_int_equal(m->servers[1].port, 9001);
+    assert_string_equal(m->servers[1].authority, "[::1]:9001");
+    check_sockaddr(&m->servers[1].addr, m->servers[1].addrlen, AF_INET6, "::1", 9001);
+    assert_string_equal(m->servers[2].url, "http://Backend.LOCAL");
+    assert_string_equal(m->servers[2].host, "backend.local");
+    assert_int_equal(m->servers[2].port, 80);
+    assert_string_equal(m->servers[2].authority, "backend.local");
+    check_sockaddr(&m->servers[2].addr, m->servers[2].addrlen, AF_INET, "192.0.2.10", 80);
+    assert_int_equal(resolve_calls, 1);
+    assert_int_equal(m->keepalive_max_idle, 16);
+    assert_int_equal(m->keepalive_idle_timeout_ms, 90000);
+    assert_int_equal(m->max_fails, 3);
+    assert_int_equal(m->fail_timeout_ms, 20000);
+    assert_int_equal(m->preserve_host, 1);
+
+    assert_int_equal(cfg->nroutes, 2);
+    const struct ap_config_route *r = &cfg->routes[0];
+    assert_string_equal(r->name, "collect");
+    assert_int_equal(r->nhosts, 2);
+    assert_string_equal(r->hosts[0], "analytics.example.com");
+    assert_string_equal(r->hosts[1], "*.example.org");
+    assert_string_equal(r->path_prefix, "/collect");
+    assert_int_equal(r->nmethods, 2);
+    assert_string_equal(r->methods[0], "GET");
+    assert_string_equal(r->methods[1], "POST");
+    assert_ptr_equal(r->upstream, m);
+    assert_int_equal(r->max_body_bytes, 2 * 1024 * 1024);
+    assert_int_equal(r->pos.line, 18);
+    assert_int_equal(r->pos.col, 5);
+    r = &cfg->routes[1];
+    assert_string_equal(r->name, "route2");
+    assert_int_equal(r->nhosts, 0);
+    assert_string_equal(r->path_prefix, "/");
+    assert_int_equal(r->nmethods, 0);
+    assert_ptr_equal(r->upstream, ev);
+    assert_int_equal(r->max_body_bytes, 512 * 1024); /* limits.body_bytes, written after */
+
+    assert_int_equal(cfg->limits.header_line_bytes, 4096);
+    assert_int_equal(cfg->limits.header_bytes, 16384);
+    assert_int_equal(cfg->limits.header_count, 50);
+    assert_int_equal(cfg->limits.target_bytes, 2048);
+    assert_int_equal(cfg->limits.body_bytes, 512 * 1024);
+    assert_int_equal(cfg->limits.connections_per_worker, 500);
+
+    assert_int_equal(cfg->timeouts.request_head, 5000);
+    assert_int_equal(cfg->timeouts.body_idle, 250);
+    assert_int_equal(cfg->timeouts.keepalive, 120000);
+    assert_int_equal(cfg->timeouts.upstream_connect, 1000);
+    assert_int_equal(cfg->timeouts.upstream_head, 3600000);
+    assert_int_equal(cfg->timeouts.upstream_body_idle, 45000);
+    assert_int_equal(cfg->timeouts.drain, 3000);
+    ap_config_unref(cfg);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(MINIMAL);
+    assert_int_equal(cfg->workers_auto, 1);
+    assert_int_equal(cfg->workers, 3); /* test_opts.ncpus */
+    assert_string_equal(cfg->log_level, "info");
+    assert_int_equal(cfg->listeners[0].backlog, 511);
+    assert_int_equal(cfg->listeners[0].proxy_protocol, 0);
+    const struct ap_config_upstream *u = &cfg->upstreams[0];
+    assert_int_equal(u->keepalive_max_idle, 32);
+    assert_int_equal(u->keepalive_idle_timeout_ms, 60000);
+    assert_int_equal(u->max_fails, 1);
+    assert_int_equal(u->fail_timeout_ms, 10000);
+    assert_int_equal(u->preserve_host, 0);
+    const struct ap_config_route *r = &cfg->routes[0];
+    assert_string_equal(r->name, "route1");
+    assert_string_equal(r->path_prefix, "/");
+    assert_int_equal(r->nhosts, 0);
+    assert_int_equal(r->nmethods, 0);
+    assert_int_equal(r->max_body_bytes, 1048576);
+    assert_int_equal(cfg->limits.header_line_bytes, 8192);
+    assert_int_equal(cfg->limits.header_bytes, 32768);
+    assert_int_equal(cfg->limits.header_count, 100);
+    assert_int_equal(cfg->limits.target_bytes, 8192);
+    assert_int_equal(cfg->limits.body_bytes, 1048576);
+    assert_int_equal(cfg->limits.connections_per_worker, 10000);
+    assert_int_equal(cfg->timeouts.request_head, 10000);
+    assert_int_equal(cfg->timeouts.body_idle, 30000);
+    assert_int_equal(cfg->timeouts.keepalive, 60000);
+    assert_int_equal(cfg->timeouts.upstream_connect, 5000);
+    assert_int_equal(cfg->timeouts.upstream_head, 60000);
+    assert_int_equal(cfg->timeouts.upstream_body_idle, 60000);
+    assert_int_equal(cfg->timeouts.drain, 30000);
+    ap_config_unref(cfg);
+
+    /* Empty sections are allowed and mean "all defaults". */
+    cfg = parse_ok(MINIMAL "limits:\ntimeouts: {}\n");
+    assert_int_equal(cfg->limits.header_bytes, 32768);
+    assert_int_equal(cfg->timeouts.drain, 30000);
+    ap_config_unref(cfg);
+}
+
+static void test_workers_auto_uses_cpu_count(void **state)
+{
+    (void)state;
+    char *errors = NULL;
+    const char *yaml = MINIMAL "workers: auto\n";
+    struct ap_config *cfg = ap_config_parse(yaml, strlen(yaml), "t.yaml", &errors);
+    assert_non_null(cfg);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(cfg->workers, n < 1 ? 1 : n > 256 ? 256 : n);
+    assert_int_equal(cfg->workers_auto, 1);
+    ap_config_unref(cfg);
+
+    cfg = parse_ok(MINIMAL "workers: 256\n");
+    assert_int_equal(cfg->workers, 256);
+    assert_int_equal(cfg->workers_auto, 0);
+    ap_config_unref(cfg);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t ms;
+    } cases[] = {
+        { "250ms", 250 }, { "10s", 10000 }, { "5m", 300000 }, { "1h", 3600000 },
+        { "7", 7000 },    { "2S", 2000 },   { "3 s", 3000 },  { "24h", 86400000 },
+        { "1ms", 1 },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(cases); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), MINIMAL "timeouts: {drain: %s}\n", cases[i].text);
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->timeouts.drain, cases[i].ms);
+        ap_config_unref(cfg);
+    }
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } cases[] = {
+        { "0", 0 },           { "1000", 1000 },       { "100b", 100 },
+        { "1k", 1024 },       { "1K", 1024 },         { "2kb", 2048 },
+        { "2KiB", 2048 },     { "1m", 1048576 },      { "3MB", 3145728 },
+        { "1g", 1073741824 }, { "1GiB", 1073741824 }, { "1024g", 1099511627776 },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(cases); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), MINIMAL "limits: {body_bytes: %s}\n", cases[i].text);
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->limits.body_bytes, cases[i].bytes);
+        assert_int_equal(cfg->routes[0].max_body_bytes, cases[i].bytes);
+        ap_config_unref(cfg);
+    }
+}
+
+static void test_booleans(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        unsigned v;
+    } cases[] = {
+        { "true", 1 }, { "yes", 1 }, { "on", 1 },  { "True", 1 },
+        { "false", 0 }, { "no", 0 }, { "off", 0 }, { "OFF", 0 },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(cases); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 "listen: [{address: 127.0.0.1:80, proxy_protocol: %s}]\n"
+                 "upstreams: {u: {file: x}}\nroutes: [{upstream: u}]\n",
+                 cases[i].text);
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->listeners[0].proxy_protocol, cases[i].v);
+        ap_config_unref(cfg);
+    }
+    expect_errors("listen: [{address: 127.0.0.1:80, proxy_protocol: maybe}]\n"
+                  "upstreams: {u: {file: x}}\nroutes: [{upstream: u}]\n",
+                  "t.yaml:1:50: listen[0].proxy_protocol: expected a boolean (true/false, "
+                  "yes/no, on/off), got 'maybe'\n");
+}
+
+static void test_aliases(void **state)
+{
+    (void)state;
+    /* Anchors and aliases are plain YAML; one name resolves once. */
+    resolve_calls = 0;
+    struct ap_config *cfg = parse_ok("listen: [{address: 127.0.0.1:80}]\n"
+                                     "upstreams:\n"
+                                     "  a: &srv {servers: http://backend.local:81}\n"
+                                     "  b: *srv\n"
+                                     "routes: [{upstream: a}, {upstream: b}]\n");
+    assert_int_equal(cfg->nupstreams, 2);
+    assert_int_equal(cfg->upstreams[1].servers[0].port, 81);
+    assert_int_equal(resolve_calls, 1);
+    ap_config_unref(cfg);
+}
+
+static void test_real_resolver(void **state)
+{
+    (void)state;
+    /* localhost comes from /etc/hosts: no network involved. */
+    const char *yaml = "listen: [{address: 127.0.0.1:80}]\n"
+                       "upstreams: {u: {servers: 'http://localhost:8081/'}}\n"
+                       "routes: [{upstream: u}]\n";
+    char *errors = NULL;
+    struct ap_config *cfg = ap_config_parse(yaml, strlen(yaml), "t.yaml", &errors);
+    if (cfg == NULL)
+        fail_msg("%s", errors);
+    const struct ap_config_server *s = &cfg->upstreams[0].servers[0];
+    assert_string_equal(s->authority, "localhost:8081");
+    assert_true(s->addr.ss_family == AF_INET || s->addr.ss_family == AF_INET6);
+    if (s->addr.ss_family == AF_INET)
+        assert_int_equal(ntohs(((const struct sockaddr_in *)&s->addr)->sin_port), 8081);
+    else
+        assert_int_equal(ntohs(((const struct sockaddr_in6 *)&s->addr)->sin6_port), 8081);
+    ap_config_unref(cfg);
+}
+
+static void test_normalisation(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok("listen: [{address: 127.0.0.1:80}]\n"
+                                     "upstreams: {u: {servers: 'HTTP://V6.local:8080'}}\n"
+                                     "routes:\n"
+                                     "  - upstream: u\n"
+                                     "    match: {host: WWW.Example.COM, methods: patch}\n"
+                                     "  - upstream: u\n"
+                                     "    match: {host: '[2001:DB8::1]', methods: [m-search]}\n");
+    assert_string_equal(cfg->upstreams[0].servers[0].authority, "v6.local:8080");
+    check_sockaddr(&cfg->upstreams[0].servers[0].addr, cfg->upstreams[0].servers[0].addrlen,
+                   AF_INET6, "2001:db8::1", 8080);
+    assert_int_equal(cfg->routes[0].nhosts, 1);
+    assert_string_equal(cfg->routes[0].hosts[0], "www.example.com");
+    assert_string_equal(cfg->routes[0].methods[0], "PATCH");
+    assert_string_equal(cfg->routes[1].hosts[0], "[2001:db8::1]");
+    assert_string_equal(cfg->routes[1].methods[0], "M-SEARCH");
+    ap_config_unref(cfg);
+}
+
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    expect_errors("listen: [127.0.0.1:80\nupstreams: {}\n",
+                  "t.yaml:2:10: syntax error: did not find expected ',' or ']' "
+                  "(while parsing a flow sequence at 1:9)\n");
+    expect_errors("workers: 2\nlog_level: a: b\n",
+                  "t.yaml:2:13: syntax error: mapping values are not allowed in this context\n");
+    expect_errors("a: *nothing\n", "t.yaml:1:4: syntax error: found undefined alias\n");
+    expect_errors("workers: 2\nlog_level: \xff\n",
+                  "t.yaml:2:12: syntax error: invalid leading UTF-8 octet (byte 0xff)\n");
+}
+
+static void test_empty_and_top_level(void **state)
+{
+    (void)state;
+    expect_errors("", "t.yaml:1:1: empty configuration\n");
+    expect_errors("# only a comment\n\n", "t.yaml:1:1: empty configuration\n");
+    expect_errors("\n- a\n- b\n", "t.yaml:2:1: expected a mapping at the top level, got a list\n");
+    expect_errors("hello\n", "t.yaml:1:1: expected a mapping at the top level, got a scalar\n");
+    expect_errors(MINIMAL "---\nworkers: 2\n",
+                  "t.yaml:5:1: only one YAML document is allowed\n");
+}
+
+static void test_missing_sections(void **state)
+{
+    (void)state;
+    expect_errors("workers: 2\n",
+                  "t.yaml:1:1: missing required key 'listen'\n"
+                  "t.yaml:1:1: missing required key 'upstreams'\n"
+                  "t.yaml:1:1: missing required key 'routes'\n");
+    expect_errors("listen: []\nupstreams: {}\nroutes:\n",
+                  "t.yaml:1:9: listen: at least one listener is required\n"
+                  "t.yaml:2:12: upstreams: at least one upstream is required\n"
+                  "t.yaml:3:8: routes: at least one route is required\n");
+    expect_errors("listen: [{backlog: 5}]\nupstreams: {u: {file: x}}\nroutes: [{name: r}]\n",
+                  "t.yaml:1:10: listen[0]: missing required key 'address'\n"
+                  "t.yaml:3:10: routes[0]: missing required key 'upstream'\n");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_errors("listen: {address: 127.0.0.1:80}\n"
+                  "upstreams: [u]\n"
+                  "routes: [{upstream: u}, 5]\n"
+                  "limits: 8k\n"
+                  "timeouts: {drain: [1s]}\n"
+                  "workers: [1]\n",
+                  "t.yaml:1:9: listen: expected a list of listeners, got a mapping\n"
+                  "t.yaml:2:12: upstreams: expected a mapping of upstream names, got a list\n"
+                  "t.yaml:3:25: routes[1]: expected a mapping, got a scalar\n"
+                  "t.yaml:4:9: limits: expected a mapping, got a scalar\n"
+                  "t.yaml:5:19: timeouts.drain: expected a duration, got a list\n"
+                  "t.yaml:6:10: workers: expected 'auto' or an integer, got a list\n");
+    expect_errors(MINIMAL "limits: {header_count: lots, body_bytes: {a: 1}}\n"
+                          "workers: many\n"
+                          "log_level:\n",
+                  "t.yaml:4:24: limits.header_count: expected an integer, got 'lots'\n"
+                  "t.yaml:4:42: limits.body_bytes: expected a size, got a mapping\n"
+                  "t.yaml:5:10: workers: expected 'auto' or an integer, got 'many'\n"
+                  "t.yaml:6:11: log_level: missing value (expected a log level)\n");
+    expect_errors(MINIMAL "log_level: \"a\\0b\"\n",
+                  "t.yaml:4:12: log_level: value contains a NUL byte\n");
+    expect_errors(MINIMAL "log_level: verbose\n",
+                  "t.yaml:4:12: log_level: invalid log level 'verbose' (expected debug, "
+                  "info, warn or error)\n");
+    expect_errors(MINIMAL "? [a]\n: 1\n",
+                  "t.yaml:4:3: expected a key name, got a list\n");
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    expect_errors(MINIMAL "worker: 2\n"
+                          "timeouts: {drian: 1s, frobnicate: 2s}\n"
+                          "limits:\n"
+                          "  header_byte: 1k\n",
+                  "t.yaml:4:1: unknown key 'worker', did you mean 'workers'?\n"
+                  "t.yaml:5:12: timeouts: unknown key 'drian', did you mean 'drain'?\n"
+                  "t.yaml:5:23: timeouts: unknown key 'frobnicate'\n"
+                  "t.yaml:7:3: limits: unknown key 'header_byte', did you mean "
+                  "'header_bytes'?\n");
+    expect_errors("listen: [{adress: 127.0.0.1:80}]\n"
+                  "upstreams: {u: {file: x, keepalive: {max_idel: 3}}}\n"
+                  "routes: [{upstream: u, match: {paths: /}}]\n",
+                  "t.yaml:1:10: listen[0]: missing required key 'address'\n"
+                  "t.yaml:1:11: listen[0]: unknown key 'adress', did you mean 'address'?\n"
+                  "t.yaml:2:26: upstreams.u.keepalive: only applies to upstreams with "
+                  "'servers'\n"
+                  "t.yaml:2:38: upstreams.u.keepalive: unknown key 'max_idel', did you mean "
+                  "'max_idle'?\n"
+                  "t.yaml:3:32: routes[0].match: unknown key 'paths', did you mean 'path'?\n");
+}
+
+static void test_duplicate_keys(void **state)
+{
+    (void)state;
+    expect_errors(MINIMAL "workers: 2\nworkers: 3\n",
+                  "t.yaml:5:1: duplicate key 'workers' (first at 4:1)\n");
+}
+
+static void test_bad_listen_addresses(void **state)
+{
+    (void)state;
+    expect_errors("listen:\n"
+                  "  - address: 127.0.0.1\n"
+                  "  - address: 127.0.0.1:0\n"
+                  "  - address: 127.0.0.1:65536\n"
+                  "  - address: localhost:80\n"
+                  "  - address: 127.0.0.1:http\n"
+                  "  - address: '[::1]'\n"
+                  "  - address: '[::g]:80'\n"
+                  "  - address: ::1:80\n"
+                  "  - address: '[127.0.0.1]:80'\n"
+                  "  - address: 1.2.3:80\n"
+                  "upstreams: {u: {file: x}}\nroutes: [{upstream: u}]\n",
+                  "t.yaml:2:14: listen[0].address: invalid address '127.0.0.1': missing port "
+                  "(expected a.b.c.d:port or [ipv6]:port)\n"
+                  "t.yaml:3:14: listen[1].address: invalid port '0' (expected 1..65535)\n"
+                  "t.yaml:4:14: listen[2].address: invalid port '65536' (expected 1..65535)\n"
+                  "t.yaml:5:14: listen[3].address: invalid address 'localhost:80': not a numeric "
+                  "IPv4 address (host names are not allowed here)\n"
+                  "t.yaml:6:14: listen[4].address: invalid port 'http' (expected 1..65535)\n"
+                  "t.yaml:7:14: listen[5].address: invalid address '[::1]': missing port "
+                  "(expected a.b.c.d:port or [ipv6]:port)\n"
+                  "t.yaml:8:14: listen[6].address: invalid address '[::g]:80': not a numeric "
+                  "IPv6 address\n"
+                  "t.yaml:9:14: listen[7].address: invalid address '::1:80': IPv6 addresses must "
+                  "be written in brackets: [addr]:port (expected a.b.c.d:port or [ipv6]:port)\n"
+                  "t.yaml:10:14: listen[8].address: invalid address '[127.0.0.1]:80': not a "
+                  "numeric IPv6 address\n"
+                  "t.yaml:11:14: listen[9].address: invalid address '1.2.3:80': not a numeric "
+                  "IPv4 address (host names are not allowed here)\n");
+}
+
+static void test_duplicate_listener(void **state)
+{
+    (void)state;
+    expect_errors("listen:\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "  - address: '[::1]:8080'\n"
+                  "  - {backlog: 5, address: '[0:0::1]:8080'}\n"
+                  "  - address: 127.0.0.1:8080\n"
+                  "upstreams: {u: {file: x}}\nroutes: [{upstream: u}]\n",
+                  "t.yaml:4:27: listen[2].address: duplicate listener address '[0:0::1]:8080' "
+                  "(first at 3:5)\n"
+                  "t.yaml:5:14: listen[3].address: duplicate listener address '127.0.0.1:8080' "
+                  "(first at 2:5)\n");
+}
+
+static void test_bad_server_urls(void **state)
+{
+    (void)state;
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams:\n"
+                  "  u:\n"
+                  "    servers:\n"
+                  "      - https://127.0.0.1\n"
+                  "      - ftp://127.0.0.1\n"
+                  "      - 127.0.0.1:80\n"
+                  "      - http://user@127.0.0.1\n"
+                  "      - http://127.0.0.1/api\n"
+                  "      - http://127.0.0.1/?a=1\n"
+                  "      - http://127.0.0.1:0\n"
+                  "      - 'http://127.0.0.1:'\n"
+                  "      - 'http://[::1'\n"
+                  "      - http://bad_host!\n"
+                  "      - http://nowhere.test\n"
+                  "      - http://1.2.3.999\n"
+                  "      - http://\n"
+                  "      - http://127.0.0.1#frag\n"
+                  "routes: [{upstream: u}]\n",
+                  "t.yaml:5:9: upstreams.u.servers[0]: https upstreams are not supported yet\n"
+                  "t.yaml:6:9: upstreams.u.servers[1]: unsupported scheme in server URL "
+                  "'ftp://127.0.0.1' (expected http://)\n"
+                  "t.yaml:7:9: upstreams.u.servers[2]: invalid server URL '127.0.0.1:80' "
+                  "(expected http://host[:port])\n"
+                  "t.yaml:8:9: upstreams.u.servers[3]: user info is not allowed in server URL "
+                  "'http://user@127.0.0.1'\n"
+                  "t.yaml:9:9: upstreams.u.servers[4]: a path is not allowed in server URL "
+                  "'http://127.0.0.1/api'\n"
+                  "t.yaml:10:9: upstreams.u.servers[5]: a query is not allowed in server URL "
+                  "'http://127.0.0.1/?a=1'\n"
+                  "t.yaml:11:9: upstreams.u.servers[6]: invalid port '0' in server URL "
+                  "'http://127.0.0.1:0' (expected 1..65535)\n"
+                  "t.yaml:12:9: upstreams.u.servers[7]: invalid port '' in server URL "
+                  "'http://127.0.0.1:' (expected 1..65535)\n"
+                  "t.yaml:13:9: upstreams.u.servers[8]: invalid host in server URL "
+                  "'http://[::1'\n"
+                  "t.yaml:14:9: upstreams.u.servers[9]: invalid host in server URL "
+                  "'http://bad_host!'\n"
+                  "t.yaml:15:9: upstreams.u.servers[10]: cannot resolve 'nowhere.test': no "
+                  "such host (test resolver)\n"
+                  "t.yaml:16:9: upstreams.u.servers[11]: invalid host in server URL "
+                  "'http://1.2.3.999'\n"
+                  "t.yaml:17:9: upstreams.u.servers[12]: invalid host in server URL 'http://'\n"
+                  "t.yaml:18:9: upstreams.u.servers[13]: a fragment is not allowed in server "
+                  "URL 'http://127.0.0.1#frag'\n");
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams: {u: {servers: []}, v: {servers: {a: b}}}\n"
+                  "routes: [{upstream: u}]\n",
+                  "t.yaml:2:26: upstreams.u.servers: at least one server is required\n"
+                  "t.yaml:2:44: upstreams.v.servers: expected a server URL or a list of them, "
+                  "got a mapping\n");
+}
+
+static void test_upstream_kind_errors(void **state)
+{
+    (void)state;
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams:\n"
+                  "  both: {file: x, servers: http://127.0.0.1}\n"
+                  "  neither: {max_fails: 2}\n"
+                  "  file:\n"
+                  "    file: out.ndjson\n"
+                  "    host: preserve\n"
+                  "    fail_timeout: 1s\n"
+                  "  bad name: {file: ''}\n"
+                  "  mode: {servers: http://127.0.0.1, host: client}\n"
+                  "  nothing:\n"
+                  "routes: [{upstream: both}]\n",
+                  "t.yaml:3:3: upstreams.both: both 'file' and 'servers' are set, an upstream "
+                  "has one or the other\n"
+                  "t.yaml:4:3: upstreams.neither: either 'file' or 'servers' is required\n"
+                  "t.yaml:7:5: upstreams.file.host: only applies to upstreams with 'servers'\n"
+                  "t.yaml:8:5: upstreams.file.fail_timeout: only applies to upstreams with "
+                  "'servers'\n"
+                  "t.yaml:9:3: upstreams: invalid upstream name 'bad name' (letters, digits, '_', "
+                  "'-', '.'; at most 64)\n"
+                  "t.yaml:9:20: upstreams.bad name.file: empty file path\n"
+                  "t.yaml:10:43: upstreams.mode.host: invalid host mode 'client' (expected "
+                  "upstream or preserve)\n"
+                  "t.yaml:11:11: upstreams.nothing: expected a mapping, got nothing\n");
+}
+
+static void test_duplicate_names(void **state)
+{
+    (void)state;
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams:\n"
+                  "  u: {file: a}\n"
+                  "  u: {file: b}\n"
+                  "routes:\n"
+                  "  - {name: r, upstream: u}\n"
+                  "  - {name: route3, upstream: u}\n"
+                  "  - {upstream: u}\n"
+                  "  - {name: r, upstream: u}\n",
+                  "t.yaml:4:3: upstreams: duplicate upstream name 'u' (first at 3:3)\n"
+                  "t.yaml:8:5: routes[2]: duplicate route name 'route3' (first at 7:12)\n"
+                  "t.yaml:9:12: routes[3]: duplicate route name 'r' (first at 6:12)\n");
+}
+
+static void test_unknown_upstream(void **state)
+{
+    (void)state;
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams: {matomo: {file: x}}\n"
+                  "routes:\n"
+                  "  - upstream: matmo\n"
+                  "  - upstream: elsewhere\n"
+                  "  - {upstream: matomo, name: 'no/slash'}\n",
+                  "t.yaml:4:15: routes[0].upstream: unknown upstream 'matmo', did you mean "
+                  "'matomo'?\n"
+                  "t.yaml:5:15: routes[1].upstream: unknown upstream 'elsewhere'\n"
+                  "t.yaml:6:30: routes[2].name: invalid route name 'no/slash' (letters, digits, "
+                  "'_', '-', '.'; at most 64)\n");
+    /* A broken upstreams section is reported once, not once per route. */
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams: matomo\n"
+                  "routes: [{upstream: matomo}, {upstream: matomo}]\n",
+                  "t.yaml:2:12: upstreams: expected a mapping of upstream names, got a scalar\n");
+}
+
+static void test_bad_match(void **state)
+{
+    (void)state;
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams: {u: {file: x}}\n"
+                  "routes:\n"
+                  "  - upstream: u\n"
+                  "    match:\n"
+                  "      host: [ok.example, '*', '*.', 'a..b', 'x.example:80', '', '-a.b', "
+                  "'[::1', '**.a']\n"
+                  "      path: collect\n"
+                  "      methods: [GET, 'PO ST', '']\n"
+                  "  - upstream: u\n"
+                  "    match: {path: '/a b', methods: {GET: 1}}\n",
+                  "t.yaml:6:26: routes[0].match.host[1]: invalid host pattern '*' (expected a "
+                  "host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:31: routes[0].match.host[2]: invalid host pattern '*.' (expected a "
+                  "host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:37: routes[0].match.host[3]: invalid host pattern 'a..b' (expected "
+                  "a host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:45: routes[0].match.host[4]: invalid host pattern 'x.example:80' "
+                  "(expected a host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:61: routes[0].match.host[5]: invalid host pattern '' (expected a "
+                  "host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:65: routes[0].match.host[6]: invalid host pattern '-a.b' (expected "
+                  "a host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:73: routes[0].match.host[7]: invalid host pattern '[::1' (expected "
+                  "a host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:6:81: routes[0].match.host[8]: invalid host pattern '**.a' (expected "
+                  "a host name, \"*.\" and a domain, or [ipv6]; no port)\n"
+                  "t.yaml:7:13: routes[0].match.path: path prefix 'collect' must start with "
+                  "'/'\n"
+                  "t.yaml:8:22: routes[0].match.methods[1]: invalid method 'PO ST' (expected a "
+                  "token such as GET)\n"
+                  "t.yaml:8:31: routes[0].match.methods[2]: invalid method '' (expected a token "
+                  "such as GET)\n"
+                  "t.yaml:10:19: routes[1].match.path: invalid character in path prefix '/a "
+                  "b'\n"
+                  "t.yaml:10:36: routes[1].match.methods: expected a method or a list of them, "
+                  "got a mapping\n");
+}
+
+static void test_bad_durations_and_sizes(void **state)
+{
+    (void)state;
+    expect_errors(MINIMAL "timeouts:\n"
+                          "  drain: 0\n"
+                          "  keepalive: 0ms\n"
+                          "  body_idle: 10x\n"
+                          "  request_head: -1s\n"
+                          "  upstream_head: 25h\n"
+                          "  upstream_connect: 99999999999999999999s\n"
+                          "  upstream_body_idle: 1.5s\n"
+                          "limits:\n"
+                          "  body_bytes: 1t\n"
+                          "  header_bytes: 10 k\n"
+                          "  target_bytes: 8\n"
+                          "  header_line_bytes: 2m\n"
+                          "  connections_per_worker: 0\n"
+                          "  header_count: 10001\n",
+                  "t.yaml:5:10: timeouts.drain: duration must be greater than 0\n"
+                  "t.yaml:6:14: timeouts.keepalive: duration must be greater than 0\n"
+                  "t.yaml:7:14: timeouts.body_idle: invalid duration '10x' (expected e.g. "
+                  "250ms, 10s, 5m, 1h)\n"
+                  "t.yaml:8:17: timeouts.request_head: invalid duration '-1s' (expected e.g. "
+                  "250ms, 10s, 5m, 1h)\n"
+                  "t.yaml:9:18: timeouts.upstream_head: '25h' is out of range (1ms..24h)\n"
+                  "t.yaml:10:21: timeouts.upstream_connect: '99999999999999999999s' is out of "
+                  "range (1ms..24h)\n"
+                  "t.yaml:11:23: timeouts.upstream_body_idle: invalid duration '1.5s' (expected "
+                  "e.g. 250ms, 10s, 5m, 1h)\n"
+                  "t.yaml:13:15: limits.body_bytes: invalid size '1t' (expected bytes, or a "
+                  "number with a k, m or g suffix)\n"
+                  "t.yaml:15:17: limits.target_bytes: '8' is out of range (16..1m)\n"
+                  "t.yaml:16:22: limits.header_line_bytes: '2m' is out of range (64..1m)\n"
+                  "t.yaml:17:27: limits.connections_per_worker: '0' is out of range "
+                  "(1..1000000)\n"
+                  "t.yaml:18:17: limits.header_count: '10001' is out of range (1..10000)\n");
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    expect_errors("workers: 0\n"
+                  "listen: [{address: 127.0.0.1:80, backlog: 0}, {address: 127.0.0.1:81, "
+                  "backlog: 65536}]\n"
+                  "upstreams: {u: {servers: http://127.0.0.1, max_fails: 1001, keepalive: "
+                  "{max_idle: 100001, idle_timeout: 2h}}}\n"
+                  "routes: [{upstream: u, max_body_bytes: 2048g}]\n",
+                  "t.yaml:1:10: workers: '0' is out of range (1..256)\n"
+                  "t.yaml:2:43: listen[0].backlog: '0' is out of range (1..65535)\n"
+                  "t.yaml:2:80: listen[1].backlog: '65536' is out of range (1..65535)\n"
+                  "t.yaml:3:55: upstreams.u.max_fails: '1001' is out of range (0..1000)\n"
+                  "t.yaml:3:83: upstreams.u.keepalive.max_idle: '100001' is out of range "
+                  "(0..100000)\n"
+                  "t.yaml:4:40: routes[0].max_body_bytes: '2048g' is out of range (0..1024g)\n");
+    expect_errors(MINIMAL "workers: 257\n", "t.yaml:4:10: workers: '257' is out of range (1..256)\n");
+}
+
+static void test_header_limit_conflict(void **state)
+{
+    (void)state;
+    expect_errors(MINIMAL "limits: {header_bytes: 16k, header_line_bytes: 20k}\n",
+                  "t.yaml:4:48: limits.header_line_bytes: 20k is larger than header_bytes "
+                  "(16k)\n");
+    expect_errors(MINIMAL "limits:\n  header_bytes: 4k\n",
+                  "t.yaml:5:17: limits.header_bytes: 4k is smaller than header_line_bytes "
+                  "(8k)\n");
+    /* Equal is fine. */
+    struct ap_config *cfg = parse_ok(MINIMAL "limits: {header_bytes: 8k}\n");
+    assert_int_equal(cfg->limits.header_bytes, 8192);
+    ap_config_unref(cfg);
+}
+
+static void test_many_errors_in_one_run(void **state)
+{
+    (void)state;
+    /* Errors come sorted by position whatever order they were found in. */
+    expect_errors("routes:\n"
+                  "  - upstream: nope\n"
+                  "workers: zero\n"
+                  "listen:\n"
+                  "  - address: 10.0.0.1:99999\n"
+                  "upstreams:\n"
+                  "  a: {servers: https://x}\n"
+                  "limits: {body_bytes: huge}\n"
+                  "timeouts: {drain: soon}\n"
+                  "extra: 1\n",
+                  "t.yaml:2:15: routes[0].upstream: unknown upstream 'nope'\n"
+                  "t.yaml:3:10: workers: expected 'auto' or an integer, got 'zero'\n"
+                  "t.yaml:5:14: listen[0].address: invalid port '99999' (expected 1..65535)\n"
+                  "t.yaml:7:16: upstreams.a.servers: https upstreams are not supported yet\n"
+                  "t.yaml:8:22: limits.body_bytes: invalid size 'huge' (expected bytes, or a "
+                  "number with a k, m or g suffix)\n"
+                  "t.yaml:9:19: timeouts.drain: invalid duration 'soon' (expected e.g. 250ms, "
+                  "10s, 5m, 1h)\n"
+                  "t.yaml:10:1: unknown key 'extra'\n");
+}
+
+static void test_too_many_errors(void **state)
+{
+    (void)state;
+    /* One route repeated 300 times through an alias: 300 errors found,
+     * AP_CONFIG__MAX_ERRORS shown, then one line counting the rest. */
+    char yaml[4096];
+    int n;
+    n = snprintf(yaml, sizeof(yaml),
+                 "listen: [{address: 127.0.0.1:80}]\nupstreams: {u: {file: x}}\nroutes: [&r "
+                 "{upstream: u, bogus: 1}");
+    for (int i = 0; i < 299; i++)
+        n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, ", *r");
+    snprintf(yaml + n, sizeof(yaml) - (size_t)n, "]\n");
+    char *errors = NULL;
+    assert_null(parse(yaml, &errors));
+    assert_non_null(errors);
+    size_t lines = 0;
+    for (const char *c = errors; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, AP_CONFIG__MAX_ERRORS + 1);
+    assert_non_null(strstr(errors, "t.yaml:3:27: routes[0]: unknown key 'bogus'\n"));
+    assert_non_null(strstr(errors, "t.yaml:3:27: too many errors, 200 more not shown\n"));
+    free(errors);
+}
+
+static char *print_to_string(const struct ap_config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(ap_config_print(cfg, f), 0);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    const char *inputs[] = {
+        example,
+        MINIMAL,
+        "workers: 1\n"
+        "listen: [{address: '[::]:1', proxy_protocol: on}]\n"
+        "upstreams:\n"
+        "  'we.ird-na_me': {servers: ['http://v6.local:65535/', 'http://[2001:db8::2]']}\n"
+        "routes: [{upstream: we.ird-na_me, match: {host: '[::1]', path: '/a\"b\\\\c'}, "
+        "max_body_bytes: 1000}]\n"
+        "limits: {body_bytes: 0, header_bytes: 1025, header_line_bytes: 1000}\n"
+        "timeouts: {drain: 1001ms, keepalive: 90m}\n",
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(inputs); i++) {
+        struct ap_config *a = parse_ok(inputs[i]);
+        char *text_a = print_to_string(a);
+        struct ap_config *b = parse_ok(text_a);
+        char *text_b = print_to_string(b);
+        /* Same path ("t.yaml") so the header line matches too. */
+        assert_string_equal(text_a, text_b);
+
+        assert_int_equal(a->workers, b->workers);
+        assert_int_equal(a->workers_auto, b->workers_auto);
+        assert_int_equal(a->nlisteners, b->nlisteners);
+        for (size_t j = 0; j < a->nlisteners; j++) {
+            assert_int_equal(a->listeners[j].addrlen, b->listeners[j].addrlen);
+            assert_memory_equal(&a->listeners[j].addr, &b->listeners[j].addr,
+                                a->listeners[j].addrlen);
+            assert_int_equal(a->listeners[j].proxy_protocol, b->listeners[j].proxy_protocol);
+        }
+        assert_int_equal(a->nupstreams, b->nupstreams);
+        for (size_t j = 0; j < a->nupstreams; j++) {
+            assert_string_equal(a->upstreams[j].name, b->upstreams[j].name);
+            assert_int_equal(a->upstreams[j].nservers, b->upstreams[j].nservers);
+            for (size_t k = 0; k < a->upstreams[j].nservers; k++)
+                assert_memory_equal(&a->upstreams[j].servers[k].addr,
+                                    &b->upstreams[j].servers[k].addr,
+                                    a->upstreams[j].servers[k].addrlen);
+        }
+        assert_int_equal(a->nroutes, b->nroutes);
+        for (size_t j = 0; j < a->nroutes; j++) {
+            assert_string_equal(a->routes[j].name, b->routes[j].name);
+            assert_string_equal(a->routes[j].path_prefix, b->routes[j].path_prefix);
+            assert_int_equal(a->routes[j].max_body_bytes, b->routes[j].max_body_bytes);
+            assert_int_equal(a->routes[j].upstream - a->upstreams,
+                             b->routes[j].upstream - b->upstreams);
+        }
+        assert_memory_equal(&a->limits, &b->limits, sizeof(a->limits));
+        assert_memory_equal(&a->timeouts, &b->timeouts, sizeof(a->timeouts));
+        free(text_a);
+        free(text_b);
+        ap_config_unref(a);
+        ap_config_unref(b);
+    }
+}
+
+static void test_print_format(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(MINIMAL "workers: 2\n");
+    char *text = print_to_string(cfg);
+    assert_string_equal(text,
+                        "# Effective configuration loaded from \"t.yaml\", every default filled "
+                        "in.\n"
+                        "workers: 2\n"
+                        "log_level: \"info\"\n"
+                        "listen:\n"
+                        "  - address: \"127.0.0.1:8080\"\n"
+                        "    proxy_protocol: false\n"
+                        "    backlog: 511\n"
+                        "upstreams:\n"
+                        "  \"u\":\n"
+                        "    file: \"out.ndjson\"\n"
+                        "routes:\n"
+                        "  - name: \"route1\"\n"
+                        "    match:\n"
+                        "      host: []\n"
+                        "      path: \"/\"\n"
+                        "      methods: []\n"
+                        "    upstream: \"u\"\n"
+                        "    max_body_bytes: 1m\n"
+                        "limits:\n"
+                        "  header_line_bytes: 8k\n"
+                        "  header_bytes: 32k\n"
+                        "  header_count: 100\n"
+                        "  target_bytes: 8k\n"
+                        "  body_bytes: 1m\n"
+                        "  connections_per_worker: 10000\n"
+                        "timeouts:\n"
+                        "  request_head: 10s\n"
+                        "  body_idle: 30s\n"
+                        "  keepalive: 1m\n"
+                        "  upstream_connect: 5s\n"
+                        "  upstream_head: 1m\n"
+                        "  upstream_body_idle: 1m\n"
+                        "  drain: 30s\n");
+    free(text);
+    ap_config_unref(cfg);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *yaml = MINIMAL "log_level: debug\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    char *errors = (char *)"sentinel";
+    struct ap_config *cfg = ap_config_load(path, &errors);
+    assert_non_null(cfg);
+    assert_null(errors);
+    assert_string_equal(cfg->path, path);
+    assert_string_equal(cfg->log_level, "debug");
+    ap_config_unref(cfg);
+
+    /* Errors name the file as given. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "workers: 0\n", 11), 11);
+    close(fd);
+    assert_null(ap_config_load(path, &errors));
+    char expected[256];
+    snprintf(expected, sizeof(expected),
+             "%s:1:1: missing required key 'listen'\n"
+             "%s:1:1: missing required key 'upstreams'\n"
+             "%s:1:1: missing required key 'routes'\n"
+             "%s:1:10: workers: '0' is out of range (1..256)\n",
+             path, path, path, path);
+    assert_string_equal(errors, expected);
+    free(errors);
+    unlink(path);
+
+    assert_null(ap_config_load("/nonexistent/anonproxy.yaml", &errors));
+    assert_string_equal(errors,
+                        "/nonexistent/anonproxy.yaml: cannot open: No such file or directory\n");
+    free(errors);
+    assert_null(ap_config_load("/", &errors));
+    assert_string_equal(errors, "/: cannot read: Is a directory\n");
+    free(errors);
+}
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(MINIMAL);
+    assert_int_equal(cfg->refcount, 1);
+    assert_ptr_equal(ap_config_ref(cfg), cfg);
+    assert_int_equal(cfg->refcount, 2);
+    ap_config_unref(cfg);
+    assert_int_equal(cfg->refcount, 1);
+    ap_config_unref(cfg); /* frees: ASan reports a leak or double free otherwise */
+    ap_config_unref(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_workers_auto_uses_cpu_count),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_booleans),
+        cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_real_resolver),
+        cmocka_unit_test(test_normalisation),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_empty_and_top_level),
+        cmocka_unit_test(test_missing_sections),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_bad_listen_addresses),
+        cmocka_unit_test(test_duplicate_listener),
+        cmocka_unit_test(test_bad_server_urls),
+        cmocka_unit_test(test_upstream_kind_errors),
+        cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_unknown_upstream),
+        cmocka_unit_test(test_bad_match),
+        cmocka_unit_test(test_bad_durations_and_sizes),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_header_limit_conflict),
+        cmocka_unit_test(test_many_errors_in_one_run),
+        cmocka_unit_test(test_too_many_errors),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_print_format),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_refcount),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
