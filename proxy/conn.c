@@ -233,8 +233,8 @@ static void conn_close(struct ap_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->w->nconns--;
+    ap_conn_timer_stop(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
 void ap_conn_abort(struct ap_conn *c)
@@ -256,7 +256,79 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(c->w->readbuf);
 }
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(struct ap_conn *c);
+static void on_kick(struct ap_conn *c);
+
+/* ---- timers ---- */
+
+static void arm_worker_timer(struct ap_worker *w, uint64_t due)
+{
+    if (w->conn_timer_due != 0 && w->conn_timer_due <= due)
+        return;
+    uint64_t now = uv_now(&w->loop);
+    w->conn_timer_due = due;
+    uv_timer_start(&w->conn_timer, ap_conn_on_timers, due > now ? due - now : 0, 0);
+}
+
+void ap_conn_timer_stop(struct ap_conn *c)
+{
+    if (c->tclass == AP_T_NONE)
+        return;
+    struct ap_tlist *l = &c->w->tq[c->tclass];
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        l->head = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        l->tail = c->tprev;
+    c->tprev = c->tnext = NULL;
+    c->tclass = AP_T_NONE;
+}
+
+static void conn_timer(struct ap_conn *c, enum ap_tclass cls, uint64_t ms)
+{
+    ap_conn_timer_stop(c);
+    struct ap_worker *w = c->w;
+    struct ap_tlist *l = &w->tq[cls];
+    c->deadline = uv_now(&w->loop) + ms;
+    c->tclass = (unsigned char)cls;
+    c->tprev = l->tail;
+    c->tnext = NULL;
+    if (l->tail)
+        l->tail->tnext = c;
+    else
+        l->head = c;
+    l->tail = c;
+    arm_worker_timer(w, c->deadline);
+}
+
+void ap_conn_on_timers(uv_timer_t *t)
+{
+    struct ap_worker *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    w->conn_timer_due = 0;
+    for (int cls = 1; cls < AP_T_NCLASSES; cls++) {
+        struct ap_tlist *l = &w->tq[cls];
+        while (l->head != NULL && l->head->deadline <= now) {
+            struct ap_conn *c = l->head;
+            ap_conn_timer_stop(c);
+            if (cls == AP_T_KICK)
+                on_kick(c);
+            else
+                on_timer(c);
+        }
+    }
+    uint64_t next = 0;
+    for (int cls = 1; cls < AP_T_NCLASSES; cls++) {
+        struct ap_conn *h = w->tq[cls].head;
+        if (h != NULL && (next == 0 || h->deadline < next))
+            next = h->deadline;
+    }
+    if (next != 0)
+        arm_worker_timer(w, next);
+}
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -275,7 +347,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         conn_close(c);
         return;
     }
-    uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+    conn_timer(c, AP_T_LINGER, LINGER_MS);
 }
 
 /* Close after everything queued has been written. */
@@ -284,7 +356,7 @@ static void conn_close_after_write(struct ap_conn *c)
     if (c->ex != NULL)
         ap_exchange_free(c->ex);
     conn_read_stop(c);
-    uv_timer_stop(&c->timer);
+    ap_conn_timer_stop(c);
     c->state = AP_CS_CLOSING;
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (req == NULL) {
@@ -374,7 +446,7 @@ void ap_conn_upstream_writable(struct ap_conn *c)
     c->read_paused = 0;
     if (c->state == AP_CS_BODY) {
         conn_read_start(c);
-        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->timeouts.body_idle, 0);
+        conn_timer(c, AP_T_BODY, conn_cfg(c)->timeouts.body_idle);
     }
 }
 
@@ -382,15 +454,15 @@ static void start_idle(struct ap_conn *c)
 {
     c->state = AP_CS_IDLE;
     /* The first request gets the head timeout, later ones keep-alive. */
-    uint64_t ms = c->nrequests == 0 ? conn_cfg(c)->timeouts.request_head
-                                    : conn_cfg(c)->timeouts.keepalive;
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    if (c->nrequests == 0)
+        conn_timer(c, AP_T_HEAD, conn_cfg(c)->timeouts.request_head);
+    else
+        conn_timer(c, AP_T_KEEPALIVE, conn_cfg(c)->timeouts.keepalive);
     conn_read_start(c);
 }
 
-static void on_kick(uv_timer_t *t)
+static void on_kick(struct ap_conn *c)
 {
-    struct ap_conn *c = t->data;
     /* Bytes that arrived behind the previous request: take them over so
      * that new leftovers can be stored again. */
     struct ap_buf pend = c->pending;
@@ -418,16 +490,15 @@ void ap_conn_response_done(struct ap_conn *c)
         /* Run the next pipelined request from the loop, not from inside the
          * callback that finished this one. */
         c->state = AP_CS_IDLE;
-        uv_timer_start(&c->timer, on_kick, 0, 0);
+        conn_timer(c, AP_T_KICK, 0);
         return;
     }
     ap_buf_free(&c->pending);
     start_idle(c);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(struct ap_conn *c)
 {
-    struct ap_conn *c = t->data;
     switch (c->state) {
     case AP_CS_IDLE:
         conn_close(c);
@@ -500,11 +571,11 @@ static int on_head(struct ap_conn *c)
 
     if (ex->body_done) {
         c->state = AP_CS_WAIT;
-        uv_timer_stop(&c->timer);
+        ap_conn_timer_stop(c);
         conn_read_stop(c);
     } else {
         c->state = AP_CS_BODY;
-        uv_timer_start(&c->timer, on_timer, cfg->timeouts.body_idle, 0);
+        conn_timer(c, AP_T_BODY, cfg->timeouts.body_idle);
         if (ex->req.expect_continue) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             if (ap_conn_write(c, cont, sizeof(cont) - 1) != 0) {
@@ -546,7 +617,7 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
             c->state = AP_CS_HEAD;
             memset(&c->scan, 0, sizeof(c->scan));
             ap_buf_init(&c->head, cfg->limits.header_bytes);
-            uv_timer_start(&c->timer, on_timer, cfg->timeouts.request_head, 0);
+            conn_timer(c, AP_T_HEAD, cfg->timeouts.request_head);
             /* fallthrough */
         case AP_CS_HEAD: {
             size_t room = c->head.limit - c->head.len;
@@ -592,10 +663,10 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
             len -= (size_t)used;
             if (c->ex->body_done) {
                 c->state = AP_CS_WAIT;
-                uv_timer_stop(&c->timer);
+                ap_conn_timer_stop(c);
                 conn_read_stop(c);
             } else {
-                uv_timer_start(&c->timer, on_timer, cfg->timeouts.body_idle, 0);
+                conn_timer(c, AP_T_BODY, cfg->timeouts.body_idle);
             }
             break;
         }
@@ -633,10 +704,8 @@ void ap_conn_on_accept(uv_stream_t *listener, int status)
     c->magic = AP_CONN_MAGIC;
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
-    uv_timer_init(&w->loop, &c->timer);
     c->tcp.data = c;
-    c->timer.data = c;
-    c->handles_open = 2;
+    c->handles_open = 1;
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

@@ -59,6 +59,24 @@ struct ap_upstream_state {
     uv_file fd; /* AP_UPSTREAM_FILE: shared append descriptor, owned by the server */
 };
 
+/* Client connection timers: one uv_timer per worker and one FIFO list per
+ * timeout class. Every entry of a class has the same timeout, so each list
+ * is sorted by deadline and a connection costs two pointers and a deadline
+ * instead of a uv_timer_t (which keeps idle connections small). */
+enum ap_tclass {
+    AP_T_NONE = 0,
+    AP_T_HEAD,      /* request head, from its first byte */
+    AP_T_BODY,      /* between two body reads */
+    AP_T_KEEPALIVE, /* idle between requests */
+    AP_T_LINGER,    /* lingering close after an error response */
+    AP_T_KICK,      /* run pipelined bytes from the loop */
+    AP_T_NCLASSES,
+};
+
+struct ap_tlist {
+    struct ap_conn *head, *tail;
+};
+
 #define AP_WORKER_MAGIC 0x574b5231u
 
 struct ap_worker {
@@ -79,6 +97,9 @@ struct ap_worker {
     int draining;
     int stopping;
     uv_timer_t drain_timer;
+    uv_timer_t conn_timer;          /* fires at the earliest deadline of tq */
+    uint64_t conn_timer_due;        /* 0 when not armed */
+    struct ap_tlist tq[AP_T_NCLASSES];
     char readbuf[64 * 1024]; /* every read of this loop lands here */
     int read_busy;           /* readbuf is in use by a read callback */
 };
@@ -111,9 +132,11 @@ enum ap_conn_state {
 struct ap_conn {
     unsigned magic;
     uv_tcp_t tcp;
-    uv_timer_t timer;
     struct ap_worker *w;
-    struct ap_conn *prev, *next;
+    struct ap_conn *prev, *next;   /* all connections of the worker */
+    struct ap_conn *tprev, *tnext; /* timer list of its class */
+    uint64_t deadline;
+    unsigned char tclass;          /* enum ap_tclass */
     enum ap_conn_state state;
     struct ap_buf head;       /* raw head bytes of the request being read */
     struct ap_head_scan scan;
@@ -223,6 +246,9 @@ void ap_conn_abort(struct ap_conn *c);
 /* The upstream drained its write queue: resume reading the client body. */
 void ap_conn_upstream_writable(struct ap_conn *c);
 void ap_conn_close_idle(struct ap_worker *w);
+void ap_conn_timer_stop(struct ap_conn *c);
+/* The worker's connection timer fired. */
+void ap_conn_on_timers(uv_timer_t *t);
 const char *ap_status_reason(int status);
 
 /* upstream.c */

@@ -80,6 +80,8 @@ static void worker_finish(struct ap_worker *w)
     ap_upstream_worker_close(w);
     if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
         uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed_noop);
+    if (!uv_is_closing((uv_handle_t *)&w->conn_timer))
+        uv_close((uv_handle_t *)&w->conn_timer, on_handle_closed_noop);
     if (!uv_is_closing((uv_handle_t *)&w->wakeup))
         uv_close((uv_handle_t *)&w->wakeup, on_handle_closed_noop);
 }
@@ -141,6 +143,8 @@ static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, ch
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->conn_timer);
+    w->conn_timer.data = w;
 
     w->ups = calloc(cfg->nupstreams, sizeof(*w->ups));
     if (w->ups == NULL)
@@ -197,6 +201,8 @@ static void worker_destroy(struct ap_worker *w)
     if (w->magic == AP_WORKER_MAGIC) {
         if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
             uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed_noop);
+        if (!uv_is_closing((uv_handle_t *)&w->conn_timer))
+            uv_close((uv_handle_t *)&w->conn_timer, on_handle_closed_noop);
         if (!uv_is_closing((uv_handle_t *)&w->wakeup))
             uv_close((uv_handle_t *)&w->wakeup, on_handle_closed_noop);
         uv_run(&w->loop, UV_RUN_DEFAULT);

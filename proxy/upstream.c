@@ -685,7 +685,7 @@ static void up_send(struct ap_exchange *ex)
             uv_read_stop((uv_stream_t *)&ex->c->tcp);
             ex->c->reading = 0;
         }
-        uv_timer_stop(&ex->c->timer);
+        ap_conn_timer_stop(ex->c);
     }
 }
 
