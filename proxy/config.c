@@ -56,6 +56,12 @@
 /* Largest config file ap_config_load reads; real ones are a few KiB. */
 #define MAX_FILE_BYTES (16u * 1024u * 1024u)
 #define MAX_WORKERS 256u
+/* Caps on list sizes. Far above real needs; they keep the pairwise
+ * duplicate checks cheap whatever the input (aliases repeat nodes). */
+#define MAX_LISTENERS 256u
+#define MAX_UPSTREAMS 1024u
+#define MAX_SERVERS 1024u
+#define MAX_ROUTES 10000u
 /* Longest part of a user's value quoted back in an error message. */
 #define SHOW_MAX 60
 
@@ -958,6 +964,10 @@ static void kw_listen(struct parser *p, const struct keyword *kw, yaml_node_t *n
         err(p, node, "at least one listener is required");
         return;
     }
+    if (n > MAX_LISTENERS) {
+        err(p, node, "too many listeners (%zu, at most %u)", n, MAX_LISTENERS);
+        return;
+    }
     cfg->listeners = xcalloc(p, n, sizeof(*cfg->listeners));
     if (cfg->listeners == NULL)
         return;
@@ -1153,6 +1163,10 @@ static void kw_servers(struct parser *p, const struct keyword *kw, yaml_node_t *
         err(p, node, "at least one server is required");
         return;
     }
+    if (seq_len(node) > MAX_SERVERS) {
+        err(p, node, "too many servers (%zu, at most %u)", seq_len(node), MAX_SERVERS);
+        return;
+    }
     u->servers = xcalloc(p, seq_len(node), sizeof(*u->servers));
     if (u->servers == NULL)
         return;
@@ -1285,6 +1299,11 @@ static void kw_upstreams(struct parser *p, const struct keyword *kw, yaml_node_t
                                         node->data.mapping.pairs.start);
     if (n == 0) {
         err(p, node, "at least one upstream is required");
+        p->upstreams_bad = 1;
+        return;
+    }
+    if (n > MAX_UPSTREAMS) {
+        err(p, node, "too many upstreams (%zu, at most %u)", n, MAX_UPSTREAMS);
         p->upstreams_bad = 1;
         return;
     }
@@ -1430,7 +1449,7 @@ static void kw_path(struct parser *p, const struct keyword *kw, yaml_node_t *nod
         return;
     }
     for (const char *c = s; *c; c++) {
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '?' || *c == '#') {
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '?' || *c == '#') {
             err(p, node, "invalid character in path prefix '%s'", show(shown, s, strlen(s)));
             return;
         }
@@ -1476,7 +1495,7 @@ static void kw_route_upstream(struct parser *p, const struct keyword *kw, yaml_n
             r->upstream = &cfg->upstreams[i];
             return;
         }
-        size_t d = edit_distance(s, name);
+        size_t d = p->nerrors < AP_CONFIG__MAX_ERRORS ? edit_distance(s, name) : SIZE_MAX;
         if (d < best_d) {
             best_d = d;
             best = name;
@@ -1524,6 +1543,10 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
     size_t n = is_null(node) ? 0 : seq_len(node);
     if (n == 0) {
         err(p, node, "at least one route is required");
+        return;
+    }
+    if (n > MAX_ROUTES) {
+        err(p, node, "too many routes (%zu, at most %u)", n, MAX_ROUTES);
         return;
     }
     cfg->routes = xcalloc(p, n, sizeof(*cfg->routes));
@@ -1960,18 +1983,47 @@ static void line_start(struct printer *pr, int indent, const char *name)
     }
 }
 
-/* Writes a double-quoted YAML string: safe for any value we accept. */
+/* Decodes one UTF-8 sequence at s (libyaml hands us valid UTF-8); returns
+ * its length and the code point in *cp. */
+static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
+{
+    size_t n = s[0] < 0x80 ? 1 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : 4;
+    uint32_t v = n == 1 ? s[0] : n == 2 ? s[0] & 0x1Fu : n == 3 ? s[0] & 0x0Fu : s[0] & 0x07u;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) { /* not reached with libyaml's output */
+            *cp = 0xFFFD;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3Fu);
+    }
+    *cp = v;
+    return n;
+}
+
+/* Writes a double-quoted YAML string that reads back as exactly `s`. Only
+ * characters that libyaml takes verbatim inside double quotes are written
+ * as they are; line breaks (which it folds: NEL, LS, PS), controls, the BOM
+ * and non-characters are written as escapes. */
 static void out_quoted(struct printer *pr, const char *s)
 {
     out(pr, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*s) {
+        uint32_t c;
+        size_t n = utf8_decode((const unsigned char *)s, &c);
         if (c == '"' || c == '\\')
-            out(pr, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            out(pr, "\\x%02x", c);
+            out(pr, "\\%c", (char)c);
+        else if (c >= 0x20 && c < 0x7F)
+            out(pr, "%c", (char)c);
+        else if ((c >= 0xA0 && c <= 0xD7FF && c != 0x2028 && c != 0x2029) ||
+                 (c >= 0xE000 && c <= 0xFFFD && c != 0xFEFF) || (c >= 0x10000 && c <= 0x10FFFF))
+            out(pr, "%.*s", (int)n, s);
+        else if (c <= 0xFF)
+            out(pr, "\\x%02x", (unsigned)c);
+        else if (c <= 0xFFFF)
+            out(pr, "\\u%04x", (unsigned)c);
         else
-            out(pr, "%c", c);
+            out(pr, "\\U%08x", (unsigned)c);
+        s += n;
     }
     out(pr, "\"");
 }

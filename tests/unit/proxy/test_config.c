@@ -800,6 +800,26 @@ static void test_out_of_range(void **state)
     expect_errors(MINIMAL "workers: 257\n", "t.yaml:4:10: workers: '257' is out of range (1..256)\n");
 }
 
+static void test_list_caps(void **state)
+{
+    (void)state;
+    /* 257 listeners and 10001 routes, cheaply written with aliases. */
+    size_t cap = 64 * 1024, n = 0;
+    char *yaml = malloc(cap);
+    assert_non_null(yaml);
+    n += (size_t)snprintf(yaml + n, cap - n, "listen: [&l {address: 127.0.0.1:80}");
+    for (int i = 1; i < 257; i++)
+        n += (size_t)snprintf(yaml + n, cap - n, ", *l");
+    n += (size_t)snprintf(yaml + n, cap - n, "]\nupstreams: {u: {file: x}}\nroutes: [&r {upstream: u}");
+    for (int i = 1; i < 10001; i++)
+        n += (size_t)snprintf(yaml + n, cap - n, ", *r");
+    snprintf(yaml + n, cap - n, "]\n");
+    assert_true(n < cap - 8);
+    expect_errors(yaml, "t.yaml:1:9: listen: too many listeners (257, at most 256)\n"
+                        "t.yaml:3:9: routes: too many routes (10001, at most 10000)\n");
+    free(yaml);
+}
+
 static void test_header_limit_conflict(void **state)
 {
     (void)state;
@@ -890,6 +910,11 @@ static void test_round_trip(void **state)
         "max_body_bytes: 1000}]\n"
         "limits: {body_bytes: 0, header_bytes: 1025, header_line_bytes: 1000}\n"
         "timeouts: {drain: 1001ms, keepalive: 90m}\n",
+        /* Values made by YAML escapes that libyaml would fold (\\L, \\N) or
+         * refuse (\\x80) if printed raw: found by fuzz_config. */
+        "listen: [{address: 127.0.0.1:80}]\n"
+        "upstreams: {u: {file: \"a\\Lb\\x80\\t\\P\\N\\uFEFF\\U0001F600 \xc3\xa9\\\"\"}}\n"
+        "routes: [{upstream: u}]\n",
     };
     for (size_t i = 0; i < AP_ARRAY_SIZE(inputs); i++) {
         struct ap_config *a = parse_ok(inputs[i]);
@@ -927,11 +952,33 @@ static void test_round_trip(void **state)
         }
         assert_memory_equal(&a->limits, &b->limits, sizeof(a->limits));
         assert_memory_equal(&a->timeouts, &b->timeouts, sizeof(a->timeouts));
+        for (size_t j = 0; j < a->nupstreams; j++)
+            if (a->upstreams[j].file_path != NULL)
+                assert_string_equal(a->upstreams[j].file_path, b->upstreams[j].file_path);
         free(text_a);
         free(text_b);
         ap_config_unref(a);
         ap_config_unref(b);
     }
+}
+
+static void test_escaped_values(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok("listen: [{address: 127.0.0.1:80}]\n"
+                                     "upstreams: {u: {file: \"a\\Lb\\x80\"}}\n"
+                                     "routes: [{upstream: u}]\n");
+    assert_string_equal(cfg->upstreams[0].file_path, "a\xe2\x80\xa8" "b\xc2\x80");
+    char *text = print_to_string(cfg);
+    assert_non_null(strstr(text, "    file: \"a\\u2028b\\x80\"\n"));
+    free(text);
+    ap_config_unref(cfg);
+    /* Request targets are ASCII on the wire: a prefix that is not never matches. */
+    expect_errors("listen: [{address: 127.0.0.1:80}]\n"
+                  "upstreams: {u: {file: x}}\n"
+                  "routes: [{upstream: u, match: {path: \"/\xc3\xa9\"}}]\n",
+                  "t.yaml:3:38: routes[0].match.path: invalid character in path prefix "
+                  "'/\xc3\xa9'\n");
 }
 
 static void test_print_format(void **state)
@@ -1061,10 +1108,12 @@ int main(void)
         cmocka_unit_test(test_bad_match),
         cmocka_unit_test(test_bad_durations_and_sizes),
         cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_list_caps),
         cmocka_unit_test(test_header_limit_conflict),
         cmocka_unit_test(test_many_errors_in_one_run),
         cmocka_unit_test(test_too_many_errors),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_escaped_values),
         cmocka_unit_test(test_print_format),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_refcount),
