@@ -1,0 +1,68 @@
+/* Types of the query-string rewriter (proxy/engine/query.c). */
+#ifndef ANONPROXY_QUERY_T_H
+#define ANONPROXY_QUERY_T_H
+
+#include <stddef.h>
+
+#include "anonproxy/text-t.h"
+
+/* What happens to one query parameter. A parameter without a value ("a" or
+ * "a=") is kept unchanged by every action except AP_QUERY_DROP: there is
+ * nothing in it to rewrite. */
+enum ap_query_action {
+    AP_QUERY_KEEP = 0,     /* copied byte for byte */
+    AP_QUERY_DROP,         /* removed with its '&' */
+    AP_QUERY_PSEUDO,       /* value replaced by ctx->pseudo's output */
+    AP_QUERY_TRUNCATE_IP,  /* value replaced by ctx->truncate_ip's output */
+    AP_QUERY_CLEAN_URL,    /* value is a URL: query and fragment removed but for policy->url_keep */
+    AP_QUERY_ORIGIN_ONLY,  /* value is a URL: reduced to scheme://host[:port] */
+    AP_QUERY_REFERRER,     /* value is a referrer URL: same host as the site: CLEAN_URL;
+                              another host: ORIGIN_ONLY, or DROP with strict_referrer */
+    AP_QUERY_NACTIONS
+};
+
+/* One line of the action table: parameters whose percent-decoded name
+ * matches `glob` ('*' any run, '?' one byte; case-sensitive) get `action`. */
+struct ap_query_rule {
+    const char *glob; /* NUL-terminated; owned by whoever owns the policy */
+    enum ap_query_action action;
+};
+
+#define AP_QUERY_POLICY_MAGIC 0x51504f31u /* "QPO1" */
+
+/* The action table. Built once (from the configuration) and then shared
+ * read-only by every worker: the rewriters never change it. Every pointer
+ * must stay valid as long as the policy is used. Start from
+ * ap_query_policy_init, which sets the magic and the defaults.
+ *
+ * Order of decision for a parameter:
+ *   1. its decoded name is a click id (ap_query_is_click_id): dropped, always;
+ *   2. the first rule whose glob matches the decoded name gives the action;
+ *   3. otherwise default_action. */
+struct ap_query_policy {
+    unsigned magic;
+    const struct ap_query_rule *rules; /* first match wins */
+    size_t nrules;
+    enum ap_query_action default_action; /* unlisted names; default AP_QUERY_KEEP */
+    /* Globs of the parameters that CLEAN_URL keeps in the query of a URL (click
+     * ids are dropped even when they match). NULL: utm_source, utm_medium and
+     * utm_campaign. A non-NULL list with nurl_keep == 0 keeps nothing. */
+    const char *const *url_keep;
+    size_t nurl_keep;
+    unsigned strict_referrer : 1; /* REFERRER drops external referrers */
+};
+
+/* Everything one rewrite needs besides its input. Lives on the caller's
+ * stack for one call; nothing in it is kept. */
+struct ap_query_ctx {
+    const struct ap_query_policy *policy;
+    /* Host of the site the request is for (its Host header; a port is
+     * ignored). A referrer is internal when its host is equal to it, compared
+     * case-insensitively; NULL or empty: every referrer is external. */
+    const char *site_host;
+    size_t site_host_len;
+    struct ap_text_fn pseudo;      /* AP_QUERY_PSEUDO; fn NULL: such parameters are dropped */
+    struct ap_text_fn truncate_ip; /* AP_QUERY_TRUNCATE_IP; fn NULL: dropped */
+};
+
+#endif

@@ -1,0 +1,168 @@
+/* Cookie header rewriting. Cookie names are compared byte for byte (they
+ * are case-sensitive and not percent-encoded); values are copied unchanged
+ * or replaced by a pseudonym. The pseudonymiser writes straight into the
+ * output buffer, so nothing is copied twice and nothing is allocated. */
+#include "anonproxy/common.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include "anonproxy/cookie.h"
+#include "anonproxy/text.h"
+
+void ap_cookie_policy_init(struct ap_cookie_policy *policy)
+{
+    AP_BUG_ON(policy == NULL);
+    memset(policy, 0, sizeof(*policy));
+    policy->magic = AP_COOKIE_POLICY_MAGIC;
+    policy->default_action = AP_COOKIE_DROP;
+}
+
+enum ap_cookie_action ap_cookie_action_for(const struct ap_cookie_policy *policy, const char *name,
+                                           size_t len)
+{
+    AP_CHECK_OBJ(policy, AP_COOKIE_POLICY_MAGIC);
+    for (size_t k = 0; k < policy->nrules; k++)
+        if (ap_text_matches_glob(policy->rules[k].glob, name, len, 0))
+            return policy->rules[k].action;
+    return policy->default_action;
+}
+
+/* RFC 9110 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* RFC 6265 cookie-octet: what a pseudonym must be made of. */
+static bool is_cookie_octet(unsigned char c)
+{
+    return c == 0x21 || (c >= 0x23 && c <= 0x2b) || (c >= 0x2d && c <= 0x3a) ||
+           (c >= 0x3c && c <= 0x5b) || (c >= 0x5d && c <= 0x7e);
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Is the trimmed value acceptable? Browsers send values outside RFC 6265's
+ * cookie-octet (spaces, commas, UTF-8), so only what cannot be a value is
+ * refused: control bytes and stray quotes. */
+static bool value_is_valid(const char *v, size_t len)
+{
+    size_t a = 0, b = len;
+    if (len > 0 && v[0] == '"') {
+        if (len < 2 || v[len - 1] != '"')
+            return false;
+        a = 1;
+        b = len - 1;
+    }
+    for (size_t k = a; k < b; k++) {
+        unsigned char c = (unsigned char)v[k];
+        if (c < 0x20 || c == 0x7f || c == '"')
+            return false;
+    }
+    return true;
+}
+
+int ap_cookie_rewrite(const struct ap_cookie_ctx *ctx, const char *hdr, size_t len, char *out,
+                      size_t outcap, size_t *outlen)
+{
+    AP_BUG_ON(ctx == NULL || outlen == NULL);
+    AP_CHECK_OBJ(ctx->policy, AP_COOKIE_POLICY_MAGIC);
+    AP_BUG_ON(hdr == NULL && len > 0);
+    AP_BUG_ON(out == NULL && outcap > 0);
+    *outlen = 0;
+    if (outcap == 0)
+        return -ENOBUFS;
+    size_t lim = outcap - 1, o = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t s = i;
+        while (i < len && hdr[i] != ';')
+            i++;
+        size_t e = i;
+        i++;
+        while (s < e && is_ows(hdr[s]))
+            s++;
+        while (e > s && is_ows(hdr[e - 1]))
+            e--;
+        if (s == e)
+            continue;
+        const char *eq = memchr(hdr + s, '=', e - s);
+        if (eq == NULL)
+            continue;
+        size_t ns = s, ne = (size_t)(eq - hdr);
+        while (ne > ns && is_ows(hdr[ne - 1]))
+            ne--;
+        size_t vs = (size_t)(eq - hdr) + 1;
+        while (vs < e && is_ows(hdr[vs]))
+            vs++;
+        if (ne == ns)
+            continue;
+        bool token = true;
+        for (size_t k = ns; k < ne; k++)
+            token &= is_tchar((unsigned char)hdr[k]);
+        if (!token || !value_is_valid(hdr + vs, e - vs))
+            continue;
+
+        enum ap_cookie_action act = ap_cookie_action_for(ctx->policy, hdr + ns, ne - ns);
+        if (act != AP_COOKIE_KEEP && act != AP_COOKIE_PSEUDO)
+            continue;
+        size_t mark = o;
+        size_t need = (o > 0 ? 2 : 0) + (ne - ns) + 1;
+        if (need > lim - o)
+            goto nobufs;
+        if (o > 0) {
+            memcpy(out + o, "; ", 2);
+            o += 2;
+        }
+        memcpy(out + o, hdr + ns, ne - ns);
+        o += ne - ns;
+        out[o++] = '=';
+        if (act == AP_COOKIE_KEEP) {
+            if (e - vs > lim - o)
+                goto nobufs;
+            memcpy(out + o, hdr + vs, e - vs);
+            o += e - vs;
+            continue;
+        }
+        if (ctx->pseudo.fn == NULL) {
+            o = mark;
+            continue;
+        }
+        const char *v = hdr + vs;
+        size_t vlen = e - vs;
+        if (vlen >= 2 && v[0] == '"') {
+            v++;
+            vlen -= 2;
+        }
+        int r = ctx->pseudo.fn(ctx->pseudo.ctx, v, vlen, out + o, lim - o);
+        if (r == -ENOBUFS)
+            goto nobufs;
+        if (r < 0) {
+            o = mark;
+            continue;
+        }
+        AP_BUG_ON((size_t)r > lim - o);
+        bool octets = true;
+        for (size_t k = 0; k < (size_t)r; k++)
+            octets &= is_cookie_octet((unsigned char)out[o + k]);
+        if (!octets) {
+            o = mark;
+            continue;
+        }
+        o += (size_t)r;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return 0;
+
+nobufs:
+    out[0] = '\0';
+    *outlen = 0;
+    return -ENOBUFS;
+}

@@ -1,0 +1,613 @@
+/* Query-string and URL rewriting. One pass over the input writes the output
+ * into the caller's buffer; values that must be decoded (for a callback or
+ * for URL cleaning) are decoded into the unused tail of that same buffer, so
+ * nothing is allocated. Decisions are taken on percent-decoded names, but
+ * what is kept is copied byte for byte: re-encoding would change bytes the
+ * origin server may sign or compare.
+ *
+ * Rules on malformed input (documented in docs/anonymisation.md):
+ * - a '%' not followed by two hex digits is the literal byte '%': names
+ *   compare with it, kept parameters keep it, re-encoded values get "%25";
+ * - '+' in names and values decodes to a space (form encoding);
+ * - ';' is not a separator (WHATWG URLSearchParams), it stays in the value;
+ * - an empty name ("=x") is looked up like any other name. */
+#include "anonproxy/common.h"
+
+#include <errno.h>
+
+#include "anonproxy/query.h"
+#include "anonproxy/text.h"
+
+static const char *const click_ids[] = {
+    "gclid", "dclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid",
+    "twclid", "li_fat_id", "mc_eid", "_hsenc", "mkt_tok", "igshid", "yclid",
+};
+
+static const char *const default_url_keep[] = {"utm_source", "utm_medium", "utm_campaign"};
+
+#define NAME_FLAGS (AP_TEXT_PCT | AP_TEXT_PLUS)
+
+/* The output under construction. `lim` is how far writes may go: the end of
+ * the buffer less the NUL, or less a scratch area at the tail. */
+struct wbuf {
+    char *p;
+    size_t lim;
+    size_t len;
+};
+
+static bool wput(struct wbuf *w, const char *s, size_t n)
+{
+    if (n > w->lim - w->len)
+        return false;
+    if (n > 0)
+        memcpy(w->p + w->len, s, n);
+    w->len += n;
+    return true;
+}
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+void ap_query_policy_init(struct ap_query_policy *policy)
+{
+    AP_BUG_ON(policy == NULL);
+    memset(policy, 0, sizeof(*policy));
+    policy->magic = AP_QUERY_POLICY_MAGIC;
+    policy->default_action = AP_QUERY_KEEP;
+}
+
+bool ap_query_is_click_id(const char *name, size_t len)
+{
+    for (size_t k = 0; k < AP_ARRAY_SIZE(click_ids); k++)
+        if (ap_text_matches_glob(click_ids[k], name, len, NAME_FLAGS | AP_TEXT_NOCASE))
+            return true;
+    return false;
+}
+
+enum ap_query_action ap_query_action_for(const struct ap_query_policy *policy, const char *name,
+                                         size_t len)
+{
+    AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
+    if (ap_query_is_click_id(name, len))
+        return AP_QUERY_DROP;
+    for (size_t k = 0; k < policy->nrules; k++)
+        if (ap_text_matches_glob(policy->rules[k].glob, name, len, NAME_FLAGS))
+            return policy->rules[k].action;
+    return policy->default_action;
+}
+
+static bool url_keeps(const struct ap_query_policy *policy, const char *name, size_t len)
+{
+    if (ap_query_is_click_id(name, len))
+        return false;
+    const char *const *keep = policy->url_keep ? policy->url_keep : default_url_keep;
+    size_t n = policy->url_keep ? policy->nurl_keep : AP_ARRAY_SIZE(default_url_keep);
+    for (size_t k = 0; k < n; k++)
+        if (ap_text_matches_glob(keep[k], name, len, NAME_FLAGS))
+            return true;
+    return false;
+}
+
+/* The parts of a URL or of a relative reference, as slices of the input. */
+struct url {
+    const char *scheme;
+    size_t scheme_len; /* 0: no "scheme:" */
+    bool has_authority;
+    const char *host;  /* userinfo excluded; IPv6 literal with its brackets */
+    size_t host_len;
+    const char *port;
+    size_t port_len;
+    bool has_port;
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    bool has_query;
+};
+
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Split a URL. '\' ends the authority like '/', as browsers do for http(s),
+ * so that "https://evil.example\@site.example" has the host a browser sees. */
+static void parse_url(const char *u, size_t len, struct url *url)
+{
+    memset(url, 0, sizeof(*url));
+    size_t i = 0;
+    if (len > 0 && is_alpha((unsigned char)u[0])) {
+        size_t j = 1;
+        while (j < len && (is_alpha((unsigned char)u[j]) || is_digit((unsigned char)u[j]) ||
+                           u[j] == '+' || u[j] == '-' || u[j] == '.'))
+            j++;
+        if (j < len && u[j] == ':') {
+            url->scheme = u;
+            url->scheme_len = j;
+            i = j + 1;
+        }
+    }
+    if (len - i >= 2 && u[i] == '/' && u[i + 1] == '/') {
+        url->has_authority = true;
+        size_t a = i + 2, e = a;
+        while (e < len && u[e] != '/' && u[e] != '\\' && u[e] != '?' && u[e] != '#')
+            e++;
+        size_t h = a;
+        for (size_t k = a; k < e; k++)
+            if (u[k] == '@')
+                h = k + 1;
+        size_t hend = h;
+        if (h < e && u[h] == '[') {
+            while (hend < e && u[hend] != ']')
+                hend++;
+            if (hend < e)
+                hend++; /* include ']' */
+        } else {
+            while (hend < e && u[hend] != ':')
+                hend++;
+        }
+        url->host = u + h;
+        url->host_len = hend - h;
+        if (hend < e && u[hend] == ':') {
+            url->has_port = true;
+            url->port = u + hend + 1;
+            url->port_len = e - hend - 1;
+        } else if (hend < e) {
+            /* Junk after an IPv6 literal: keep it in the host so that
+             * validation rejects it. */
+            url->host_len = e - h;
+        }
+        i = e;
+    }
+    size_t p = i;
+    while (i < len && u[i] != '?' && u[i] != '#')
+        i++;
+    url->path = u + p;
+    url->path_len = i - p;
+    if (i < len && u[i] == '?') {
+        size_t q = ++i;
+        while (i < len && u[i] != '#')
+            i++;
+        url->has_query = true;
+        url->query = u + q;
+        url->query_len = i - q;
+    }
+}
+
+static bool host_is_valid(const char *h, size_t len)
+{
+    if (len == 0)
+        return false;
+    if (h[0] == '[') {
+        if (len < 3 || h[len - 1] != ']')
+            return false;
+        for (size_t k = 1; k + 1 < len; k++) {
+            unsigned char c = (unsigned char)h[k];
+            if (!(is_digit(c) || (lower(c) >= 'a' && lower(c) <= 'f') || c == ':' || c == '.'))
+                return false;
+        }
+        return true;
+    }
+    for (size_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)h[k];
+        if (!(is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
+              c == '%' || c >= 0x80))
+            return false;
+    }
+    return true;
+}
+
+static bool port_is_valid(const char *p, size_t len)
+{
+    if (len == 0 || len > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t k = 0; k < len; k++) {
+        if (!is_digit((unsigned char)p[k]))
+            return false;
+        v = v * 10 + (unsigned)(p[k] - '0');
+    }
+    return v <= 65535;
+}
+
+static bool put_lower(struct wbuf *w, const char *s, size_t n)
+{
+    if (n > w->lim - w->len)
+        return false;
+    for (size_t k = 0; k < n; k++)
+        w->p[w->len + k] = (char)lower((unsigned char)s[k]);
+    w->len += n;
+    return true;
+}
+
+/* Append the origin of `url`; *ok is false when it has none. */
+static bool write_origin(struct wbuf *w, const struct url *url, bool *ok)
+{
+    *ok = url->scheme_len > 0 && url->has_authority && host_is_valid(url->host, url->host_len) &&
+          (!url->has_port || port_is_valid(url->port, url->port_len));
+    if (!*ok)
+        return true;
+    return put_lower(w, url->scheme, url->scheme_len) && wput(w, "://", 3) &&
+           put_lower(w, url->host, url->host_len) &&
+           (!url->has_port || (wput(w, ":", 1) && wput(w, url->port, url->port_len)));
+}
+
+/* Append the query parameters of q that the CLEAN_URL allowlist keeps. */
+static bool write_kept_params(struct wbuf *w, const struct ap_query_policy *policy, const char *q,
+                              size_t len, bool *any)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t s = i;
+        while (i < len && q[i] != '&')
+            i++;
+        size_t e = i;
+        i++;
+        if (e == s)
+            continue;
+        size_t n = s;
+        while (n < e && q[n] != '=')
+            n++;
+        if (!url_keeps(policy, q + s, n - s))
+            continue;
+        if (!wput(w, *any ? "&" : "?", 1) || !wput(w, q + s, e - s))
+            return false;
+        *any = true;
+    }
+    return true;
+}
+
+/* Append the cleaned form of a raw URL. */
+static bool write_clean(struct wbuf *w, const struct ap_query_policy *policy, const struct url *url)
+{
+    if (url->scheme_len > 0 && (!wput(w, url->scheme, url->scheme_len) || !wput(w, ":", 1)))
+        return false;
+    if (url->has_authority) {
+        if (!wput(w, "//", 2) || !wput(w, url->host, url->host_len))
+            return false;
+        if (url->has_port && (!wput(w, ":", 1) || !wput(w, url->port, url->port_len)))
+            return false;
+    }
+    if (!wput(w, url->path, url->path_len))
+        return false;
+    bool any = false;
+    if (url->has_query)
+        return write_kept_params(w, policy, url->query, url->query_len, &any);
+    return true;
+}
+
+/* Host of a Host header value, without its port. */
+static void site_host_of(const char *h, size_t len, const char **host, size_t *hlen)
+{
+    size_t e = len;
+    if (len > 0 && h[0] == '[') {
+        const char *rb = memchr(h, ']', len);
+        e = rb ? (size_t)(rb - h) + 1 : len;
+    } else {
+        const char *colon = memchr(h, ':', len);
+        if (colon)
+            e = (size_t)(colon - h);
+    }
+    /* A fully qualified name may end in a dot; it names the same host. */
+    if (e > 0 && h[e - 1] == '.')
+        e--;
+    *host = h;
+    *hlen = e;
+}
+
+static bool is_internal(const struct ap_query_ctx *ctx, const struct url *url)
+{
+    if (ctx->site_host == NULL || ctx->site_host_len == 0)
+        return false;
+    const char *sh, *uh;
+    size_t shl, uhl;
+    site_host_of(ctx->site_host, ctx->site_host_len, &sh, &shl);
+    uh = url->host;
+    uhl = url->host_len;
+    if (uhl > 0 && uh[uhl - 1] == '.')
+        uhl--;
+    return shl > 0 && shl == uhl && strncasecmp(sh, uh, shl) == 0;
+}
+
+/* Append the referrer reduction of a raw URL; *keep false means drop. */
+static bool write_referrer(struct wbuf *w, const struct ap_query_ctx *ctx, const struct url *url,
+                           bool *keep)
+{
+    *keep = false;
+    if (url->scheme_len == 0 || !url->has_authority || !host_is_valid(url->host, url->host_len) ||
+        (url->has_port && !port_is_valid(url->port, url->port_len)))
+        return true;
+    if (is_internal(ctx, url)) {
+        *keep = true;
+        return write_clean(w, ctx->policy, url);
+    }
+    if (ctx->policy->strict_referrer)
+        return true;
+    return write_origin(w, url, keep);
+}
+
+/* Percent-encode in place the `n` raw bytes at w->p + at (the end of w),
+ * growing w->len. Walks backwards so that nothing is overwritten before it
+ * is read. */
+static bool encode_tail(struct wbuf *w, size_t at)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = w->len - at;
+    size_t enc = ap_text_pct_encoded_len(w->p + at, n);
+    if (enc > w->lim - at)
+        return false;
+    size_t src = at + n, dst = at + enc;
+    while (src > at) {
+        unsigned char c = (unsigned char)w->p[--src];
+        if (ap_text_pct_encoded_len((const char *)&c, 1) == 1) {
+            w->p[--dst] = (char)c;
+        } else {
+            w->p[--dst] = hex[c & 15];
+            w->p[--dst] = hex[c >> 4];
+            w->p[--dst] = '%';
+        }
+    }
+    w->len = at + enc;
+    return true;
+}
+
+/* Transform the value of one parameter. The value is decoded into the tail
+ * of the buffer, the raw result is written at w->len and then encoded in
+ * place. Returns 0 and sets *keep, or -ENOBUFS. */
+static int transform_value(const struct ap_query_ctx *ctx, enum ap_query_action act,
+                           const char *val, size_t vlen, struct wbuf *w, bool *keep)
+{
+    *keep = false;
+    size_t full = w->lim;
+    if (vlen > w->lim - w->len)
+        return -ENOBUFS;
+    char *scratch = w->p + w->lim - vlen;
+    size_t dlen = ap_text_pct_decode(val, vlen, scratch, AP_TEXT_PLUS);
+    /* The decoded copy sits at the end of the scratch area. */
+    if (dlen < vlen) {
+        memmove(scratch + (vlen - dlen), scratch, dlen);
+        scratch += vlen - dlen;
+    }
+    w->lim = (size_t)(scratch - w->p);
+    size_t at = w->len;
+    bool fits = true;
+
+    if (act == AP_QUERY_PSEUDO || act == AP_QUERY_TRUNCATE_IP) {
+        const struct ap_text_fn *fn = act == AP_QUERY_PSEUDO ? &ctx->pseudo : &ctx->truncate_ip;
+        if (fn->fn != NULL) {
+            int r = fn->fn(fn->ctx, scratch, dlen, w->p + at, w->lim - at);
+            if (r == -ENOBUFS) {
+                fits = false;
+            } else if (r >= 0) {
+                AP_BUG_ON((size_t)r > w->lim - at);
+                w->len = at + (size_t)r;
+                *keep = true;
+            }
+        }
+    } else {
+        struct url url;
+        parse_url(scratch, dlen, &url);
+        if (act == AP_QUERY_CLEAN_URL) {
+            fits = write_clean(w, ctx->policy, &url);
+            *keep = true;
+        } else if (act == AP_QUERY_ORIGIN_ONLY) {
+            fits = write_origin(w, &url, keep);
+        } else {
+            fits = write_referrer(w, ctx, &url, keep);
+        }
+    }
+    w->lim = full;
+    if (!fits)
+        return -ENOBUFS;
+    if (*keep && !encode_tail(w, at))
+        return -ENOBUFS;
+    return 0;
+}
+
+static int rewrite_query(const struct ap_query_ctx *ctx, const char *q, size_t len, struct wbuf *w,
+                         const char *first_sep)
+{
+    const struct ap_query_policy *policy = ctx->policy;
+    bool any = false;
+    size_t i = 0;
+    while (i < len) {
+        size_t s = i;
+        while (i < len && q[i] != '&')
+            i++;
+        size_t e = i;
+        i++;
+        if (e == s)
+            continue;
+        size_t n = s;
+        while (n < e && q[n] != '=')
+            n++;
+        enum ap_query_action act = ap_query_action_for(policy, q + s, n - s);
+        /* An action we do not know is a bug in the policy builder; dropping
+         * is the safe reading of it. */
+        if (act == AP_QUERY_DROP || (unsigned)act >= AP_QUERY_NACTIONS)
+            continue;
+        size_t mark = w->len;
+        const char *sep = any ? "&" : first_sep;
+        if (!wput(w, sep, strlen(sep)))
+            return -ENOBUFS;
+        bool has_value = n + 1 < e;
+        if (act == AP_QUERY_KEEP || !has_value) {
+            if (!wput(w, q + s, e - s))
+                return -ENOBUFS;
+            any = true;
+            continue;
+        }
+        if (!wput(w, q + s, n + 1 - s))
+            return -ENOBUFS;
+        bool keep;
+        int rc = transform_value(ctx, act, q + n + 1, e - n - 1, w, &keep);
+        if (rc < 0)
+            return rc;
+        if (!keep) {
+            w->len = mark;
+            continue;
+        }
+        any = true;
+    }
+    return 0;
+}
+
+static void check_ctx(const struct ap_query_ctx *ctx)
+{
+    AP_BUG_ON(ctx == NULL);
+    AP_CHECK_OBJ(ctx->policy, AP_QUERY_POLICY_MAGIC);
+}
+
+static int finish(struct wbuf *w, int rc, size_t *outlen)
+{
+    if (rc < 0) {
+        *outlen = 0;
+        w->p[0] = '\0';
+        return rc;
+    }
+    w->p[w->len] = '\0';
+    *outlen = w->len;
+    return 0;
+}
+
+/* Start a write buffer; fails when there is not even room for the NUL. */
+static bool wbuf_init(struct wbuf *w, char *out, size_t outcap, size_t *outlen)
+{
+    AP_BUG_ON(outlen == NULL);
+    AP_BUG_ON(out == NULL && outcap > 0);
+    *outlen = 0;
+    if (outcap == 0)
+        return false;
+    w->p = out;
+    w->lim = outcap - 1;
+    w->len = 0;
+    return true;
+}
+
+int ap_query_rewrite(const struct ap_query_ctx *ctx, const char *query, size_t len, char *out,
+                     size_t outcap, size_t *outlen)
+{
+    check_ctx(ctx);
+    AP_BUG_ON(query == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    return finish(&w, rewrite_query(ctx, query, len, &w, ""), outlen);
+}
+
+static int rewrite_url_parts(const struct ap_query_ctx *ctx, const struct url *url,
+                             struct wbuf *w)
+{
+    if (url->scheme_len > 0 && (!wput(w, url->scheme, url->scheme_len) || !wput(w, ":", 1)))
+        return -ENOBUFS;
+    if (url->has_authority) {
+        if (!wput(w, "//", 2) || !wput(w, url->host, url->host_len))
+            return -ENOBUFS;
+        if (url->has_port && (!wput(w, ":", 1) || !wput(w, url->port, url->port_len)))
+            return -ENOBUFS;
+    }
+    if (!wput(w, url->path, url->path_len))
+        return -ENOBUFS;
+    if (url->has_query)
+        return rewrite_query(ctx, url->query, url->query_len, w, "?");
+    return 0;
+}
+
+int ap_query_rewrite_url(const struct ap_query_ctx *ctx, const char *url, size_t len, char *out,
+                         size_t outcap, size_t *outlen)
+{
+    check_ctx(ctx);
+    AP_BUG_ON(url == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    struct url u;
+    parse_url(url, len, &u);
+    return finish(&w, rewrite_url_parts(ctx, &u, &w), outlen);
+}
+
+int ap_query_rewrite_target(const struct ap_query_ctx *ctx, const char *target, size_t len,
+                            char *out, size_t outcap, size_t *outlen)
+{
+    check_ctx(ctx);
+    AP_BUG_ON(target == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    struct url u;
+    if (len > 0 && target[0] == '/') {
+        /* Origin-form: a path that starts with "//" is still a path here, not
+         * an authority. */
+        memset(&u, 0, sizeof(u));
+        size_t i = 0;
+        while (i < len && target[i] != '?' && target[i] != '#')
+            i++;
+        u.path = target;
+        u.path_len = i;
+        if (i < len && target[i] == '?') {
+            size_t q = ++i;
+            while (i < len && target[i] != '#')
+                i++;
+            u.has_query = true;
+            u.query = target + q;
+            u.query_len = i - q;
+        }
+    } else {
+        parse_url(target, len, &u);
+    }
+    return finish(&w, rewrite_url_parts(ctx, &u, &w), outlen);
+}
+
+int ap_query_clean_url(const struct ap_query_policy *policy, const char *url, size_t len,
+                       char *out, size_t outcap, size_t *outlen)
+{
+    AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
+    AP_BUG_ON(url == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    struct url u;
+    parse_url(url, len, &u);
+    return finish(&w, write_clean(&w, policy, &u) ? 0 : -ENOBUFS, outlen);
+}
+
+int ap_query_origin(const char *url, size_t len, char *out, size_t outcap, size_t *outlen)
+{
+    AP_BUG_ON(url == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    struct url u;
+    parse_url(url, len, &u);
+    bool ok;
+    if (!write_origin(&w, &u, &ok))
+        return finish(&w, -ENOBUFS, outlen);
+    if (!ok)
+        w.len = 0;
+    return finish(&w, 0, outlen);
+}
+
+int ap_query_referrer(const struct ap_query_ctx *ctx, const char *url, size_t len, char *out,
+                      size_t outcap, size_t *outlen)
+{
+    check_ctx(ctx);
+    AP_BUG_ON(url == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    struct url u;
+    parse_url(url, len, &u);
+    bool keep;
+    if (!write_referrer(&w, ctx, &u, &keep))
+        return finish(&w, -ENOBUFS, outlen);
+    if (!keep)
+        w.len = 0;
+    return finish(&w, 0, outlen);
+}

@@ -1,0 +1,181 @@
+/* Unit tests of proxy/engine/cookie.c. */
+#include "anonproxy/common.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include <cmocka.h>
+
+#include "anonproxy/cookie.h"
+
+/* Test pseudonymiser: "P" and the value's length; "fail" fails; "semi"
+ * returns a byte that is not a cookie-octet. */
+static int fake_pseudo(void *ctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    (void)ctx;
+    if (len == 4 && memcmp(val, "fail", 4) == 0)
+        return -EINVAL;
+    char tmp[32];
+    int n = (len == 4 && memcmp(val, "semi", 4) == 0) ? snprintf(tmp, sizeof(tmp), "a;b")
+                                                      : snprintf(tmp, sizeof(tmp), "P%zu", len);
+    if ((size_t)n > outcap)
+        return -ENOBUFS;
+    memcpy(out, tmp, (size_t)n);
+    return n;
+}
+
+static struct ap_cookie_policy policy;
+static struct ap_cookie_ctx ctx;
+
+static void setup(const struct ap_cookie_rule *rules, size_t n)
+{
+    ap_cookie_policy_init(&policy);
+    policy.rules = rules;
+    policy.nrules = n;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.policy = &policy;
+    ctx.pseudo.fn = fake_pseudo;
+}
+
+static const char *rw(const char *h)
+{
+    static char out[1 << 16];
+    size_t n = 99;
+    assert_int_equal(ap_cookie_rewrite(&ctx, h, strlen(h), out, sizeof(out), &n), 0);
+    assert_int_equal(n, strlen(out));
+    return out;
+}
+
+static void test_default_drop(void **state)
+{
+    (void)state;
+    setup(NULL, 0);
+    assert_string_equal(rw("a=1; b=2"), "");
+    assert_string_equal(rw(""), "");
+    assert_int_equal(ap_cookie_action_for(&policy, "x", 1), AP_COOKIE_DROP);
+}
+
+static void test_globs(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {
+        {"_ga*", AP_COOKIE_KEEP}, {"SID", AP_COOKIE_KEEP}, {"uid", AP_COOKIE_PSEUDO},
+        {"sess?", AP_COOKIE_KEEP},
+    };
+    setup(rules, AP_ARRAY_SIZE(rules));
+    assert_string_equal(rw("_ga=GA1.2.3.4; _gid=GA1.2.5; _ga_ABC=GS1.1.2; sess=xyz; _gat=1"),
+                        "_ga=GA1.2.3.4; _ga_ABC=GS1.1.2; _gat=1");
+    /* Names are case-sensitive. */
+    assert_string_equal(rw("sid=1; SID=2; Sid=3"), "SID=2");
+    assert_string_equal(rw("sess1=a; sess12=b; sess=c"), "sess1=a");
+    assert_string_equal(rw("uid=abc"), "uid=P3");
+    /* Duplicates are handled one by one. */
+    assert_string_equal(rw("SID=1; SID=2; uid=x; uid=yy"), "SID=1; SID=2; uid=P1; uid=P2");
+    assert_int_equal(ap_cookie_action_for(&policy, "uid", 3), AP_COOKIE_PSEUDO);
+}
+
+static void test_spacing_and_quotes(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {{"*", AP_COOKIE_KEEP}, {"nope", AP_COOKIE_PSEUDO}};
+    setup(rules, 2);
+    assert_string_equal(rw(" a = 1 ;\tb=2 ;;; c=3;"), "a=1; b=2; c=3");
+    assert_string_equal(rw("a=1;b=2"), "a=1; b=2");
+    assert_string_equal(rw("a=\"quoted\"; e="), "a=\"quoted\"; e=");
+    assert_string_equal(rw("a=x=y"), "a=x=y");
+    assert_string_equal(rw("a=b c,d"), "a=b c,d");
+}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {{"*", AP_COOKIE_KEEP}};
+    setup(rules, 1);
+    assert_string_equal(rw("novalue; =x; a b=1; ok=1; bad=\"x; q=\x01; r=\"a\"b\"; s=\""
+                           "; t=x\x7f; (x)=1; u\"=2; ok2=2"),
+                        "ok=1; ok2=2");
+    assert_string_equal(rw(";;;"), "");
+    assert_string_equal(rw("="), "");
+    assert_string_equal(rw("a"), "");
+}
+
+static void test_pseudo(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {{"u*", AP_COOKIE_PSEUDO}, {"k", AP_COOKIE_KEEP}};
+    setup(rules, 2);
+    /* Enclosing quotes are not part of the value given to the callback. */
+    assert_string_equal(rw("u=\"abc\"; k=1"), "u=P3; k=1");
+    assert_string_equal(rw("u1=fail; k=1; u2=semi; u3="), "k=1; u3=P0");
+    ctx.pseudo.fn = NULL;
+    assert_string_equal(rw("u=abc; k=1"), "k=1");
+}
+
+static void test_small_buffer(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {{"u", AP_COOKIE_PSEUDO}, {"*", AP_COOKIE_KEEP}};
+    setup(rules, 2);
+    const char *h = "a=1;u=xyz;bb=22";
+    const char *want = "a=1; u=P3; bb=22";
+    size_t need = strlen(want);
+    char buf[64];
+    for (size_t cap = 0; cap <= need + 1; cap++) {
+        memset(buf, 'Z', sizeof(buf));
+        size_t n = 7;
+        int rc = ap_cookie_rewrite(&ctx, h, strlen(h), cap ? buf : NULL, cap, &n);
+        if (cap <= need) {
+            assert_int_equal(rc, -ENOBUFS);
+            assert_int_equal(n, 0);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_string_equal(buf, want);
+        }
+        for (size_t k = cap; k < sizeof(buf); k++)
+            assert_int_equal(buf[k], 'Z');
+    }
+}
+
+static void test_long_header(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {{"_ga*", AP_COOKIE_KEEP}};
+    setup(rules, 1);
+    size_t reps = 50000;
+    const char *unit = "_ga=1;x=2;";
+    size_t ul = strlen(unit);
+    char *in = malloc(ul * reps);
+    char *out = malloc(2 * ul * reps + 1);
+    assert_non_null(in);
+    assert_non_null(out);
+    for (size_t k = 0; k < reps; k++)
+        memcpy(in + k * ul, unit, ul);
+    size_t n;
+    assert_int_equal(ap_cookie_rewrite(&ctx, in, ul * reps, out, 2 * ul * reps + 1, &n), 0);
+    assert_int_equal(n, reps * strlen("_ga=1; ") - 2);
+    /* The documented bound: 2 * len + 1 with every pair kept. */
+    static const struct ap_cookie_rule all[] = {{"*", AP_COOKIE_KEEP}};
+    setup(all, 1);
+    memset(in, 0, ul * reps);
+    for (size_t k = 0; k + 4 <= ul * reps; k += 4)
+        memcpy(in + k, "a=;", 3), in[k + 3] = ';';
+    assert_int_equal(ap_cookie_rewrite(&ctx, in, ul * reps, out, 2 * ul * reps + 1, &n), 0);
+    free(in);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_drop),
+        cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_spacing_and_quotes),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_pseudo),
+        cmocka_unit_test(test_small_buffer),
+        cmocka_unit_test(test_long_header),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

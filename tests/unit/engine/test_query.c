@@ -1,0 +1,549 @@
+/* Unit tests of proxy/engine/query.c: actions, click ids, globs, encoded
+ * names and separators, malformed escapes, URLs in parameters, referrers,
+ * targets, small buffers and long inputs. */
+#include "anonproxy/common.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include <cmocka.h>
+
+#include "anonproxy/query.h"
+
+/* Test pseudonymiser: "p" and 8 hex digits of an FNV-1a hash of the value;
+ * "fail" cannot be pseudonymised; "amp" gives bytes that need encoding. */
+static int fake_pseudo(void *ctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    int *calls = ctx;
+    if (calls)
+        (*calls)++;
+    if (len == 4 && memcmp(val, "fail", 4) == 0)
+        return -EINVAL;
+    if (len == 3 && memcmp(val, "amp", 3) == 0) {
+        if (outcap < 5)
+            return -ENOBUFS;
+        memcpy(out, "x&y=z", 5);
+        return 5;
+    }
+    uint32_t h = 2166136261u;
+    for (size_t k = 0; k < len; k++)
+        h = (h ^ (unsigned char)val[k]) * 16777619u;
+    char tmp[16];
+    int n = snprintf(tmp, sizeof(tmp), "p%08x", h);
+    if ((size_t)n > outcap)
+        return -ENOBUFS;
+    memcpy(out, tmp, (size_t)n);
+    return n;
+}
+
+static const char *pseudo_of(const char *v)
+{
+    static char buf[32];
+    int n = fake_pseudo(NULL, v, strlen(v), buf, sizeof(buf) - 1);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Test IP truncator: dotted quads lose their last octet, anything else
+ * fails. */
+static int fake_ip(void *ctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    (void)ctx;
+    const char *dot = NULL;
+    for (size_t k = 0; k < len; k++) {
+        if (val[k] == '.')
+            dot = val + k;
+        else if (val[k] < '0' || val[k] > '9')
+            return -EINVAL;
+    }
+    if (dot == NULL)
+        return -EINVAL;
+    size_t keep = (size_t)(dot - val) + 1;
+    if (keep + 1 > outcap)
+        return -ENOBUFS;
+    memcpy(out, val, keep);
+    out[keep] = '0';
+    return (int)keep + 1;
+}
+
+struct fixture {
+    struct ap_query_policy policy;
+    struct ap_query_ctx ctx;
+};
+
+static struct fixture fx;
+
+static void setup_ctx(const struct ap_query_rule *rules, size_t nrules, enum ap_query_action dflt)
+{
+    ap_query_policy_init(&fx.policy);
+    fx.policy.rules = rules;
+    fx.policy.nrules = nrules;
+    fx.policy.default_action = dflt;
+    memset(&fx.ctx, 0, sizeof(fx.ctx));
+    fx.ctx.policy = &fx.policy;
+    fx.ctx.pseudo.fn = fake_pseudo;
+    fx.ctx.truncate_ip.fn = fake_ip;
+    fx.ctx.site_host = "shop.example";
+    fx.ctx.site_host_len = strlen("shop.example");
+}
+
+static char obuf[1 << 16];
+
+static const char *rw(const char *q)
+{
+    size_t n = 777;
+    int rc = ap_query_rewrite(&fx.ctx, q, strlen(q), obuf, sizeof(obuf), &n);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, strlen(obuf));
+    return obuf;
+}
+
+static const char *rw_target(const char *t)
+{
+    size_t n;
+    assert_int_equal(ap_query_rewrite_target(&fx.ctx, t, strlen(t), obuf, sizeof(obuf), &n), 0);
+    assert_int_equal(n, strlen(obuf));
+    return obuf;
+}
+
+static const char *rw_url(const char *u)
+{
+    size_t n;
+    assert_int_equal(ap_query_rewrite_url(&fx.ctx, u, strlen(u), obuf, sizeof(obuf), &n), 0);
+    assert_int_equal(n, strlen(obuf));
+    return obuf;
+}
+
+static const char *origin(const char *u)
+{
+    size_t n;
+    assert_int_equal(ap_query_origin(u, strlen(u), obuf, sizeof(obuf), &n), 0);
+    assert_int_equal(n, strlen(obuf));
+    return obuf;
+}
+
+static const char *referrer(const char *u)
+{
+    size_t n;
+    assert_int_equal(ap_query_referrer(&fx.ctx, u, strlen(u), obuf, sizeof(obuf), &n), 0);
+    assert_int_equal(n, strlen(obuf));
+    return obuf;
+}
+
+static void test_keep_and_separators(void **state)
+{
+    (void)state;
+    setup_ctx(NULL, 0, AP_QUERY_KEEP);
+    assert_string_equal(rw("a=1&b=2"), "a=1&b=2");
+    assert_string_equal(rw(""), "");
+    assert_string_equal(rw("a&&b"), "a&b");
+    assert_string_equal(rw("&a"), "a");
+    assert_string_equal(rw("a&"), "a");
+    assert_string_equal(rw("&&&"), "");
+    assert_string_equal(rw("a=&b="), "a=&b=");
+    assert_string_equal(rw("=x"), "=x");
+    assert_string_equal(rw("a==b"), "a==b");
+    assert_string_equal(rw("a=1;gclid=2"), "a=1;gclid=2"); /* ';' is not a separator */
+    /* Encoded separators stay inside values and names. */
+    assert_string_equal(rw("a=x%26gclid%3Dy&b%3Dc=1"), "a=x%26gclid%3Dy&b%3Dc=1");
+    /* Malformed escapes are kept byte for byte. */
+    assert_string_equal(rw("a=%zz&b=%4&%g=1&c=%"), "a=%zz&b=%4&%g=1&c=%");
+    /* Encodings of kept parameters are not normalised. */
+    assert_string_equal(rw("q=a%2fb+c%2Fd&%75tm=1"), "q=a%2fb+c%2Fd&%75tm=1");
+}
+
+static void test_click_ids(void **state)
+{
+    (void)state;
+    setup_ctx(NULL, 0, AP_QUERY_KEEP);
+    static const char *const ids[] = {"gclid", "dclid", "gbraid", "wbraid", "fbclid",
+                                      "msclkid", "ttclid", "twclid", "li_fat_id", "mc_eid",
+                                      "_hsenc", "mkt_tok", "igshid", "yclid"};
+    for (size_t k = 0; k < AP_ARRAY_SIZE(ids); k++) {
+        char q[128];
+        snprintf(q, sizeof(q), "a=1&%s=XYZ&b=2&%s", ids[k], ids[k]);
+        assert_string_equal(rw(q), "a=1&b=2");
+        assert_true(ap_query_is_click_id(ids[k], strlen(ids[k])));
+    }
+    /* Case-insensitive and compared after decoding. */
+    assert_string_equal(rw("GCLID=1&FbClId=2&%67clid=3&%47%43%4C%49%44=4&x=5"), "x=5");
+    assert_false(ap_query_is_click_id("gclidx", 6));
+    assert_false(ap_query_is_click_id("xgclid", 6));
+    /* Even an explicit keep rule does not keep a click id. */
+    static const struct ap_query_rule keep_all[] = {{"*", AP_QUERY_KEEP}, {"gclid", AP_QUERY_KEEP}};
+    setup_ctx(keep_all, 2, AP_QUERY_KEEP);
+    assert_string_equal(rw("gclid=1&a=2"), "a=2");
+    assert_int_equal(ap_query_action_for(&fx.policy, "gclid", 5), AP_QUERY_DROP);
+}
+
+static void test_rules_and_globs(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {
+        {"utm_*", AP_QUERY_KEEP},
+        {"_ga*", AP_QUERY_DROP},
+        {"page", AP_QUERY_KEEP},
+        {"id?", AP_QUERY_KEEP},
+        {"", AP_QUERY_KEEP},
+    };
+    setup_ctx(rules, AP_ARRAY_SIZE(rules), AP_QUERY_DROP);
+    assert_string_equal(rw("utm_source=x&_ga=1&_gat_UA=2&q=3&page=4"), "utm_source=x&page=4");
+    /* Names are case-sensitive. */
+    assert_string_equal(rw("UTM_source=x&Page=1&page=2"), "page=2");
+    /* '?' is exactly one byte. */
+    assert_string_equal(rw("id=1&id1=2&id12=3"), "id1=2");
+    /* Names are compared decoded, kept encoded. */
+    assert_string_equal(rw("%75tm_x=1&utm%5Fy=2&pag%65=3"), "%75tm_x=1&utm%5Fy=2&pag%65=3");
+    /* The empty name has its own rule. */
+    assert_string_equal(rw("=x&y"), "=x");
+    /* Duplicates: the rule applies to each. */
+    assert_string_equal(rw("page=1&q=2&page=3&page"), "page=1&page=3&page");
+    /* First match wins. */
+    static const struct ap_query_rule order[] = {{"a*", AP_QUERY_DROP}, {"ab", AP_QUERY_KEEP}};
+    setup_ctx(order, 2, AP_QUERY_KEEP);
+    assert_string_equal(rw("ab=1&b=2"), "b=2");
+    assert_int_equal(ap_query_action_for(&fx.policy, "ab", 2), AP_QUERY_DROP);
+    assert_int_equal(ap_query_action_for(&fx.policy, "zz", 2), AP_QUERY_KEEP);
+    /* An action the engine does not know is dropped. */
+    static const struct ap_query_rule bogus[] = {{"x", (enum ap_query_action)77}};
+    setup_ctx(bogus, 1, AP_QUERY_KEEP);
+    assert_string_equal(rw("x=1&y=2"), "y=2");
+}
+
+static void test_pseudo(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"uid", AP_QUERY_PSEUDO}, {"ip", AP_QUERY_TRUNCATE_IP}};
+    setup_ctx(rules, 2, AP_QUERY_KEEP);
+    char want[256];
+    snprintf(want, sizeof(want), "uid=%s&a=1", pseudo_of("abc"));
+    assert_string_equal(rw("uid=abc&a=1"), want);
+    /* The callback gets the decoded value, '+' as a space. */
+    snprintf(want, sizeof(want), "uid=%s", pseudo_of("a@b c"));
+    assert_string_equal(rw("uid=a%40b+c"), want);
+    assert_string_equal(rw("uid=a%40b%20c"), want);
+    /* Duplicates are pseudonymised one by one. */
+    char p1[32], p2[32];
+    snprintf(p1, sizeof(p1), "%s", pseudo_of("1"));
+    snprintf(p2, sizeof(p2), "%s", pseudo_of("2"));
+    snprintf(want, sizeof(want), "uid=%s&uid=%s", p1, p2);
+    assert_string_equal(rw("uid=1&uid=2"), want);
+    /* No value: nothing to pseudonymise. */
+    assert_string_equal(rw("uid&uid=&a=1"), "uid&uid=&a=1");
+    /* A failing callback drops the parameter, wherever it is. */
+    assert_string_equal(rw("uid=fail&a=1"), "a=1");
+    assert_string_equal(rw("a=1&uid=fail"), "a=1");
+    assert_string_equal(rw("a=1&uid=fail&b=2"), "a=1&b=2");
+    /* The callback's output is percent-encoded. */
+    assert_string_equal(rw("uid=amp"), "uid=x%26y%3Dz");
+    /* Without a callback the parameter is dropped. */
+    fx.ctx.pseudo.fn = NULL;
+    assert_string_equal(rw("uid=abc&a=1"), "a=1");
+    /* IP truncation. */
+    assert_string_equal(rw("ip=192.168.1.77&a=1"), "ip=192.168.1.0&a=1");
+    assert_string_equal(rw("ip=192%2E168%2E1%2E77"), "ip=192.168.1.0");
+    assert_string_equal(rw("ip=notanip&a=1"), "a=1");
+    fx.ctx.truncate_ip.fn = NULL;
+    assert_string_equal(rw("ip=192.168.1.77&a=1"), "a=1");
+}
+
+static void test_clean_url(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"dl", AP_QUERY_CLEAN_URL}, {"url", AP_QUERY_CLEAN_URL}};
+    setup_ctx(rules, 2, AP_QUERY_KEEP);
+    assert_string_equal(
+        rw("v=2&dl=https%3A%2F%2Fex.com%2Fp%3Futm_source%3Dnews%26id%3D5%26gclid%3Dx%23frag&tid=1"),
+        "v=2&dl=https%3A%2F%2Fex.com%2Fp%3Futm_source%3Dnews&tid=1");
+    /* Unencoded characters in the value are encoded on the way out; the
+     * value is decoded once, so "%20" in it is a space of the URL. */
+    assert_string_equal(rw("url=https://ex.com/a b?utm_medium=m%20x"),
+                        "url=https%3A%2F%2Fex.com%2Fa%20b%3Futm_medium%3Dm%20x");
+    /* Userinfo goes, port and path stay, nothing left: no '?'. */
+    assert_string_equal(rw("dl=https%3A%2F%2Fuser%3Apw%40ex.com%3A8443%2Fa%2Fb%3Fsid%3D1"),
+                        "dl=https%3A%2F%2Fex.com%3A8443%2Fa%2Fb");
+    /* Encoded bytes inside the nested query survive a decode and re-encode. */
+    assert_string_equal(rw("dl=https%3A%2F%2Fx%2F%3Futm_source%3Da%2526b"),
+                        "dl=https%3A%2F%2Fx%2F%3Futm_source%3Da%2526b");
+    /* Click ids inside are dropped, case-insensitively. */
+    assert_string_equal(rw("dl=https%3A%2F%2Fx%2F%3FGCLID%3D1%26utm_campaign%3Dc"),
+                        "dl=https%3A%2F%2Fx%2F%3Futm_campaign%3Dc");
+    /* Relative references are cleaned too. */
+    assert_string_equal(rw("dl=%2Fcart%3Fitem%3D3%26utm_source%3Dm"), "dl=%2Fcart%3Futm_source%3Dm");
+    /* A malformed escape becomes a literal '%', encoded as %25. */
+    assert_string_equal(rw("dl=%zz"), "dl=%25zz");
+    assert_string_equal(rw("dl="), "dl=");
+    /* A configured allowlist replaces the default. */
+    static const char *const keep[] = {"ref*", "lang"};
+    fx.policy.url_keep = keep;
+    fx.policy.nurl_keep = 2;
+    assert_string_equal(rw("dl=https%3A%2F%2Fx%2F%3Futm_source%3Da%26referrer%3Db%26lang%3Dde%26fbclid%3D1"),
+                        "dl=https%3A%2F%2Fx%2F%3Freferrer%3Db%26lang%3Dde");
+    fx.policy.nurl_keep = 0;
+    assert_string_equal(rw("dl=https%3A%2F%2Fx%2F%3Flang%3Dde"), "dl=https%3A%2F%2Fx%2F");
+
+    /* The raw-URL entry point. */
+    ap_query_policy_init(&fx.policy);
+    char out[256];
+    size_t n;
+    const char *u = "https://a:b@ex.com/p?utm_source=s&x=1&utm_medium=m#top";
+    assert_int_equal(ap_query_clean_url(&fx.policy, u, strlen(u), out, sizeof(out), &n), 0);
+    assert_string_equal(out, "https://ex.com/p?utm_source=s&utm_medium=m");
+}
+
+static void test_origin(void **state)
+{
+    (void)state;
+    assert_string_equal(origin("HTTPS://User@Ex.COM:8443/path?q#f"), "https://ex.com:8443");
+    assert_string_equal(origin("http://ex.com"), "http://ex.com");
+    assert_string_equal(origin("http://ex.com?x"), "http://ex.com");
+    assert_string_equal(origin("https://[2001:DB8::1]:443/x"), "https://[2001:db8::1]:443");
+    assert_string_equal(origin("https://evil.example\\@shop.example/"), "https://evil.example");
+    assert_string_equal(origin("https://[::1/x"), "");
+    assert_string_equal(origin("https://[::1]x/"), "");
+    assert_string_equal(origin("https://ex.com:99999/"), "");
+    assert_string_equal(origin("https://ex.com:/"), "");
+    assert_string_equal(origin("https://ex.com:8a/"), "");
+    assert_string_equal(origin("https:///path"), "");
+    assert_string_equal(origin("https://ex com/"), "");
+    assert_string_equal(origin("javascript:alert(1)"), "");
+    assert_string_equal(origin("//ex.com/x"), "");
+    assert_string_equal(origin("/relative"), "");
+    assert_string_equal(origin(""), "");
+
+    static const struct ap_query_rule rules[] = {{"ref", AP_QUERY_ORIGIN_ONLY}};
+    setup_ctx(rules, 1, AP_QUERY_KEEP);
+    assert_string_equal(rw("ref=https%3A%2F%2FUser%40Ex.COM%3A8443%2Fpath%3Fq&a=1"),
+                        "ref=https%3A%2F%2Fex.com%3A8443&a=1");
+    assert_string_equal(rw("ref=hello&a=1"), "a=1");
+}
+
+static void test_referrer(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"dr", AP_QUERY_REFERRER}, {"urlref", AP_QUERY_REFERRER}};
+    setup_ctx(rules, 2, AP_QUERY_KEEP);
+    /* Internal: cleaned. */
+    assert_string_equal(rw("dr=https%3A%2F%2Fshop.example%2Fcart%3Futm_source%3Dx%26sid%3D1"),
+                        "dr=https%3A%2F%2Fshop.example%2Fcart%3Futm_source%3Dx");
+    assert_string_equal(rw("dr=https%3A%2F%2FSHOP.example.%3A8080%2Fcart"),
+                        "dr=https%3A%2F%2FSHOP.example.%3A8080%2Fcart");
+    /* External: origin only. */
+    assert_string_equal(rw("dr=https%3A%2F%2Fwww.google.com%2Fsearch%3Fq%3Dsecret&x=1"),
+                        "dr=https%3A%2F%2Fwww.google.com&x=1");
+    assert_string_equal(rw("urlref=https%3A%2F%2Fsub.shop.example%2Fa"),
+                        "urlref=https%3A%2F%2Fsub.shop.example");
+    /* Not an absolute URL: dropped. */
+    assert_string_equal(rw("dr=%2Flocal&x=1"), "x=1");
+    assert_string_equal(rw("dr=android-app%3A%2F%2Fcom.google"), "dr=android-app%3A%2F%2Fcom.google");
+    /* Strict: external referrers are dropped. */
+    fx.policy.strict_referrer = 1;
+    assert_string_equal(rw("dr=https%3A%2F%2Fwww.google.com%2Fsearch&x=1"), "x=1");
+    assert_string_equal(rw("dr=https%3A%2F%2Fshop.example%2F"), "dr=https%3A%2F%2Fshop.example%2F");
+    fx.policy.strict_referrer = 0;
+    /* A site host with a port, or an IPv6 literal. */
+    fx.ctx.site_host = "shop.example:8080";
+    fx.ctx.site_host_len = strlen(fx.ctx.site_host);
+    assert_string_equal(referrer("https://shop.example/a?b=1#c"), "https://shop.example/a");
+    fx.ctx.site_host = "[::1]:8080";
+    fx.ctx.site_host_len = strlen(fx.ctx.site_host);
+    assert_string_equal(referrer("http://[::1]:9/a?utm_source=q"), "http://[::1]:9/a?utm_source=q");
+    assert_string_equal(referrer("http://[::2]/a"), "http://[::2]");
+    /* No site host: everything is external. */
+    fx.ctx.site_host = NULL;
+    fx.ctx.site_host_len = 0;
+    assert_string_equal(referrer("https://shop.example/a"), "https://shop.example");
+    /* Look-alike hosts are external. */
+    fx.ctx.site_host = "shop.example";
+    fx.ctx.site_host_len = strlen(fx.ctx.site_host);
+    assert_string_equal(referrer("https://shop.example.evil.com/x"), "https://shop.example.evil.com");
+    /* A browser reads this as host shop.example, path "\\@evil.com/x". */
+    assert_string_equal(referrer("https://shop.example\\@evil.com/x"), "https://shop.example\\@evil.com/x");
+    assert_string_equal(referrer("https://evil.com\\@shop.example/x"), "https://evil.com");
+    assert_string_equal(referrer("not a url"), "");
+    assert_string_equal(referrer("https://shop.example:bad/"), "");
+}
+
+static void test_targets_and_urls(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"utm_*", AP_QUERY_KEEP}};
+    setup_ctx(rules, 1, AP_QUERY_DROP);
+    assert_string_equal(rw_target("/p/a?gclid=1&utm_source=2#x"), "/p/a?utm_source=2");
+    assert_string_equal(rw_target("/p?gclid=1"), "/p");
+    assert_string_equal(rw_target("/p?"), "/p");
+    assert_string_equal(rw_target("/p"), "/p");
+    assert_string_equal(rw_target("/"), "/");
+    assert_string_equal(rw_target("/p#frag?x=1"), "/p");
+    assert_string_equal(rw_target("*"), "*");
+    assert_string_equal(rw_target("ex.com:443"), "ex.com:443");
+    assert_string_equal(rw_target("//evil?utm_x=1&a=1"), "//evil?utm_x=1");
+    assert_string_equal(rw_target("/a%3Fb?c=1"), "/a%3Fb");
+    assert_string_equal(rw_target("http://u:p@h:80/p?fbclid=1&utm_x=2#f"), "http://h:80/p?utm_x=2");
+    assert_string_equal(rw_url("https://ex.com/p?utm_source=a&gclid=b&q=secret#frag"),
+                        "https://ex.com/p?utm_source=a");
+    assert_string_equal(rw_url("https://ex.com"), "https://ex.com");
+    assert_string_equal(rw_url("https://ex.com?q=1"), "https://ex.com");
+    assert_string_equal(rw_url("/rel?utm_a=1&b=2"), "/rel?utm_a=1");
+    assert_string_equal(rw_url(""), "");
+}
+
+/* Each output buffer size below the need gives -ENOBUFS and writes nothing
+ * past the buffer. A transformed value is decoded into the unused end of the
+ * buffer, so sizes just above the need may still give -ENOBUFS; with room
+ * for the input on top, the call must succeed. */
+static void check_all_caps(int (*fn)(const char *in, char *out, size_t cap, size_t *n),
+                           const char *in)
+{
+    size_t need;
+    assert_int_equal(fn(in, obuf, sizeof(obuf), &need), 0);
+    char want[4096];
+    memcpy(want, obuf, need + 1);
+    static char buf[8192];
+    size_t slack = strlen(in);
+    for (size_t cap = 0; cap <= need + 1 + slack; cap++) {
+        memset(buf, 'Z', sizeof(buf));
+        size_t n = 5;
+        int rc = fn(in, cap ? buf : NULL, cap, &n);
+        if (cap <= need || (rc != 0 && cap < need + 1 + slack)) {
+            assert_int_equal(rc, -ENOBUFS);
+            assert_int_equal(n, 0);
+            if (cap > 0)
+                assert_int_equal(buf[0], '\0');
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(n, need);
+            assert_string_equal(buf, want);
+        }
+        for (size_t k = cap; k < sizeof(buf); k++)
+            if (buf[k] != 'Z')
+                fail_msg("write past cap %zu at %zu", cap, k);
+    }
+}
+
+static int via_rewrite(const char *in, char *out, size_t cap, size_t *n)
+{
+    return ap_query_rewrite(&fx.ctx, in, strlen(in), out, cap, n);
+}
+
+static int via_target(const char *in, char *out, size_t cap, size_t *n)
+{
+    return ap_query_rewrite_target(&fx.ctx, in, strlen(in), out, cap, n);
+}
+
+static int via_referrer(const char *in, char *out, size_t cap, size_t *n)
+{
+    return ap_query_referrer(&fx.ctx, in, strlen(in), out, cap, n);
+}
+
+static int via_origin(const char *in, char *out, size_t cap, size_t *n)
+{
+    return ap_query_origin(in, strlen(in), out, cap, n);
+}
+
+static int via_clean(const char *in, char *out, size_t cap, size_t *n)
+{
+    return ap_query_clean_url(&fx.policy, in, strlen(in), out, cap, n);
+}
+
+static void test_small_buffers(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {
+        {"uid", AP_QUERY_PSEUDO}, {"ip", AP_QUERY_TRUNCATE_IP}, {"dl", AP_QUERY_CLEAN_URL},
+        {"ref", AP_QUERY_ORIGIN_ONLY}, {"dr", AP_QUERY_REFERRER}, {"x*", AP_QUERY_DROP},
+    };
+    setup_ctx(rules, AP_ARRAY_SIZE(rules), AP_QUERY_KEEP);
+    check_all_caps(via_rewrite, "a=1&uid=abc&ip=10.1.2.3&dl=https%3A%2F%2Fe.com%2F%3Futm_source%3D1%26z%3D2"
+                                "&ref=http://h:1/p&dr=https%3A%2F%2Fshop.example%2Fz%3Fq&xx=1&uid=amp&b");
+    check_all_caps(via_rewrite, "dl=a b c d e f g");
+    check_all_caps(via_target, "/path/x?uid=1&gclid=2&k=v#f");
+    check_all_caps(via_referrer, "https://shop.example/a?utm_source=x&y=1");
+    check_all_caps(via_referrer, "https://other.example:8080/a?utm_source=x&y=1");
+    check_all_caps(via_origin, "HTTPS://EX.COM:1/x");
+    check_all_caps(via_clean, "https://u@ex.com/p?utm_medium=1&q=2#f");
+}
+
+/* Without callbacks, 3 * len + 1 bytes are enough, however bad the input. */
+static void test_documented_bound(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {
+        {"d*", AP_QUERY_CLEAN_URL}, {"o*", AP_QUERY_ORIGIN_ONLY}, {"r*", AP_QUERY_REFERRER},
+    };
+    setup_ctx(rules, AP_ARRAY_SIZE(rules), AP_QUERY_KEEP);
+    static const char *const inputs[] = {
+        "d= \x01\x02 \xff",
+        "d=http://shop.example/ \x80?utm_source=\x01\x02",
+        "r=http://shop.example/  ?utm_source=  ",
+        "o=HTTP://A:1",
+        "d=%",
+        "d=+++++",
+        "k=1&d=%zz%zz",
+    };
+    for (size_t k = 0; k < AP_ARRAY_SIZE(inputs); k++) {
+        size_t len = strlen(inputs[k]);
+        size_t n;
+        char *out = malloc(3 * len + 1);
+        assert_non_null(out);
+        assert_int_equal(ap_query_rewrite(&fx.ctx, inputs[k], len, out, 3 * len + 1, &n), 0);
+        assert_int_equal(ap_query_rewrite_target(&fx.ctx, inputs[k], len, out, 3 * len + 1, &n), 0);
+        free(out);
+    }
+}
+
+static void test_long_input(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"dl", AP_QUERY_CLEAN_URL}, {"uid", AP_QUERY_PSEUDO}};
+    setup_ctx(rules, 2, AP_QUERY_KEEP);
+    const char *unit = "a=1&gclid=2&dl=https%3A%2F%2Fe.com%2F%3Fz%3D1&";
+    const char *want_unit = "a=1&dl=https%3A%2F%2Fe.com%2F&";
+    size_t reps = 20000, ul = strlen(unit), wl = strlen(want_unit);
+    char *in = malloc(ul * reps + 1);
+    char *want = malloc(wl * reps + 1);
+    char *out = malloc(3 * ul * reps + 1);
+    assert_non_null(in);
+    assert_non_null(want);
+    assert_non_null(out);
+    for (size_t k = 0; k < reps; k++) {
+        memcpy(in + k * ul, unit, ul);
+        memcpy(want + k * wl, want_unit, wl);
+    }
+    size_t n;
+    assert_int_equal(ap_query_rewrite(&fx.ctx, in, ul * reps, out, 3 * ul * reps + 1, &n), 0);
+    assert_int_equal(n, wl * reps - 1); /* no trailing '&' */
+    assert_memory_equal(out, want, n);
+    /* One enormous value. */
+    size_t big = 1 << 19;
+    memset(in, 'v', ul * reps);
+    memcpy(in, "uid=", 4);
+    assert_int_equal(ap_query_rewrite(&fx.ctx, in, big, out, 3 * ul * reps + 1, &n), 0);
+    assert_int_equal(n, 4 + 9);
+    memcpy(in, "dl=v", 4);
+    assert_int_equal(ap_query_rewrite(&fx.ctx, in, big, out, 3 * ul * reps + 1, &n), 0);
+    assert_int_equal(n, big);
+    free(in);
+    free(want);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keep_and_separators),
+        cmocka_unit_test(test_click_ids),
+        cmocka_unit_test(test_rules_and_globs),
+        cmocka_unit_test(test_pseudo),
+        cmocka_unit_test(test_clean_url),
+        cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_referrer),
+        cmocka_unit_test(test_targets_and_urls),
+        cmocka_unit_test(test_small_buffers),
+        cmocka_unit_test(test_documented_bound),
+        cmocka_unit_test(test_long_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
