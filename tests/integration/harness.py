@@ -440,8 +440,8 @@ def connect(port, timeout=5.0, host="127.0.0.1"):
 class Client:
     """One client connection to the proxy, for keep-alive conversations."""
 
-    def __init__(self, port, timeout=5.0):
-        self.sock = connect(port, timeout)
+    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+        self.sock = connect(port, timeout, host)
         self.reader = Reader(self.sock, timeout=timeout)
         self.timeout = timeout
 
@@ -686,6 +686,8 @@ class Backend:
                       without answering any later one
       "garbage"       "HTTP/1.1 abc"
       "101"           an unsolicited 101 Switching Protocols
+      "raw"           send `raw_response` (bytes or callable(req)) as is and
+                      keep the connection (close it if `raw_close`)
 
     `delay` (seconds, or callable(req)) sleeps before the head;
     `early_hints` sends a 103 first; `trailers` (list of pairs) forces a
@@ -696,8 +698,11 @@ class Backend:
     def __init__(self, mode="ok", status=200, body=b"hello from backend",
                  headers=None, framing="length", delay=0, early_hints=False,
                  trailers=None, raw_limit=1 << 20, store_limit=8 << 20,
-                 upgrade_101=False, read_timeout=60.0):
+                 upgrade_101=False, read_timeout=60.0, raw_response=b"",
+                 raw_close=False):
         self.mode = mode
+        self.raw_response = raw_response
+        self.raw_close = raw_close
         self.status = status
         self.body = body
         self.headers = list(headers or [])
@@ -932,6 +937,12 @@ class Backend:
         if delay:
             if self.stopping.wait(delay):
                 return False
+        if mode == "raw":
+            s.sendall(self._value(self.raw_response, req))
+            if self.raw_close:
+                s.close()
+                return False
+            return True
         if mode == "garbage":
             s.sendall(b"HTTP/1.1 abc\r\n\r\n")
             s.close()
@@ -1115,7 +1126,8 @@ class Proxy:
     before the end."""
 
     def __init__(self, config=None, port=None, backend=None, env=None,
-                 start=True, config_text=None, **kw):
+                 start=True, config_text=None, host="127.0.0.1", **kw):
+        self.host = host  # where to probe for readiness
         self.tmp = tempfile.mkdtemp(prefix="anonproxy-it-")
         self.port = port or free_port()
         if config_text is None:
@@ -1151,7 +1163,7 @@ class Proxy:
                 raise CaseFailure("proxy exited with %s at start; stderr: %s" % (
                     self.returncode, self.stderr_tail()))
             try:
-                s = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+                s = socket.create_connection((self.host, self.port), timeout=0.5)
                 s.close()
                 return
             except OSError:

@@ -487,6 +487,110 @@ def t_file_sink():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def t_expect_body_sent_at_once():
+    with Backend() as b, Proxy(backend=b) as p, Client(p.port, timeout=3) as c:
+        c.send(b"POST /e HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+               b"hello" + get("/next"))
+        r = c.response()
+        check(r is not None and r.status == 200, "final %r" % r)
+        check(all(i.status == 100 for i in r.interim), "interim %r" % r.interim)
+        r2 = c.response()
+        check(r2 is not None and r2.status == 200, "pipelined request after the body: %r" % r2)
+        reqs = b.wait_requests(2)
+        check([q.target for q in reqs] == ["/e", "/next"] and reqs[0].body == b"hello" and
+              all(q.well_formed for q in reqs), "backend got %r" % reqs)
+
+
+def t_head_chunked_upstream_then_get():
+    with Backend(body=b"chunked body", framing="chunked") as b, Proxy(backend=b) as p, Client(p.port) as c:
+        c.send(get("/h", method=b"HEAD") + get("/g"))
+        r1 = c.response("HEAD")
+        check(r1 is not None and r1.status == 200, "HEAD %r" % r1)
+        r2 = c.response("GET")
+        check(r2 is not None and r2.status == 200 and r2.body == b"chunked body",
+              "GET pipelined after HEAD: %r" % r2)
+
+
+def t_concurrent_clients():
+    import threading
+    errors = []
+    with Backend(body=lambda q: q.target.encode(), delay=0.05) as b, Proxy(backend=b) as p:
+        def worker(k):
+            try:
+                with Client(p.port, timeout=10) as c:
+                    for i in range(5):
+                        path = "/c%d/%d" % (k, i)
+                        r = c.request(get(path))
+                        if r is None or r.status != 200 or r.body != path.encode():
+                            errors.append("%s: %r" % (path, r))
+                            return
+            except Exception as e:  # noqa: collect every worker's failure
+                errors.append("client %d: %s: %s" % (k, type(e).__name__, e))
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(30)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(25)
+        check(not errors, "%d of 30 clients failed: %s" % (len(errors), errors[:3]))
+        check(len(b.requests) == 150, "backend got %d requests, want 150" % len(b.requests))
+
+
+def t_two_workers():
+    with Backend(body=b"w") as b:
+        port = free_port()
+        with Proxy(make_config(port, b, workers=2), port=port) as p:
+            for i in range(6):
+                ex = exchange(p.port, get("/%d" % i, extra=b"Connection: close\r\n"))
+                r = ex.first()
+                check(r is not None and r.status == 200 and r.body == b"w", "request %d: %s" % (i, ex.describe()))
+
+
+def t_client_aborts_mid_body():
+    with Backend() as b, Proxy(backend=b) as p:
+        with Client(p.port) as c:
+            c.send(b"POST /abort HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+            time.sleep(0.2)
+        time.sleep(0.3)
+        check(not [q for q in b.requests if q.complete], "backend got a complete request: %r" % b.requests)
+        check(p.alive(), "proxy died")
+        with Client(p.port) as c:
+            r = c.request(get("/after"))
+            check(r is not None and r.status == 200, "request after an aborted upload: %r" % r)
+
+
+def t_client_leaves_while_waiting():
+    with Backend(delay=lambda q: 0.5 if q.target == "/slow" else 0, body=lambda q: q.target.encode()) as b, \
+            Proxy(backend=b) as p:
+        with Client(p.port) as c:
+            c.send(get("/slow"))
+            time.sleep(0.1)
+        time.sleep(0.7)
+        check(p.alive(), "proxy died")
+        with Client(p.port) as c:
+            for path in ("/a", "/b"):
+                r = c.request(get(path))
+                check(r is not None and r.status == 200 and r.body == path.encode(),
+                      "%s after a client left mid-request: %r" % (path, r))
+
+
+def t_ipv6_listen():
+    import socket as so
+    try:
+        t = so.socket(so.AF_INET6)
+        t.bind(("::1", 0))
+        port = t.getsockname()[1]
+        t.close()
+    except OSError:
+        print("# ::1 unavailable, IPv6 listener not tested")
+        return
+    with Backend(body=b"v6") as b:
+        cfg = make_config(port, b)
+        cfg["listen"] = [{"address": "[::1]:%d" % port}]
+        with Proxy(cfg, port=port, host="::1") as p, Client(port, host="::1") as c:
+            r = c.request(get("/"))
+            check(r is not None and r.status == 200 and r.body == b"v6", "over ::1: %r" % r)
+
+
 CASES = [
     ("get_forwarded_reserialised_with_upstream_host", t_get_forwarded),
     ("host_preserve", t_host_preserve),
@@ -507,9 +611,11 @@ CASES = [
     ("close_delimited_response_chunked_to_http11", t_close_delimited_response_to_http11),
     ("chunked_response_close_delimited_to_http10", t_chunked_response_to_http10),
     ("expect_100_continue_answered_by_proxy", t_expect_100_continue),
+    ("expect_100_body_sent_without_waiting", t_expect_body_sent_at_once),
     ("request_trailers_dropped", t_request_trailers_dropped),
     ("response_trailers_dropped", t_response_trailers_dropped),
     ("head_has_no_body", t_head),
+    ("head_on_chunked_upstream_then_pipelined_get", t_head_chunked_upstream_then_get),
     ("early_hints_103_to_http11", t_early_hints_http11),
     ("no_1xx_to_http10", t_early_hints_not_to_http10),
     ("status_204_passthrough", t_204_passthrough),
@@ -520,6 +626,11 @@ CASES = [
     ("route_host_and_method", t_route_host_and_method),
     ("absolute_form_same_host", t_absolute_form_same_host),
     ("file_sink_ndjson", t_file_sink),
+    ("concurrent_clients_30x5", t_concurrent_clients),
+    ("two_workers", t_two_workers),
+    ("client_aborts_mid_body", t_client_aborts_mid_body),
+    ("client_leaves_while_waiting", t_client_leaves_while_waiting),
+    ("ipv6_listener", t_ipv6_listen),
 ]
 
 if __name__ == "__main__":

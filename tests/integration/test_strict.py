@@ -80,6 +80,8 @@ CASES = [
     ("chunk_extension_with_bws",
      CHUNKED_POST(b"5 ; x\r\nhello\r\n0\r\n\r\n"),
      {400}, {"forward": forwarded(b"hello"), "phase": "body"}),
+    ("valid_empty_header_value", R(HOST, b"X-Empty:"), {200}, {"forward": forwarded()}),
+    ("valid_body_on_get", R(HOST, b"Content-Length: 3", body=b"abc"), {200}, {"forward": forwarded(b"abc")}),
     ("valid_http10_without_host", b"GET / HTTP/1.0\r\n\r\n", {200}, {"forward": forwarded()}),
     ("valid_te_upper_case_chunked",
      R(HOST, b"Transfer-Encoding: CHUNKED", body=b"3\r\nabc\r\n0\r\n\r\n", line=b"POST / HTTP/1.1"),
@@ -133,6 +135,14 @@ CASES = [
     ("two_content_length_same",
      R(HOST, b"Content-Length: 5", b"Content-Length: 5", body=b"hello", line=b"POST / HTTP/1.1"),
      E400, {"forward": forwarded(b"hello")}),
+    ("three_content_length_same",
+     R(HOST, b"Content-Length: 5", b"Content-Length:5", b"Content-Length: 5 ", body=b"hello",
+       line=b"POST / HTTP/1.1"), E400, {"forward": forwarded(b"hello")}),
+    ("content_length_over_body_limit",
+     R(HOST, b"Content-Length: 99999999999", body=b"hello", line=b"POST / HTTP/1.1"), {413}, {}),
+    ("content_length_zero_with_chunked",
+     R(HOST, b"Content-Length: 0", b"Transfer-Encoding: chunked", body=b"5\r\nhello\r\n0\r\n\r\n",
+       line=b"POST / HTTP/1.1"), E400, {}),
     ("content_length_then_transfer_encoding",
      R(HOST, b"Content-Length: 5", b"Transfer-Encoding: chunked", body=b"0\r\n\r\n", line=b"POST / HTTP/1.1"),
      E400, {}),
@@ -160,6 +170,11 @@ CASES = [
      E400_501, {}),
     ("te_chunked_formfeed", R(HOST, b"Transfer-Encoding: chunked\x0c", body=b"0\r\n\r\n",
                               line=b"POST / HTTP/1.1"), E400_501, {}),
+    ("te_empty_value", R(HOST, b"Transfer-Encoding: ", body=b"0\r\n\r\n", line=b"POST / HTTP/1.1"),
+     E400_501, {}),
+    ("te_chunked_and_empty_header",
+     R(HOST, b"Transfer-Encoding: chunked", b"Transfer-Encoding: ", body=b"0\r\n\r\n", line=b"POST / HTTP/1.1"),
+     E400_501, {}),
     ("te_in_http10", R(HOST, b"Transfer-Encoding: chunked", body=b"5\r\nhello\r\n0\r\n\r\n",
                        line=b"POST / HTTP/1.0"), E400, {}),
 
@@ -173,6 +188,10 @@ CASES = [
     ("chunk_data_without_crlf", CHUNKED_POST(b"5\r\nhelloX0\r\n\r\n"), E400, BODY),
     ("chunk_data_longer_than_size", CHUNKED_POST(b"3\r\nhello\r\n0\r\n\r\n"), E400, BODY),
 
+    ("chunk_extension_bare_cr", CHUNKED_POST(b"5;a\rb\r\nhello\r\n0\r\n\r\n"), E400, BODY),
+    ("chunk_trailer_bad_name", CHUNKED_POST(b"5\r\nhello\r\n0\r\nX Bad: 1\r\n\r\n"), E400, BODY),
+    ("chunk_trailer_obs_fold", CHUNKED_POST(b"5\r\nhello\r\n0\r\nX-T: 1\r\n 2\r\n\r\n"), E400, BODY),
+
     # --- Host
     ("missing_host_http11", R(), E400, {}),
     ("two_host_headers", R(HOST, b"Host: b.example"), E400, {}),
@@ -180,17 +199,27 @@ CASES = [
     ("host_port_not_numeric", R(b"Host: a.example:abc"), E400, {}),
     ("host_port_too_big", R(b"Host: a.example:99999"), E400, {}),
     ("host_with_space", R(b"Host: a example"), E400, {}),
+    # An empty reg-name is valid URI syntax but not for "http" (RFC 9110
+    # 4.2.1): reject, or route it like any other host.
+    ("host_empty_http11", R(b"Host: "), E400, {"forward": forwarded()}),
+    ("host_with_path", R(b"Host: a.example/x"), E400, {}),
+    ("host_unclosed_ipv6_bracket", R(b"Host: [::1"), E400, {}),
 
     # --- request target
     ("absolute_form_other_host", R(HOST, line=b"GET http://evil.example/x HTTP/1.1"), E400, {}),
     ("absolute_form_userinfo", R(HOST, line=b"GET http://user@a.example/x HTTP/1.1"), E400, {}),
     ("target_with_fragment", R(HOST, line=b"GET /a#b HTTP/1.1"), E400, {}),
+    ("absolute_form_without_host", R(HOST, line=b"GET http:///x HTTP/1.1"), E400, {}),
+    ("target_without_leading_slash", R(HOST, line=b"GET x HTTP/1.1"), E400, {}),
+    ("target_bad_percent_encoding", R(HOST, line=b"GET /%zz HTTP/1.1"), E400,
+     {"forward": forwarded(target="/%zz")}),
     ("target_with_space", R(HOST, line=b"GET /a b HTTP/1.1"), E400, {}),
     ("target_non_ascii", R(HOST, line=b"GET /\xff HTTP/1.1"), E400, {}),
     ("asterisk_with_get", R(HOST, line=b"GET * HTTP/1.1"), E400, {}),
 
     # --- request line and version
     ("http09_request", b"GET /\r\n", E400, {"latency": 1.0}),
+    ("request_line_method_only", R(HOST, line=b"GET"), E400, {}),
     ("request_line_without_version", R(HOST, line=b"GET / "), E400, {}),
     ("request_line_two_spaces", R(HOST, line=b"GET  / HTTP/1.1"), E400, {}),
     ("request_line_tabs", R(HOST, line=b"GET\t/\tHTTP/1.1"), E400, {}),

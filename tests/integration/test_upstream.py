@@ -334,6 +334,113 @@ def t_503_connections_per_worker():
             idle[1].close()
 
 
+# --- malformed responses ---------------------------------------------------
+
+def bad_response(raw, what, ok=None, close=False):
+    """The backend answers `raw`: the client gets a proxy 502, or (when
+    `ok` is given) a response that ok(exchange) accepts as safely
+    normalised. Either way the proxy keeps serving."""
+    with Backend(mode="raw", raw_response=raw, raw_close=close) as b, Proxy(backend=b) as p:
+        ex = exchange(p.port, get("/"), timeout=3.0,
+                      done=lambda rs: any(r.status >= 200 for r in rs))
+        r = ex.first()
+        check(r is not None, "%s: %s" % (what, ex.describe()))
+        if r.status == 502:
+            probs = proxy_error_problems(r, 502)
+            check(not probs, "%s: %s; %s" % (what, "; ".join(probs), ex.describe()))
+        else:
+            check(ok is not None, "%s: want 502, %s" % (what, ex.describe()))
+            why = ok(ex)
+            check(why is None, "%s: %s; %s" % (what, why, ex.describe()))
+        survives(p, b)
+
+
+def t_response_cl_and_te():
+    def ok(ex):
+        r = ex.first()
+        if r.header("Content-Length") is not None and r.header("Transfer-Encoding") is not None:
+            return "both Content-Length and Transfer-Encoding forwarded"
+        if r.body != b"hello":
+            return "body %s, want the chunked decoding 'hello'" % short(r.body)
+        return None
+    bad_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", "response with Content-Length and Transfer-Encoding", ok)
+
+
+def t_response_two_content_lengths():
+    bad_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello!!",
+                 "response with two different Content-Length", close=True)
+
+
+def t_response_bad_content_length():
+    bad_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello", "Content-Length: 5x",
+                 close=True)
+
+
+def t_response_obs_fold():
+    def ok(ex):
+        r = ex.first()
+        if b"\r\n " in ex.data.split(b"\r\n\r\n")[0] or b"\r\n\t" in ex.data.split(b"\r\n\r\n")[0]:
+            return "obs-fold forwarded"
+        v = r.header("X-Fold")
+        if v is not None and v not in ("a b", "a  b"):
+            return "X-Fold %r" % v
+        return None
+    bad_response(b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+                 "response header with obs-fold", ok)
+
+
+def t_response_space_before_colon():
+    def ok(ex):
+        if b"X-Bad :" in ex.data:
+            return "'X-Bad :' forwarded with the space"
+        return None
+    bad_response(b"HTTP/1.1 200 OK\r\nX-Bad : 1\r\nContent-Length: 2\r\n\r\nok",
+                 "response header with space before colon", ok)
+
+
+def t_response_nul_in_header():
+    def ok(ex):
+        head = ex.data.split(b"\r\n\r\n")[0]
+        return "NUL forwarded in the response head" if b"\x00" in head else None
+    bad_response(b"HTTP/1.1 200 OK\r\nX-Nul: a\x00b\r\nContent-Length: 2\r\n\r\nok",
+                 "response header with NUL", ok)
+
+
+def t_response_head_too_big():
+    bad_response(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"h" * 1000) for i in range(200))
+                 + b"Content-Length: 2\r\n\r\nok", "200 KB response head", close=True)
+
+
+def t_response_extra_bytes_after_body():
+    """Bytes after a Content-Length body must never reach the client, as a
+    body or as the next response (response splitting)."""
+    raw = (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+           b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+    with Backend(mode="raw", raw_response=raw) as b, Proxy(backend=b) as p, Client(p.port) as c:
+        r = c.request(get("/one"))
+        check(r is not None and r.status == 200 and r.body == b"hello", "first response %r" % r)
+        b.mode = "ok"
+        b.body = b"second"
+        r = c.request(get("/two"))
+        check(r is not None and r.body == b"second", "second response %r (the extra bytes of the "
+              "first were taken as a response)" % r)
+
+
+def t_response_bad_chunk_after_head():
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+    with Backend(mode="raw", raw_response=raw) as b, Proxy(backend=b) as p, Client(p.port, timeout=3.0) as c:
+        c.send(get("/"))
+        try:
+            r = c.response()
+            raise AssertionError("complete response from a broken chunked body: %r" % r)
+        except Truncated as e:
+            check(e.partial is None or e.partial.status == 200, "partial %r" % e.partial)
+        except socket.timeout:
+            raise AssertionError("client connection not closed after an invalid chunk from upstream")
+        survives(p, b)
+
+
 CASES = [
     ("upstream_down_502", t_upstream_down),
     ("upstream_head_timeout_504", t_upstream_head_timeout),
@@ -346,6 +453,15 @@ CASES = [
     ("upstream_reset_mid_body_chunked", t_reset_mid_body_chunked),
     ("upstream_body_idle_timeout", t_upstream_body_idle),
     ("upstream_connect_timeout", t_upstream_connect_timeout),
+    ("response_content_length_and_chunked", t_response_cl_and_te),
+    ("response_two_content_lengths_502", t_response_two_content_lengths),
+    ("response_bad_content_length_502", t_response_bad_content_length),
+    ("response_obs_fold", t_response_obs_fold),
+    ("response_space_before_colon", t_response_space_before_colon),
+    ("response_nul_in_header", t_response_nul_in_header),
+    ("response_head_too_big_502", t_response_head_too_big),
+    ("response_extra_bytes_after_body_dropped", t_response_extra_bytes_after_body),
+    ("response_invalid_chunk_after_head_truncates", t_response_bad_chunk_after_head),
     ("pool_reuses_upstream_connection", t_pool_reuses_connection),
     ("stale_pool_backend_closes_idle_spaced", t_stale_pool_closed_idle_spaced),
     ("stale_pool_backend_closes_idle_back_to_back", t_stale_pool_closed_idle_back_to_back),
