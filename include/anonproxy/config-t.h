@@ -30,9 +30,10 @@ enum ap_upstream_kind {
 
 struct ap_config_server {
     char *url;                    /* as written: "http://127.0.0.1:9000" */
-    char *host;                   /* host part, without brackets */
+    char *host;                   /* host part, without brackets, lower-cased */
     uint16_t port;
-    char *authority;              /* "host:port" or "host" (port 80), for Host */
+    char *authority;              /* "host:port" or "host" (port 80), for Host;
+                                     IPv6 keeps its brackets: "[::1]:9001" */
     struct sockaddr_storage addr; /* resolved once at load time */
     socklen_t addrlen;
 };
@@ -54,9 +55,10 @@ struct ap_config_upstream {
 
 struct ap_config_route {
     char *name;
-    char **hosts;          /* exact "a.example" or wildcard "*.example.com"; empty = any */
+    char **hosts;          /* exact "a.example" or wildcard "*.example.com"; empty = any;
+                              lower-cased, no port, no trailing dot; IPv6 as "[::1]" */
     size_t nhosts;
-    char *path_prefix;     /* default "/" */
+    char *path_prefix;     /* default "/"; printable ASCII, starts with "/" */
     char **methods;        /* upper-case method names; empty = any */
     size_t nmethods;
     struct ap_config_upstream *upstream; /* points into ap_config.upstreams */
