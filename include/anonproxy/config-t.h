@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "anonproxy/clientaddr-t.h"
+#include "anonproxy/ip-t.h"
+#include "anonproxy/policy-t.h"
+
 /* Where a value came from, for error messages and --print-config. */
 struct ap_config_pos {
     unsigned line; /* 1-based; 0 when the value is a default */
@@ -63,6 +67,9 @@ struct ap_config_route {
     size_t nmethods;
     struct ap_config_upstream *upstream; /* points into ap_config.upstreams */
     uint64_t max_body_bytes;             /* default: limits.body_bytes */
+    /* The route's privacy policy (key `privacy:`), always built: a route
+     * without the key gets the strict profile. Owned by the config. */
+    struct ap_policy *policy;
     struct ap_config_pos pos;
 };
 
@@ -101,6 +108,16 @@ struct ap_config {
     size_t nroutes;
     struct ap_config_limits limits;
     struct ap_config_timeouts timeouts;
+    /* Client address: proxies whose forwarding headers are believed
+     * (`trusted_proxies:`, empty by default: only the peer counts), and which
+     * headers they set (`client_address_headers:`, default x-forwarded-for).
+     * Every route's policy points at `clientaddr`. */
+    struct ap_cidr_list trusted_proxies;
+    struct ap_clientaddr_config clientaddr;
+    /* Pseudonyms (`pseudonyms:`): a secret file shared by every instance, so
+     * they agree; NULL: a random key per UTC day, in memory only. */
+    char *pseudonym_secret_file;
+    unsigned pseudonym_bits;        /* default 64; a route's privacy.pseudonym_bits overrides */
     int refcount;                   /* atomic; see ap_config_ref/unref */
 };
 

@@ -1,0 +1,791 @@
+/* The engine's entry point: a route's privacy policy applied to a request.
+ *
+ * Privacy by default: the header list is an allowlist (a header no rule
+ * names is dropped), every inbound client-address header is removed, the
+ * outbound address is set only by the policy, cookies are dropped unless a
+ * rule keeps them, click ids are always dropped. The modules this file calls
+ * (clientaddr, ip, pseudo, ua, lang, query, cookie) are pure; so is this
+ * one: outputs come from the request's arena. */
+#include "anonproxy/common.h"
+
+#include <errno.h>
+
+#include "anonproxy/arena.h"
+#include "anonproxy/clientaddr.h"
+#include "anonproxy/cookie.h"
+#include "anonproxy/head.h"
+#include "anonproxy/ip.h"
+#include "anonproxy/lang.h"
+#include "anonproxy/policy.h"
+#include "anonproxy/pseudo.h"
+#include "anonproxy/query.h"
+#include "anonproxy/text.h"
+#include "anonproxy/ua.h"
+
+/* ---- names ---- */
+
+static const char *const profile_names[] = {"strict", "balanced"};
+static const char *const addr_mode_names[] = {"drop", "placeholder", "truncate", "pseudonymise"};
+static const char *const hdr_action_names[] = {
+    "keep", "drop", "set", "pseudonymise", "reduce-ua", "reduce-language",
+    "referrer", "clean-url", "origin-only", "cookies"};
+static const char *const cookie_action_names[] = {"drop", "keep", "pseudonymise"};
+static const char *const query_action_names[] = {
+    "keep", "drop", "pseudonymise", "truncate-ip", "clean-url", "origin-only", "referrer"};
+static const char *const kind_names[] = {"address", "header", "cookie", "param"};
+static const char *const action_names[] = {
+    "keep", "drop", "set", "pseudonymise", "truncate", "reduce", "clean-url", "origin-only",
+    "placeholder"};
+
+static int parse_name(const char *s, const char *const *names, size_t n, int *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    /* Accept the American spelling too. */
+    if (strcmp(s, "pseudonymize") == 0)
+        return parse_name("pseudonymise", names, n, out);
+    return -EINVAL;
+}
+
+int ap_policy_profile_parse(const char *s, enum ap_profile *out)
+{
+    int v;
+    int rc = parse_name(s, profile_names, AP_ARRAY_SIZE(profile_names), &v);
+    if (rc == 0)
+        *out = (enum ap_profile)v;
+    return rc;
+}
+
+const char *ap_policy_profile_name(enum ap_profile p)
+{
+    return (size_t)p < AP_ARRAY_SIZE(profile_names) ? profile_names[p] : "?";
+}
+
+int ap_policy_addr_mode_parse(const char *s, enum ap_addr_mode *out)
+{
+    int v;
+    int rc = parse_name(s, addr_mode_names, AP_ARRAY_SIZE(addr_mode_names), &v);
+    if (rc == 0)
+        *out = (enum ap_addr_mode)v;
+    return rc;
+}
+
+const char *ap_policy_addr_mode_name(enum ap_addr_mode m)
+{
+    return (size_t)m < AP_ARRAY_SIZE(addr_mode_names) ? addr_mode_names[m] : "?";
+}
+
+int ap_policy_hdr_action_parse(const char *s, enum ap_hdr_action *out)
+{
+    int v;
+    int rc = parse_name(s, hdr_action_names, AP_ARRAY_SIZE(hdr_action_names), &v);
+    if (rc == 0)
+        *out = (enum ap_hdr_action)v;
+    return rc;
+}
+
+const char *ap_policy_hdr_action_name(enum ap_hdr_action a)
+{
+    return (size_t)a < AP_ARRAY_SIZE(hdr_action_names) ? hdr_action_names[a] : "?";
+}
+
+int ap_policy_cookie_action_parse(const char *s, enum ap_cookie_action *out)
+{
+    int v;
+    int rc = parse_name(s, cookie_action_names, AP_ARRAY_SIZE(cookie_action_names), &v);
+    if (rc == 0)
+        *out = (enum ap_cookie_action)v;
+    return rc;
+}
+
+const char *ap_policy_cookie_action_name(enum ap_cookie_action a)
+{
+    return (size_t)a < AP_ARRAY_SIZE(cookie_action_names) ? cookie_action_names[a] : "?";
+}
+
+int ap_policy_query_action_parse(const char *s, enum ap_query_action *out)
+{
+    int v;
+    int rc = parse_name(s, query_action_names, AP_ARRAY_SIZE(query_action_names), &v);
+    if (rc == 0)
+        *out = (enum ap_query_action)v;
+    return rc;
+}
+
+const char *ap_policy_query_action_name(enum ap_query_action a)
+{
+    return (size_t)a < AP_ARRAY_SIZE(query_action_names) ? query_action_names[a] : "?";
+}
+
+const char *ap_audit_kind_name(enum ap_audit_kind k)
+{
+    return (size_t)k < AP_ARRAY_SIZE(kind_names) ? kind_names[k] : "?";
+}
+
+const char *ap_audit_action_name(enum ap_audit_action a)
+{
+    return (size_t)a < AP_ARRAY_SIZE(action_names) ? action_names[a] : "?";
+}
+
+/* ---- building ---- */
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p != NULL)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
+static int grow(void **arr, size_t *n, size_t elem)
+{
+    /* Arrays grow one element at a time: they are built once, at load. */
+    void *na = realloc(*arr, (*n + 1) * elem);
+    if (na == NULL)
+        return -ENOMEM;
+    *arr = na;
+    return 0;
+}
+
+static const char *rule_origin(struct ap_policy *pol, int from_profile)
+{
+    char buf[256];
+    if (from_profile)
+        snprintf(buf, sizeof(buf), "profile %s", ap_policy_profile_name(pol->profile));
+    else
+        snprintf(buf, sizeof(buf), "route %s", pol->name);
+    for (size_t i = 0; i < pol->nhdr_origin_strs; i++)
+        if (strcmp(pol->hdr_origin_strs[i], buf) == 0)
+            return pol->hdr_origin_strs[i];
+    char *s = xstrdup(buf);
+    if (s == NULL || grow((void **)&pol->hdr_origin_strs, &pol->nhdr_origin_strs, sizeof(char *))) {
+        free(s);
+        return NULL;
+    }
+    pol->hdr_origin_strs[pol->nhdr_origin_strs++] = s;
+    return s;
+}
+
+int ap_policy_init(struct ap_policy *pol, const char *route_name, enum ap_profile profile)
+{
+    memset(pol, 0, sizeof(*pol));
+    pol->magic = AP_POLICY_MAGIC;
+    pol->name = xstrdup(route_name ? route_name : "");
+    pol->addr_header = xstrdup("X-Forwarded-For");
+    if (pol->name == NULL || pol->addr_header == NULL)
+        return -ENOMEM;
+    pol->profile = profile;
+    pol->pseudo_bits = AP_PSEUDO_BITS_DEFAULT;
+    pol->v4_prefix = AP_IP_TRUNCATE_V4_DEFAULT;
+    pol->v6_prefix = AP_IP_TRUNCATE_V6_DEFAULT;
+    pol->addr_mode = profile == AP_PROFILE_STRICT ? AP_ADDR_DROP : AP_ADDR_TRUNCATE;
+    ap_cookie_policy_init(&pol->cookies);
+    ap_query_policy_init(&pol->query);
+    return 0;
+}
+
+static int add_header_rule(struct ap_policy *pol, const char *glob, enum ap_hdr_action action,
+                           const char *value, int from_profile)
+{
+    if (glob == NULL || glob[0] == '\0' || (unsigned)action >= AP_HDR_NACTIONS ||
+        (action == AP_HDR_SET && value == NULL))
+        return -EINVAL;
+    if (grow((void **)&pol->headers, &pol->nheaders, sizeof(*pol->headers)))
+        return -ENOMEM;
+    struct ap_header_rule *r = &pol->headers[pol->nheaders];
+    memset(r, 0, sizeof(*r));
+    r->glob = xstrdup(glob);
+    r->value = value ? xstrdup(value) : NULL;
+    r->action = action;
+    r->origin = rule_origin(pol, from_profile);
+    if (r->glob == NULL || (value && r->value == NULL) || r->origin == NULL) {
+        free(r->glob);
+        free(r->value);
+        return -ENOMEM;
+    }
+    pol->nheaders++;
+    return 0;
+}
+
+int ap_policy_add_header_rule(struct ap_policy *pol, const char *glob, enum ap_hdr_action action,
+                              const char *value)
+{
+    return add_header_rule(pol, glob, action, value, 0);
+}
+
+int ap_policy_add_cookie_rule(struct ap_policy *pol, const char *glob, enum ap_cookie_action action)
+{
+    if (glob == NULL || glob[0] == '\0' || (unsigned)action >= AP_COOKIE_NACTIONS)
+        return -EINVAL;
+    if (grow((void **)&pol->cookie_rules, &pol->ncookie_rules, sizeof(*pol->cookie_rules)))
+        return -ENOMEM;
+    char *g = xstrdup(glob);
+    if (g == NULL)
+        return -ENOMEM;
+    pol->cookie_rules[pol->ncookie_rules++] = (struct ap_cookie_rule){g, action};
+    return 0;
+}
+
+int ap_policy_add_query_rule(struct ap_policy *pol, const char *glob, enum ap_query_action action)
+{
+    if (glob == NULL || glob[0] == '\0' || (unsigned)action >= AP_QUERY_NACTIONS)
+        return -EINVAL;
+    if (grow((void **)&pol->query_rules, &pol->nquery_rules, sizeof(*pol->query_rules)))
+        return -ENOMEM;
+    char *g = xstrdup(glob);
+    if (g == NULL)
+        return -ENOMEM;
+    pol->query_rules[pol->nquery_rules++] = (struct ap_query_rule){g, action};
+    return 0;
+}
+
+static int add_str(char ***arr, size_t *n, const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return -EINVAL;
+    if (grow((void **)arr, n, sizeof(char *)))
+        return -ENOMEM;
+    char *c = xstrdup(s);
+    if (c == NULL)
+        return -ENOMEM;
+    (*arr)[(*n)++] = c;
+    return 0;
+}
+
+int ap_policy_add_url_keep(struct ap_policy *pol, const char *glob)
+{
+    return add_str(&pol->url_keep, &pol->nurl_keep, glob);
+}
+
+int ap_policy_add_remove_header(struct ap_policy *pol, const char *name)
+{
+    return add_str(&pol->remove_headers, &pol->nremove_headers, name);
+}
+
+/* The profiles' allowlist: Content-Length and Host are written by the
+ * proxy itself, so they are not listed. */
+struct profile_header {
+    const char *name;
+    enum ap_hdr_action action;
+};
+
+static const struct profile_header profile_headers[] = {
+    {"Content-Type", AP_HDR_KEEP},
+    {"Accept", AP_HDR_KEEP},
+    {"Accept-Encoding", AP_HDR_KEEP},
+    {"Accept-Language", AP_HDR_REDUCE_LANG},
+    {"User-Agent", AP_HDR_REDUCE_UA},
+    {"Origin", AP_HDR_KEEP},
+    {"Referer", AP_HDR_REFERRER},
+    {"Sec-CH-UA", AP_HDR_KEEP},
+    {"Sec-CH-UA-Mobile", AP_HDR_KEEP},
+    {"Sec-CH-UA-Platform", AP_HDR_KEEP},
+    {"DNT", AP_HDR_KEEP},
+    {"Sec-GPC", AP_HDR_KEEP},
+    {"Cookie", AP_HDR_COOKIE},
+};
+
+/* Query parameters every profile knows. Vendor presets add their own. */
+static const char *const url_params[] = {"url", "dl", "u", "page_url", "href", "current_url", "location"};
+static const char *const referrer_params[] = {"dr", "urlref", "ref", "referrer", "referer"};
+static const char *const id_params[] = {
+    "uid", "user_id", "userid", "userId", "cid", "client_id", "clientId", "_id", "device_id",
+    "deviceId", "distinct_id", "anonymous_id", "anonymousId", "visitor_id", "visitorId", "vid",
+    "sid", "session_id", "sessionId", "email", "e_mail"};
+static const char *const ip_params[] = {"cip", "uip", "ip", "_ip", "client_ip", "ip_address"};
+
+int ap_policy_finish(struct ap_policy *pol)
+{
+    int rc = 0;
+    for (size_t i = 0; i < AP_ARRAY_SIZE(profile_headers) && rc == 0; i++)
+        rc = add_header_rule(pol, profile_headers[i].name, profile_headers[i].action, NULL, 1);
+    for (size_t i = 0; i < AP_ARRAY_SIZE(url_params) && rc == 0; i++)
+        rc = ap_policy_add_query_rule(pol, url_params[i], AP_QUERY_CLEAN_URL);
+    for (size_t i = 0; i < AP_ARRAY_SIZE(referrer_params) && rc == 0; i++)
+        rc = ap_policy_add_query_rule(pol, referrer_params[i], AP_QUERY_REFERRER);
+    for (size_t i = 0; i < AP_ARRAY_SIZE(id_params) && rc == 0; i++)
+        rc = ap_policy_add_query_rule(pol, id_params[i], AP_QUERY_PSEUDO);
+    for (size_t i = 0; i < AP_ARRAY_SIZE(ip_params) && rc == 0; i++)
+        rc = ap_policy_add_query_rule(pol, ip_params[i], pol->profile == AP_PROFILE_STRICT
+                                                             ? AP_QUERY_DROP
+                                                             : AP_QUERY_TRUNCATE_IP);
+    if (rc != 0)
+        return rc;
+    pol->cookies.rules = pol->cookie_rules;
+    pol->cookies.nrules = pol->ncookie_rules;
+    pol->cookies.default_action = AP_COOKIE_DROP;
+    pol->query.rules = pol->query_rules;
+    pol->query.nrules = pol->nquery_rules;
+    pol->query.default_action = AP_QUERY_KEEP;
+    if (pol->url_keep != NULL) {
+        pol->query.url_keep = (const char *const *)pol->url_keep;
+        pol->query.nurl_keep = pol->nurl_keep;
+    }
+    pol->query.strict_referrer = pol->profile == AP_PROFILE_STRICT;
+    return 0;
+}
+
+void ap_policy_free(struct ap_policy *pol)
+{
+    if (pol == NULL || pol->magic != AP_POLICY_MAGIC)
+        return;
+    for (size_t i = 0; i < pol->nheaders; i++) {
+        free(pol->headers[i].glob);
+        free(pol->headers[i].value);
+    }
+    free(pol->headers);
+    for (size_t i = 0; i < pol->ncookie_rules; i++)
+        free((char *)pol->cookie_rules[i].glob);
+    free(pol->cookie_rules);
+    for (size_t i = 0; i < pol->nquery_rules; i++)
+        free((char *)pol->query_rules[i].glob);
+    free(pol->query_rules);
+    for (size_t i = 0; i < pol->nurl_keep; i++)
+        free(pol->url_keep[i]);
+    free(pol->url_keep);
+    for (size_t i = 0; i < pol->nremove_headers; i++)
+        free(pol->remove_headers[i]);
+    free(pol->remove_headers);
+    for (size_t i = 0; i < pol->nhdr_origin_strs; i++)
+        free(pol->hdr_origin_strs[i]);
+    free(pol->hdr_origin_strs);
+    free(pol->name);
+    free(pol->site_id);
+    free(pol->addr_header);
+    pol->magic = 0;
+}
+
+/* ---- running ---- */
+
+struct run {
+    const struct ap_policy *pol;
+    struct ap_engine_ctx *ctx;
+    struct ap_request *req;
+    struct ap_engine_result *res;
+    struct ap_slice scope;
+    struct ap_slice site_host; /* Host without port */
+};
+
+static void count(struct run *r, enum ap_audit_kind kind, enum ap_audit_action act,
+                  struct ap_slice name, const char *rule)
+{
+    if (r->ctx->stats != NULL)
+        r->ctx->stats->actions[kind][act]++;
+    if (!r->ctx->audit)
+        return;
+    struct ap_engine_result *res = r->res;
+    if (res->naudit == res->capaudit) {
+        size_t nc = res->capaudit ? res->capaudit * 2 : 32;
+        struct ap_audit_entry *na = ap_arena_alloc(r->ctx->arena, nc * sizeof(*na));
+        if (na == NULL)
+            return; /* the audit is best effort; the rewrite is not */
+        if (res->naudit)
+            memcpy(na, res->audit, res->naudit * sizeof(*na));
+        res->audit = na;
+        res->capaudit = nc;
+    }
+    res->audit[res->naudit++] = (struct ap_audit_entry){kind, act, name, rule};
+}
+
+/* ap_text_fn for pseudonyms: the run's scope and the worker's keyring. */
+static int pseudo_fn(void *vctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    struct run *r = vctx;
+    char hex[AP_PSEUDO_HEX_MAX];
+    if (r->ctx->keyring == NULL)
+        return -ENOKEY;
+    int n = ap_pseudo_hex(r->ctx->keyring, r->ctx->now, r->scope, (struct ap_slice){val, len},
+                          r->pol->pseudo_bits, hex, sizeof(hex));
+    if (n < 0)
+        return n;
+    if ((size_t)n > outcap)
+        return -ENOBUFS;
+    memcpy(out, hex, (size_t)n);
+    return n;
+}
+
+/* ap_text_fn for addresses in parameters: truncated by the policy. */
+static int truncate_fn(void *vctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    struct run *r = vctx;
+    struct ap_ip ip, t;
+    if (ap_ip_parse(&ip, val, len) != 0)
+        return -EINVAL;
+    if (ap_ip_truncate(&t, &ip, r->pol->v4_prefix, r->pol->v6_prefix) != 0)
+        return -EINVAL;
+    char buf[AP_IP_STRLEN];
+    int n = ap_ip_format(&t, buf, sizeof(buf));
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n > outcap)
+        return -ENOBUFS;
+    memcpy(out, buf, (size_t)n);
+    return n;
+}
+
+/* Run a rewriter into arena memory, growing the buffer on -ENOBUFS. */
+typedef int (*rewrite_fn)(struct run *r, const char *in, size_t len, char *out, size_t cap,
+                          size_t *outlen);
+
+static int run_rewrite(struct run *r, rewrite_fn fn, const char *in, size_t len,
+                       struct ap_slice *out)
+{
+    size_t cap = len * 2 + 128;
+    for (int tries = 0; tries < 4; tries++) {
+        char *buf = ap_arena_alloc(r->ctx->arena, cap);
+        if (buf == NULL)
+            return -ENOMEM;
+        size_t olen = 0;
+        int rc = fn(r, in, len, buf, cap, &olen);
+        if (rc == 0) {
+            *out = (struct ap_slice){buf, olen};
+            return 0;
+        }
+        if (rc != -ENOBUFS)
+            return rc;
+        cap *= 4;
+    }
+    return -ENOBUFS;
+}
+
+static void query_ctx(struct run *r, struct ap_query_ctx *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->policy = &r->pol->query;
+    q->site_host = r->site_host.p;
+    q->site_host_len = r->site_host.len;
+    q->pseudo = (struct ap_text_fn){pseudo_fn, r};
+    q->truncate_ip = (struct ap_text_fn){truncate_fn, r};
+}
+
+static int rw_target(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    struct ap_query_ctx q;
+    query_ctx(r, &q);
+    return ap_query_rewrite_target(&q, in, len, out, cap, olen);
+}
+
+static int rw_cookie(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    struct ap_cookie_ctx c = {&r->pol->cookies, {pseudo_fn, r}};
+    return ap_cookie_rewrite(&c, in, len, out, cap, olen);
+}
+
+static int rw_clean(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    return ap_query_clean_url(&r->pol->query, in, len, out, cap, olen);
+}
+
+static int rw_origin(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    return ap_query_origin(in, len, out, cap, olen);
+}
+
+static int rw_referrer(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    struct ap_query_ctx q;
+    query_ctx(r, &q);
+    if (r->pol->profile != AP_PROFILE_STRICT)
+        return ap_query_referrer(&q, in, len, out, cap, olen);
+    /* Strict: origin-only referrers; an external one is dropped. The
+     * referrer module decides internal/external; its non-empty answer for
+     * an internal URL is reduced to the origin. */
+    int rc = ap_query_referrer(&q, in, len, out, cap, olen);
+    if (rc != 0 || *olen == 0)
+        return rc;
+    return ap_query_origin(in, len, out, cap, olen);
+}
+
+static int rw_ua(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    return ap_ua_reduce(in, len, out, cap, olen);
+}
+
+static int rw_lang(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    return ap_lang_reduce(in, len, out, cap, olen);
+}
+
+static int rw_pseudo(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
+{
+    int n = pseudo_fn(r, in, len, out, cap);
+    if (n < 0)
+        return n;
+    *olen = (size_t)n;
+    return 0;
+}
+
+static const struct ap_header_rule *find_header_rule(const struct ap_policy *pol, struct ap_slice name)
+{
+    for (size_t i = 0; i < pol->nheaders; i++)
+        if (ap_text_matches_glob(pol->headers[i].glob, name.p, name.len, AP_TEXT_NOCASE))
+            return &pol->headers[i];
+    return NULL;
+}
+
+static int is_removed_address_header(const struct ap_policy *pol, struct ap_slice name)
+{
+    if (ap_clientaddr_is_address_header(name.p, name.len))
+        return 1;
+    for (size_t i = 0; i < pol->nremove_headers; i++)
+        if (ap_slice_eq_ci(name, pol->remove_headers[i]))
+            return 1;
+    /* The outbound address header is always ours, never the client's. */
+    return ap_slice_eq_ci(name, pol->addr_header);
+}
+
+static int append_header(struct run *r, const char *name, struct ap_slice value)
+{
+    struct ap_request *req = r->req;
+    if (req->nheaders == req->headers_cap) {
+        size_t nc = req->headers_cap * 2 + 8;
+        struct ap_header *nh = ap_arena_alloc(r->ctx->arena, nc * sizeof(*nh));
+        if (nh == NULL)
+            return -ENOMEM;
+        memcpy(nh, req->headers, req->nheaders * sizeof(*nh));
+        req->headers = nh;
+        req->headers_cap = nc;
+    }
+    req->headers[req->nheaders++] = (struct ap_header){{name, strlen(name)}, value, 0};
+    return 0;
+}
+
+static void drop_header(struct run *r, struct ap_header *h, enum ap_audit_kind kind, const char *rule)
+{
+    h->flags |= AP_HEADER_DROPPED;
+    count(r, kind, AP_ACT_DROP, h->name, rule);
+}
+
+/* Per-cookie audit: what the cookie rules decide for each name. */
+static void audit_cookies(struct run *r, struct ap_slice v)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        size_t s = i;
+        while (i < v.len && v.p[i] != ';')
+            i++;
+        size_t e = i++;
+        while (s < e && (v.p[s] == ' ' || v.p[s] == '\t'))
+            s++;
+        const char *eq = memchr(v.p + s, '=', e - s);
+        if (eq == NULL || eq == v.p + s)
+            continue;
+        struct ap_slice name = {v.p + s, (size_t)(eq - (v.p + s))};
+        enum ap_cookie_action a = ap_cookie_action_for(&r->pol->cookies, name.p, name.len);
+        enum ap_audit_action act = a == AP_COOKIE_KEEP ? AP_ACT_KEEP
+                                   : a == AP_COOKIE_PSEUDO ? AP_ACT_PSEUDO
+                                                           : AP_ACT_DROP;
+        count(r, AP_AUDIT_COOKIE, act, name, "cookie rules");
+    }
+}
+
+/* Per-parameter audit of the request target's query. */
+static void audit_params(struct run *r, struct ap_slice q)
+{
+    static const enum ap_audit_action map[AP_QUERY_NACTIONS] = {
+        [AP_QUERY_KEEP] = AP_ACT_KEEP,         [AP_QUERY_DROP] = AP_ACT_DROP,
+        [AP_QUERY_PSEUDO] = AP_ACT_PSEUDO,     [AP_QUERY_TRUNCATE_IP] = AP_ACT_TRUNCATE,
+        [AP_QUERY_CLEAN_URL] = AP_ACT_CLEAN,   [AP_QUERY_ORIGIN_ONLY] = AP_ACT_ORIGIN,
+        [AP_QUERY_REFERRER] = AP_ACT_ORIGIN,
+    };
+    size_t i = 0;
+    while (i < q.len) {
+        size_t s = i;
+        while (i < q.len && q.p[i] != '&')
+            i++;
+        size_t e = i++;
+        if (e == s)
+            continue;
+        const char *eq = memchr(q.p + s, '=', e - s);
+        struct ap_slice name = {q.p + s, eq ? (size_t)(eq - (q.p + s)) : e - s};
+        char dec[256];
+        size_t dl = name.len < sizeof(dec) ? ap_text_pct_decode(name.p, name.len, dec, 0) : 0;
+        if (ap_query_is_click_id(dec, dl)) {
+            count(r, AP_AUDIT_PARAM, AP_ACT_DROP, name, "click id");
+            continue;
+        }
+        enum ap_query_action a = ap_query_action_for(&r->pol->query, dec, dl);
+        count(r, AP_AUDIT_PARAM, map[a], name, a == r->pol->query.default_action ? "default" : "query rules");
+    }
+}
+
+static int set_client_address(struct run *r)
+{
+    const struct ap_policy *pol = r->pol;
+    struct ap_engine_result *res = r->res;
+    struct ap_slice none = {"", 0};
+    char buf[AP_PSEUDO_HEX_MAX > AP_IP_STRLEN ? AP_PSEUDO_HEX_MAX : AP_IP_STRLEN];
+    int n;
+    switch (pol->addr_mode) {
+    case AP_ADDR_DROP:
+        count(r, AP_AUDIT_ADDRESS, AP_ACT_DROP, none, "client_address: drop");
+        return 0;
+    case AP_ADDR_PLACEHOLDER:
+        count(r, AP_AUDIT_ADDRESS, AP_ACT_PLACEHOLDER, none, "client_address: placeholder");
+        return append_header(r, pol->addr_header, (struct ap_slice){"0.0.0.0", 7});
+    case AP_ADDR_TRUNCATE:
+        n = ap_ip_format(&res->client_trunc, buf, sizeof(buf));
+        count(r, AP_AUDIT_ADDRESS, AP_ACT_TRUNCATE, none, "client_address: truncate");
+        break;
+    case AP_ADDR_PSEUDO: {
+        char ipbuf[AP_IP_STRLEN];
+        int l = ap_ip_format(&res->client, ipbuf, sizeof(ipbuf));
+        n = l < 0 ? l : pseudo_fn(r, ipbuf, (size_t)l, buf, sizeof(buf));
+        count(r, AP_AUDIT_ADDRESS, AP_ACT_PSEUDO, none, "client_address: pseudonymise");
+        break;
+    }
+    default:
+        return 0;
+    }
+    if (n <= 0)
+        return 0; /* nothing safe to say: no header */
+    char *v = ap_arena_strndup(r->ctx->arena, buf, (size_t)n);
+    if (v == NULL)
+        return -ENOMEM;
+    return append_header(r, pol->addr_header, (struct ap_slice){v, (size_t)n});
+}
+
+int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, const struct ap_ip *peer,
+                      struct ap_request *req, struct ap_engine_result *res)
+{
+    AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
+    AP_CHECK_OBJ(req, AP_REQUEST_MAGIC);
+    memset(res, 0, sizeof(*res));
+    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}};
+    if (ctx->stats != NULL)
+        ctx->stats->requests++;
+
+    /* Site: the pseudonym scope and the "internal referrer" host. */
+    r.site_host = req->host;
+    if (r.site_host.len > 0 && r.site_host.p[0] != '[') {
+        const char *colon = memchr(r.site_host.p, ':', r.site_host.len);
+        if (colon != NULL)
+            r.site_host.len = (size_t)(colon - r.site_host.p);
+    }
+    if (pol->site_id != NULL)
+        r.scope = (struct ap_slice){pol->site_id, strlen(pol->site_id)};
+    else
+        r.scope = r.site_host;
+
+    /* Client address: decided before any header is touched. */
+    struct ap_clientaddr_result ca;
+    if (pol->clientaddr != NULL && peer != NULL &&
+        ap_clientaddr_resolve(pol->clientaddr, peer, req->headers, req->nheaders, &ca) == 0) {
+        res->client = ca.addr;
+        res->stop = ca.stop;
+    } else if (peer != NULL) {
+        res->client = *peer;
+        ap_ip_unmap(&res->client);
+    }
+    if (res->client.family != 0)
+        ap_ip_truncate(&res->client_trunc, &res->client, pol->v4_prefix, pol->v6_prefix);
+
+    int rc = 0;
+    for (size_t i = 0; i < req->nheaders && rc == 0; i++) {
+        struct ap_header *h = &req->headers[i];
+        if (h->flags & (AP_HEADER_CONNECTION_NAMED | AP_HEADER_DROPPED))
+            continue;
+        if (is_removed_address_header(pol, h->name)) {
+            drop_header(&r, h, AP_AUDIT_HEADER, "client address header");
+            continue;
+        }
+        const struct ap_header_rule *rule = find_header_rule(pol, h->name);
+        if (rule == NULL) {
+            drop_header(&r, h, AP_AUDIT_HEADER, "not in the allowlist");
+            continue;
+        }
+        struct ap_slice out;
+        enum ap_audit_action act = AP_ACT_KEEP;
+        rewrite_fn fn = NULL;
+        switch (rule->action) {
+        case AP_HDR_KEEP:
+            count(&r, AP_AUDIT_HEADER, AP_ACT_KEEP, h->name, rule->origin);
+            continue;
+        case AP_HDR_DROP:
+            drop_header(&r, h, AP_AUDIT_HEADER, rule->origin);
+            continue;
+        case AP_HDR_SET:
+            h->value = (struct ap_slice){rule->value, strlen(rule->value)};
+            count(&r, AP_AUDIT_HEADER, AP_ACT_SET, h->name, rule->origin);
+            continue;
+        case AP_HDR_PSEUDO: fn = rw_pseudo; act = AP_ACT_PSEUDO; break;
+        case AP_HDR_REDUCE_UA: fn = rw_ua; act = AP_ACT_REDUCE; break;
+        case AP_HDR_REDUCE_LANG: fn = rw_lang; act = AP_ACT_REDUCE; break;
+        case AP_HDR_REFERRER: fn = rw_referrer; act = AP_ACT_ORIGIN; break;
+        case AP_HDR_CLEAN_URL: fn = rw_clean; act = AP_ACT_CLEAN; break;
+        case AP_HDR_ORIGIN: fn = rw_origin; act = AP_ACT_ORIGIN; break;
+        case AP_HDR_COOKIE: fn = rw_cookie; act = AP_ACT_PSEUDO; break;
+        default:
+            drop_header(&r, h, AP_AUDIT_HEADER, rule->origin);
+            continue;
+        }
+        if (rule->action == AP_HDR_COOKIE && ctx->audit)
+            audit_cookies(&r, h->value);
+        int wr = run_rewrite(&r, fn, h->value.p, h->value.len, &out);
+        if (wr == -ENOMEM) {
+            rc = wr;
+            break;
+        }
+        if (wr != 0 || out.len == 0) {
+            /* Failing closed: a value that cannot be rewritten is dropped. */
+            drop_header(&r, h, AP_AUDIT_HEADER, rule->origin);
+            continue;
+        }
+        h->value = out;
+        if (rule->action != AP_HDR_COOKIE)
+            count(&r, AP_AUDIT_HEADER, act, h->name, rule->origin);
+    }
+
+    /* Headers that a rule sets and the request did not carry. */
+    for (size_t k = 0; k < pol->nheaders && rc == 0; k++) {
+        const struct ap_header_rule *rule = &pol->headers[k];
+        if (rule->action != AP_HDR_SET || strpbrk(rule->glob, "*?") != NULL)
+            continue;
+        size_t i = 0;
+        while (i < req->nheaders && !ap_slice_eq_ci(req->headers[i].name, rule->glob))
+            i++;
+        if (i < req->nheaders)
+            continue;
+        rc = append_header(&r, rule->glob, (struct ap_slice){rule->value, strlen(rule->value)});
+        if (rc == 0)
+            count(&r, AP_AUDIT_HEADER, AP_ACT_SET, req->headers[req->nheaders - 1].name, rule->origin);
+    }
+
+    if (rc == 0)
+        rc = set_client_address(&r);
+
+    /* The target's query. */
+    if (rc == 0 && req->query.p != NULL) {
+        if (ctx->audit)
+            audit_params(&r, req->query);
+        const char *tend = req->target.p + req->target.len;
+        struct ap_slice t = {req->path.p, (size_t)(tend - req->path.p)};
+        struct ap_slice out;
+        int wr = run_rewrite(&r, rw_target, t.p, t.len, &out);
+        if (wr == -ENOMEM) {
+            rc = wr;
+        } else if (wr != 0) {
+            /* Unrewritable: forward the path alone. */
+            req->target = req->path;
+            req->query = (struct ap_slice){NULL, 0};
+        } else {
+            req->target = out;
+            req->path = out;
+            const char *q = memchr(out.p, '?', out.len);
+            if (q != NULL) {
+                req->path.len = (size_t)(q - out.p);
+                req->query = (struct ap_slice){q + 1, (size_t)(out.p + out.len - q - 1)};
+            } else {
+                req->query = (struct ap_slice){NULL, 0};
+            }
+        }
+    }
+    if (rc != 0 && ctx->stats != NULL)
+        ctx->stats->errors++;
+    return rc;
+}
