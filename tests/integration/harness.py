@@ -4,6 +4,10 @@ under test as a child process, raw HTTP/1.x clients and a tiny case runner.
 Python 3 standard library only, so the suite runs on a fresh Debian with
 python3 and curl. Every blocking operation here has a timeout: a broken
 proxy makes a case fail, never hang the suite.
+
+Run:  meson test -C BUILD --suite integration
+  or  ANONPROXY=BUILD/proxy/anonproxy python3 tests/integration/test_strict.py
+IT_ONLY=<substring> runs only the cases whose name contains it.
 """
 
 import hashlib
