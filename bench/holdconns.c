@@ -491,6 +491,24 @@ static void raise_nofile(unsigned long need)
     }
 }
 
+/* Closes every connection and frees everything, so that a sanitizer build
+ * reports real leaks only. */
+static void cleanup(struct conn *conns, int request_allocated)
+{
+    for (unsigned long i = 0; i < o.n; i++) {
+        conn_reset(&conns[i]);
+        free(conns[i].resp);
+        if (conns[i].session != NULL)
+            SSL_SESSION_free(conns[i].session);
+    }
+    free(conns);
+    if (ctx != NULL)
+        SSL_CTX_free(ctx);
+    if (request_allocated)
+        free(o.request);
+    close(ep);
+}
+
 static unsigned long parse_count(const char *s, unsigned long max)
 {
     char *end = NULL;
@@ -616,6 +634,7 @@ int main(int argc, char **argv)
                "\"client_cpu\":%.2f}\n",
                o.tls, o.resume, o.n, secs, n_done, n_resumed, n_errors, n_status_other,
                (double)n_done / secs, cpu / secs);
+        cleanup(conns, reqfile != NULL);
         return 0;
     }
 
@@ -660,5 +679,6 @@ int main(int argc, char **argv)
     }
     printf("DONE idle=%lu closed_by_peer=%lu\n", n_idle, n_closed_by_peer);
     fflush(stdout);
+    cleanup(conns, reqfile != NULL);
     return 0;
 }
