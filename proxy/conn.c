@@ -8,11 +8,15 @@
 #include "anonproxy/common.h"
 
 #include <errno.h>
+#include <time.h>
 
 #include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/head.h"
+#include "anonproxy/ip.h"
 #include "anonproxy/log.h"
+#include "anonproxy/policy.h"
+#include "anonproxy/proxyproto.h"
 #include "anonproxy/route.h"
 #include "net.h"
 
@@ -500,6 +504,10 @@ void ap_conn_response_done(struct ap_conn *c)
 static void on_timer(struct ap_conn *c)
 {
     switch (c->state) {
+    case AP_CS_PROXY:
+        ap_log(AP_LOG_DEBUG, "PROXY protocol header not received in time");
+        conn_close(c);
+        break;
     case AP_CS_IDLE:
         conn_close(c);
         break;
@@ -549,6 +557,21 @@ static int on_head(struct ap_conn *c)
         ap_conn_send_error(c, 404, "no route matches this request");
         return -1;
     }
+    /* The engine rewrites the request before anything else sees it: from
+     * here on, ex->req is what the backend may receive. */
+    const struct ap_policy *pol = ex->route->policy ? ex->route->policy : c->w->server->default_policy;
+    struct ap_engine_ctx ectx = {
+        .keyring = &c->w->keyring,
+        .now = (int64_t)time(NULL),
+        .arena = &ex->arena,
+        .stats = &c->w->stats,
+    };
+    if (ap_engine_rewrite(pol, &ectx, &c->peer, &ex->req, &ex->res) != 0) {
+        ap_conn_send_error(c, 503, "request could not be anonymised");
+        return -1;
+    }
+    /* The full address served the engine (and later geolocation) only. */
+    memset(&ex->res.client, 0, sizeof(ex->res.client));
     ex->max_body = ex->route->max_body_bytes ? ex->route->max_body_bytes : cfg->limits.body_bytes;
     if (ex->req.content_length > 0 && (uint64_t)ex->req.content_length > ex->max_body) {
         ap_conn_send_error(c, 413, "request body larger than max_body_bytes");
@@ -608,11 +631,51 @@ static ssize_t feed_body(struct ap_conn *c, const char *data, size_t len)
     return -1;
 }
 
+/* PROXY protocol v1/v2 on listeners that ask for it, from trusted peers
+ * only (checked at accept). Returns bytes consumed, or -1 when the
+ * connection was closed. Never guessed: anything else closes. */
+static ssize_t read_proxy_header(struct ap_conn *c, const char *data, size_t len)
+{
+    size_t room = AP_PROXYPROTO_MAX_LEN - c->head.len;
+    size_t n = len < room ? len : room;
+    if (ap_buf_append(&c->head, data, n) != 0) {
+        conn_close(c);
+        return -1;
+    }
+    struct ap_proxyproto_result pp;
+    int rc = ap_proxyproto_parse((const uint8_t *)c->head.data, c->head.len, &pp);
+    if (rc == 0 && c->head.len < AP_PROXYPROTO_MAX_LEN)
+        return (ssize_t)n;
+    if (rc <= 0) {
+        ap_log(AP_LOG_INFO, "PROXY protocol header refused: %s",
+               rc == 0 ? "too long" : ap_proxyproto_strerror(rc));
+        conn_close(c);
+        return -1;
+    }
+    if (pp.command == AP_PROXYPROTO_CMD_PROXY && pp.has_addr) {
+        c->peer = pp.src;
+        ap_ip_unmap(&c->peer);
+    }
+    size_t extra = c->head.len - (size_t)rc;
+    ap_buf_free(&c->head);
+    ap_buf_init(&c->head, c->w->cfg->limits.header_bytes);
+    start_idle(c);
+    return (ssize_t)(n - extra);
+}
+
 static void conn_process(struct ap_conn *c, const char *data, size_t len)
 {
     const struct ap_config *cfg = conn_cfg(c);
     while (len > 0) {
         switch (c->state) {
+        case AP_CS_PROXY: {
+            ssize_t used = read_proxy_header(c, data, len);
+            if (used < 0)
+                return;
+            data += used;
+            len -= (size_t)used;
+            break;
+        }
         case AP_CS_IDLE:
             c->state = AP_CS_HEAD;
             memset(&c->scan, 0, sizeof(c->scan));
@@ -722,8 +785,28 @@ void ap_conn_on_accept(uv_stream_t *listener, int status)
         conn_close(c);
         return;
     }
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) != 0 ||
+        ap_ip_from_sockaddr(&c->peer, NULL, (struct sockaddr *)&ss, (size_t)sslen) != 0) {
+        conn_close(c);
+        return;
+    }
+    ap_ip_unmap(&c->peer);
+    c->listener = &w->cfg->listeners[(uv_tcp_t *)listener - w->listeners];
     if (w->nconns > w->cfg->limits.connections_per_worker) {
         ap_conn_send_error(c, 503, "too many connections");
+        return;
+    }
+    if (c->listener->proxy_protocol) {
+        if (!ap_cidr_list_contains(&w->cfg->trusted_proxies, &c->peer)) {
+            ap_log(AP_LOG_INFO, "PROXY protocol from an untrusted peer refused");
+            conn_close(c);
+            return;
+        }
+        c->state = AP_CS_PROXY;
+        conn_timer(c, AP_T_HEAD, w->cfg->timeouts.request_head);
+        conn_read_start(c);
         return;
     }
     start_idle(c);
@@ -734,7 +817,8 @@ void ap_conn_close_idle(struct ap_worker *w)
     struct ap_conn *c = w->conns;
     while (c != NULL) {
         struct ap_conn *next = c->next;
-        if (c->state == AP_CS_IDLE || (c->state == AP_CS_HEAD && c->head.len == 0))
+        if (c->state == AP_CS_IDLE || c->state == AP_CS_PROXY ||
+            (c->state == AP_CS_HEAD && c->head.len == 0))
             conn_close(c);
         c = next;
     }

@@ -12,6 +12,9 @@
 #include "anonproxy/config-t.h"
 #include "anonproxy/head-t.h"
 #include "anonproxy/http-t.h"
+#include "anonproxy/ip-t.h"
+#include "anonproxy/policy-t.h"
+#include "anonproxy/pseudo-t.h"
 
 /* Request bodies are held in memory up to this many bytes before the
  * upstream request starts: a malformed chunked body that arrives with its
@@ -100,6 +103,9 @@ struct ap_worker {
     uv_timer_t conn_timer;          /* fires at the earliest deadline of tq */
     uint64_t conn_timer_due;        /* 0 when not armed */
     struct ap_tlist tq[AP_T_NCLASSES];
+    struct ap_pseudo_keyring keyring; /* this worker's day keys */
+    struct ap_engine_stats stats;      /* rule actions of this worker */
+    uv_timer_t key_timer;              /* prepares tomorrow's key ahead of midnight */
     char readbuf[64 * 1024]; /* every read of this loop lands here */
     int read_busy;           /* readbuf is in use by a read callback */
 };
@@ -112,6 +118,8 @@ struct ap_server {
     struct ap_worker *workers;
     unsigned nworkers;
     uv_file *file_fds; /* per upstream, -1 unless AP_UPSTREAM_FILE */
+    struct ap_pseudo_source pseudo;    /* day keys, shared by every worker */
+    struct ap_policy *default_policy;  /* strict, for routes without a policy */
     uv_loop_t *main_loop;
     uv_signal_t sigterm, sigint, sigpipe_dummy;
     uv_timer_t exit_timer;
@@ -120,7 +128,8 @@ struct ap_server {
 };
 
 enum ap_conn_state {
-    AP_CS_IDLE = 0, /* between requests */
+    AP_CS_PROXY = 0, /* reading a PROXY protocol header */
+    AP_CS_IDLE,      /* between requests */
     AP_CS_HEAD,     /* reading a request head */
     AP_CS_BODY,     /* reading a request body */
     AP_CS_WAIT,     /* request read, response not finished */
@@ -142,6 +151,8 @@ struct ap_conn {
     struct ap_head_scan scan;
     struct ap_buf pending;    /* bytes read past the current request */
     struct ap_exchange *ex;   /* request in progress, or NULL */
+    const struct ap_config_listener *listener;
+    struct ap_ip peer;        /* TCP peer, or the PROXY protocol source */
     unsigned reading : 1;     /* uv_read_start active */
     unsigned read_paused : 1; /* stopped for upstream backpressure */
     unsigned close_after : 1; /* close once the response is written */
@@ -166,6 +177,7 @@ struct ap_exchange {
     struct ap_worker *w;
     struct ap_arena arena;
     struct ap_request req;
+    struct ap_engine_result res; /* client address decided by the engine, audit */
     llhttp_t parser;          /* request framing (body, chunked) */
     const struct ap_config_route *route;
     struct ap_upstream_state *ups;

@@ -9,10 +9,15 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "anonproxy/config.h"
 #include "anonproxy/log.h"
+#include "anonproxy/policy.h"
+#include "anonproxy/pseudo.h"
 #include "anonproxy/server.h"
 #include "net.h"
 
@@ -82,6 +87,8 @@ static void worker_finish(struct ap_worker *w)
         uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed_noop);
     if (!uv_is_closing((uv_handle_t *)&w->conn_timer))
         uv_close((uv_handle_t *)&w->conn_timer, on_handle_closed_noop);
+    if (!uv_is_closing((uv_handle_t *)&w->key_timer))
+        uv_close((uv_handle_t *)&w->key_timer, on_handle_closed_noop);
     if (!uv_is_closing((uv_handle_t *)&w->wakeup))
         uv_close((uv_handle_t *)&w->wakeup, on_handle_closed_noop);
 }
@@ -120,6 +127,16 @@ static void on_wakeup(uv_async_t *a)
     }
 }
 
+/* Derive today's and tomorrow's pseudonym keys on the worker's own thread,
+ * hourly, so the request path never derives one at midnight. */
+static void on_key_timer(uv_timer_t *t)
+{
+    struct ap_worker *w = t->data;
+    int rc = ap_pseudo_keyring_prepare(&w->keyring, (int64_t)time(NULL));
+    if (rc != 0)
+        ap_log(AP_LOG_ERROR, "worker %u: pseudonym key derivation failed: %d", w->id, rc);
+}
+
 static void worker_main(void *arg)
 {
     struct ap_worker *w = arg;
@@ -145,6 +162,14 @@ static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, ch
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->conn_timer);
     w->conn_timer.data = w;
+    uv_timer_init(&w->loop, &w->key_timer);
+    w->key_timer.data = w;
+    ap_pseudo_keyring_init(&w->keyring, &s->pseudo);
+    if (ap_pseudo_keyring_prepare(&w->keyring, (int64_t)time(NULL)) != 0) {
+        snprintf(err, errlen, "pseudonym key derivation failed");
+        return -1;
+    }
+    uv_timer_start(&w->key_timer, on_key_timer, 3600 * 1000, 3600 * 1000);
 
     w->ups = calloc(cfg->nupstreams, sizeof(*w->ups));
     if (w->ups == NULL)
@@ -203,11 +228,15 @@ static void worker_destroy(struct ap_worker *w)
             uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed_noop);
         if (!uv_is_closing((uv_handle_t *)&w->conn_timer))
             uv_close((uv_handle_t *)&w->conn_timer, on_handle_closed_noop);
+        if (!uv_is_closing((uv_handle_t *)&w->key_timer))
+            uv_close((uv_handle_t *)&w->key_timer, on_handle_closed_noop);
         if (!uv_is_closing((uv_handle_t *)&w->wakeup))
             uv_close((uv_handle_t *)&w->wakeup, on_handle_closed_noop);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
     }
+    if (w->keyring.magic != 0)
+        ap_pseudo_keyring_free(&w->keyring);
     if (w->ups != NULL)
         for (size_t i = 0; i < w->cfg->nupstreams; i++)
             free(w->ups[i].pools);
@@ -255,6 +284,33 @@ int ap_server_run(struct ap_config *cfg)
         free(s.workers);
         return 1;
     }
+    if (cfg->pseudonym_secret_file != NULL) {
+        uint8_t secret[AP_PSEUDO_SECRET_MAX];
+        size_t slen = 0;
+        int r = ap_pseudo_secret_read_file(cfg->pseudonym_secret_file, secret, sizeof(secret), &slen);
+        if (r == 0)
+            r = ap_pseudo_source_init_secret(&s.pseudo, secret, slen);
+        OPENSSL_cleanse(secret, sizeof(secret));
+        if (r != 0) {
+            ap_log(AP_LOG_ERROR, "pseudonyms.secret_file %s: %s", cfg->pseudonym_secret_file,
+                   r == -EINVAL ? "shorter than 16 bytes" : strerror(-r));
+            free(s.file_fds);
+            free(s.workers);
+            return 1;
+        }
+    } else if (ap_pseudo_source_init_random(&s.pseudo) != 0) {
+        ap_log(AP_LOG_ERROR, "cannot make a random pseudonym key");
+        free(s.file_fds);
+        free(s.workers);
+        return 1;
+    }
+    s.default_policy = calloc(1, sizeof(*s.default_policy));
+    if (s.default_policy == NULL || ap_policy_init(s.default_policy, "default", AP_PROFILE_STRICT) != 0 ||
+        ap_policy_finish(s.default_policy) != 0) {
+        ap_log(AP_LOG_ERROR, "out of memory");
+        abort(); /* boot may abort */
+    }
+    s.default_policy->clientaddr = cfg->clientaddr.magic ? &cfg->clientaddr : NULL;
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         s.file_fds[i] = -1;
         if (cfg->upstreams[i].kind == AP_UPSTREAM_FILE) {
@@ -305,5 +361,8 @@ out:
             close(s.file_fds[i]);
     free(s.file_fds);
     free(s.workers);
+    ap_policy_free(s.default_policy);
+    free(s.default_policy);
+    ap_pseudo_source_free(&s.pseudo);
     return rc;
 }
