@@ -10,7 +10,10 @@
 
 #include <ctype.h>
 
+#include <inttypes.h>
+
 #include "anonproxy/arena.h"
+#include "anonproxy/buf.h"
 #include "anonproxy/head.h"
 
 /* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
@@ -571,4 +574,33 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
     else
         req->keep_alive = cs.keep_alive && !cs.close;
     return 0;
+}
+
+int ap_head_serialize(const struct ap_request *r, struct ap_slice host, enum ap_head_framing framing,
+                      uint64_t body_len, struct ap_buf *b)
+{
+    /* Origin-form target: for an absolute-form request, from the path on. */
+    const char *tend = r->target.p + r->target.len;
+    struct ap_slice target = {r->path.p, (size_t)(tend - r->path.p)};
+    int rc = ap_buf_append(b, r->method.p, r->method.len);
+    rc = rc ? rc : ap_buf_append(b, " ", 1);
+    rc = rc ? rc : ap_buf_append(b, target.p, target.len);
+    rc = rc ? rc : ap_buf_append(b, " HTTP/1.1\r\nHost: ", 17);
+    rc = rc ? rc : ap_buf_append(b, host.p, host.len);
+    rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
+    for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
+        const struct ap_header *h = &r->headers[i];
+        if (h->flags & (AP_HEADER_CONNECTION_NAMED | AP_HEADER_DROPPED))
+            continue;
+        rc = ap_buf_append(b, h->name.p, h->name.len);
+        rc = rc ? rc : ap_buf_append(b, ": ", 2);
+        rc = rc ? rc : ap_buf_append(b, h->value.p, h->value.len);
+        rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
+    }
+    if (rc == 0 && framing == AP_FRAME_LENGTH)
+        rc = ap_buf_appendf(b, "Content-Length: %" PRIu64 "\r\n", body_len);
+    else if (rc == 0 && framing == AP_FRAME_CHUNKED)
+        rc = ap_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+    rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
+    return rc;
 }

@@ -2,6 +2,7 @@
 #include "anonproxy/common.h"
 
 #include "anonproxy/config.h"
+#include "anonproxy/explain.h"
 #include "anonproxy/log.h"
 #include "anonproxy/server.h"
 
@@ -16,11 +17,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: anonproxy [-t] [-c FILE]\n"
             "       anonproxy --print-config -c FILE\n"
+            "       anonproxy explain -c FILE [--route NAME] [--peer ADDR] < request.http\n"
             "\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
             "  -t, --test          check the configuration and exit: 0 when valid, 1 otherwise;\n"
             "                      every error is printed as FILE:LINE:COL: message\n"
             "      --print-config  print the effective configuration, defaults filled in\n"
+            "  explain             read one request on standard input and print it as the\n"
+            "                      backend would receive it, with every rule's decision;\n"
+            "                      --route NAME forces a route, --peer ADDR sets the\n"
+            "                      connection's address (default 203.0.113.10)\n"
             "  -v, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
             "\n"
@@ -31,10 +37,22 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
-    int test = 0, print = 0;
+    int test = 0, print = 0, explain = 0;
+    const char *route = NULL, *peer = "203.0.113.10";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+        if (i == 1 && strcmp(a, "explain") == 0) {
+            explain = 1;
+        } else if (explain && (strcmp(a, "--route") == 0 || strcmp(a, "--peer") == 0)) {
+            if (++i == argc) {
+                fprintf(stderr, "anonproxy: %s needs a value\n", a);
+                return 2;
+            }
+            if (a[2] == 'r')
+                route = argv[i];
+            else
+                peer = argv[i];
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "anonproxy: %s needs a file name\n", a);
                 return 2;
@@ -74,6 +92,11 @@ int main(int argc, char **argv)
         printf("%s: configuration is valid\n", path);
         ap_config_unref(cfg);
         return 0;
+    }
+    if (explain) {
+        int rc = ap_explain_run(cfg, route, peer, stdin, stdout, stderr);
+        ap_config_unref(cfg);
+        return rc;
     }
     if (print) {
         int rc = ap_config_print(cfg, stdout);

@@ -293,7 +293,7 @@ int ap_server_run(struct ap_config *cfg)
         OPENSSL_cleanse(secret, sizeof(secret));
         if (r != 0) {
             ap_log(AP_LOG_ERROR, "pseudonyms.secret_file %s: %s", cfg->pseudonym_secret_file,
-                   r == -EINVAL ? "shorter than 16 bytes" : strerror(-r));
+                   r == -EINVAL ? "not a regular file of at least 16 bytes" : strerror(-r));
             free(s.file_fds);
             free(s.workers);
             return 1;

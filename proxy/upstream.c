@@ -564,44 +564,27 @@ static void on_up_write(uv_write_t *req, int status)
 
 static int build_head(struct ap_exchange *ex)
 {
-    struct ap_buf *b = &ex->out_head;
     const struct ap_request *r = &ex->req;
     const struct ap_config_server *srv = ex->pool->srv;
-    ap_buf_reset(b);
-    /* Origin-form target: for an absolute-form request, from the path on. */
-    const char *tend = r->target.p + r->target.len;
-    struct ap_slice target = {r->path.p, (size_t)(tend - r->path.p)};
-    int rc = ap_buf_append(b, r->method.p, r->method.len);
-    rc = rc ? rc : ap_buf_append(b, " ", 1);
-    rc = rc ? rc : ap_buf_append(b, target.p, target.len);
-    rc = rc ? rc : ap_buf_append(b, " HTTP/1.1\r\nHost: ", 17);
+    struct ap_slice host = {srv->authority, strlen(srv->authority)};
     if (ex->ups->up->preserve_host && r->host.len > 0)
-        rc = rc ? rc : ap_buf_append(b, r->host.p, r->host.len);
-    else
-        rc = rc ? rc : ap_buf_append(b, srv->authority, strlen(srv->authority));
-    rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
-    for (size_t i = 0; i < r->nheaders && rc == 0; i++) {
-        const struct ap_header *h = &r->headers[i];
-        if (h->flags & (AP_HEADER_CONNECTION_NAMED | AP_HEADER_DROPPED))
-            continue;
-        rc = ap_buf_append(b, h->name.p, h->name.len);
-        rc = rc ? rc : ap_buf_append(b, ": ", 2);
-        rc = rc ? rc : ap_buf_append(b, h->value.p, h->value.len);
-        rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
-    }
-    if (rc == 0) {
-        if (ex->body_done) {
-            if (r->content_length >= 0 || r->chunked)
-                rc = ap_buf_appendf(b, "Content-Length: %" PRIu64 "\r\n", ex->body_bytes);
-        } else if (r->content_length >= 0) {
-            rc = ap_buf_appendf(b, "Content-Length: %" PRId64 "\r\n", r->content_length);
-        } else {
-            ex->chunked_out = 1;
-            rc = ap_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+        host = r->host;
+    enum ap_head_framing framing = AP_FRAME_NONE;
+    uint64_t len = 0;
+    if (ex->body_done) {
+        if (r->content_length >= 0 || r->chunked) {
+            framing = AP_FRAME_LENGTH;
+            len = ex->body_bytes;
         }
+    } else if (r->content_length >= 0) {
+        framing = AP_FRAME_LENGTH;
+        len = (uint64_t)r->content_length;
+    } else {
+        framing = AP_FRAME_CHUNKED;
+        ex->chunked_out = 1;
     }
-    rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
-    return rc;
+    ap_buf_reset(&ex->out_head);
+    return ap_head_serialize(r, host, framing, len, &ex->out_head);
 }
 
 /* Write the head (if not yet sent), the queued body and the last chunk. */

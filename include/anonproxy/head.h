@@ -29,6 +29,21 @@ int ap_head_scan(struct ap_head_scan *s, const char *buf, size_t len,
 int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
                   struct ap_arena *arena, struct ap_head_error *err);
 
+/* How the serialised request frames its body. */
+enum ap_head_framing {
+    AP_FRAME_NONE = 0,  /* no body headers */
+    AP_FRAME_LENGTH,    /* Content-Length: body_len */
+    AP_FRAME_CHUNKED,   /* Transfer-Encoding: chunked */
+};
+
+/* Serialise `req` as an HTTP/1.1 request head into `out` (appended):
+ * method, origin-form target, `Host: host`, every header not flagged
+ * AP_HEADER_CONNECTION_NAMED or AP_HEADER_DROPPED, the framing header, and
+ * the blank line. Returns 0 or the error of ap_buf_append. */
+struct ap_buf;
+int ap_head_serialize(const struct ap_request *req, struct ap_slice host, enum ap_head_framing framing,
+                      uint64_t body_len, struct ap_buf *out);
+
 /* True when `c` may appear in a token (RFC 9110 tchar). */
 int ap_head_is_tchar(unsigned char c);
 
