@@ -18,6 +18,46 @@ struct ap_config_pos {
     unsigned col;  /* 1-based */
 };
 
+/* TLS protocol versions a listener offers (bits of protocols). */
+#define AP_TLS_PROTO_TLS12 0x1u
+#define AP_TLS_PROTO_TLS13 0x2u
+
+/* One certificate/key pair of a TLS listener. */
+struct ap_config_tls_cert {
+    char *cert;                   /* PEM: the leaf, optionally followed by its chain */
+    char *key;                    /* PEM private key matching cert (RSA or EC) */
+    char *chain;                  /* optional PEM file of intermediates, or NULL */
+    char **names;                 /* server names served (exact or "*.example.com",
+                                     lower-case); empty = taken from the certificate */
+    size_t nnames;
+    struct ap_config_pos pos;
+};
+
+/* TLS termination of a listener. */
+struct ap_config_tls_listener {
+    struct ap_config_tls_cert *certs; /* at least one; certs[0] names the default */
+    size_t ncerts;
+    unsigned protocols;               /* AP_TLS_PROTO_* bits, default both */
+    char *ciphers;                    /* TLS 1.2 cipher list (OpenSSL syntax) */
+    char *ciphersuites;               /* TLS 1.3 cipher suites (OpenSSL syntax) */
+    unsigned session_tickets : 1;     /* default on */
+    uint64_t ticket_key_rotation_ms;  /* default 12h */
+    uint32_t session_cache;           /* TLS 1.2 session cache entries, 0 = off; default 20000 */
+    uint64_t handshake_timeout_ms;    /* default 10s */
+    struct ap_config_pos pos;
+};
+
+/* TLS towards the https servers of an upstream. */
+struct ap_config_upstream_tls {
+    char *ca_file;                /* PEM CA bundle; NULL = the system's CAs */
+    unsigned verify : 1;          /* verify chain and host name, default on */
+    char *server_name;            /* SNI and name checked; NULL = the server's host */
+    char *client_cert;            /* PEM client certificate (mTLS), or NULL */
+    char *client_key;             /* its key; set exactly when client_cert is */
+    unsigned set : 1;             /* a tls: section was written */
+    struct ap_config_pos pos;
+};
+
 struct ap_config_listener {
     char *address;                /* as written: "127.0.0.1:8080", "[::1]:8080" */
     struct sockaddr_storage addr; /* resolved numeric address */
@@ -25,6 +65,7 @@ struct ap_config_listener {
     unsigned proxy_protocol : 1;  /* expect a PROXY v1/v2 header first */
     int backlog;                  /* listen(2) backlog, default 511 */
     struct ap_config_pos pos;
+    struct ap_config_tls_listener *tls; /* NULL: plain TCP */
 };
 
 enum ap_upstream_kind {
@@ -36,10 +77,11 @@ struct ap_config_server {
     char *url;                    /* as written: "http://127.0.0.1:9000" */
     char *host;                   /* host part, without brackets, lower-cased */
     uint16_t port;
-    char *authority;              /* "host:port" or "host" (port 80), for Host;
+    char *authority;              /* "host:port" or "host" (port 80, or 443 for https), for Host;
                                      IPv6 keeps its brackets: "[::1]:9001" */
     struct sockaddr_storage addr; /* resolved once at load time */
     socklen_t addrlen;
+    unsigned tls : 1;             /* https:// (default port 443) */
 };
 
 struct ap_config_upstream {
@@ -55,6 +97,7 @@ struct ap_config_upstream {
     uint64_t fail_timeout_ms;         /* how long a failed server is skipped, default 10000 */
     unsigned preserve_host : 1;       /* forward the client's Host instead of the upstream's */
     struct ap_config_pos pos;
+    struct ap_config_upstream_tls tls; /* used by its https servers */
 };
 
 struct ap_config_route {
