@@ -106,6 +106,11 @@ static int open_file(struct ap_geo_file *f, const char *path, const char *key, c
     }
     if (!S_ISREG(st.st_mode))
         return fail(err, errlen, -EINVAL, "geo.%s: %s: not a regular file", key, path);
+    /* The metadata marker alone is 14 bytes; an empty file (an interrupted
+     * download) would otherwise be reported as an I/O error by mmap. */
+    if (st.st_size < 64)
+        return fail(err, errlen, -EINVAL, "geo.%s: %s: too small to be a MaxMind DB file", key,
+                    path);
     struct ap_geo_file_id before;
     ap_geo_db_file_id(path, &before);
 
