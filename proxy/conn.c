@@ -105,7 +105,46 @@ static int req_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* Header bytes that reach llhttp after our own scanner are chunked-body
+ * trailers: they are dropped, but must be as strict as a head. */
+static int req_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct ap_exchange *ex = p->data;
+    ex->tv_end = NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (!ap_head_is_tchar((unsigned char)at[i])) {
+            llhttp_set_error_reason(p, "invalid character in trailer name");
+            return HPE_USER;
+        }
+    }
+    return 0;
+}
+
+static int req_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct ap_exchange *ex = p->data;
+    /* llhttp joins an obs-folded line to the value as a second span: a
+     * span that does not continue the previous one (in the same buffer, or
+     * at the start of the next when the previous ended its buffer) is one. */
+    if (ex->tv_end != NULL && at != ex->tv_end && !(ex->tv_at_feed_end && at == ex->feed_start)) {
+        llhttp_set_error_reason(p, "obsolete line folding in trailer");
+        return HPE_USER;
+    }
+    ex->tv_end = at + len;
+    ex->tv_at_feed_end = at + len == ex->feed_end;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            llhttp_set_error_reason(p, "invalid character in trailer value");
+            return HPE_USER;
+        }
+    }
+    return 0;
+}
+
 static const llhttp_settings_t req_settings = {
+    .on_header_field = req_on_header_field,
+    .on_header_value = req_on_header_value,
     .on_body = req_on_body,
     .on_message_complete = req_on_message_complete,
 };
@@ -580,6 +619,8 @@ static int on_head(struct ap_conn *c)
 
     llhttp_init(&ex->parser, HTTP_REQUEST, &req_settings);
     ex->parser.data = ex;
+    ex->feed_start = c->head.data;
+    ex->feed_end = c->head.data + c->head.len;
     llhttp_errno_t e = llhttp_execute(&ex->parser, c->head.data, c->head.len);
     if (e == HPE_PAUSED) {
         if (llhttp_get_error_pos(&ex->parser) != c->head.data + c->head.len) {
@@ -616,6 +657,8 @@ static int on_head(struct ap_conn *c)
 static ssize_t feed_body(struct ap_conn *c, const char *data, size_t len)
 {
     struct ap_exchange *ex = c->ex;
+    ex->feed_start = data;
+    ex->feed_end = data + len;
     llhttp_errno_t e = llhttp_execute(&ex->parser, data, len);
     if (e == HPE_OK)
         return (ssize_t)len;
@@ -627,7 +670,8 @@ static ssize_t feed_body(struct ap_conn *c, const char *data, size_t len)
     if (ex->too_large)
         ap_conn_send_error(c, 413, "request body larger than max_body_bytes");
     else
-        ap_conn_send_error(c, 400, llhttp_get_error_reason(&ex->parser));
+        ap_conn_send_error(c, 400, llhttp_get_error_reason(&ex->parser) ? llhttp_get_error_reason(&ex->parser)
+                                                                        : "invalid request body framing");
     return -1;
 }
 

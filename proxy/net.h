@@ -179,6 +179,9 @@ struct ap_exchange {
     struct ap_request req;
     struct ap_engine_result res; /* client address decided by the engine, audit */
     llhttp_t parser;          /* request framing (body, chunked) */
+    const char *feed_start, *feed_end; /* bytes of the current llhttp_execute */
+    const char *tv_end;       /* end of the last header-value span (trailers) */
+    unsigned tv_at_feed_end : 1;
     const struct ap_config_route *route;
     struct ap_upstream_state *ups;
     struct ap_pool *pool;     /* server chosen */
