@@ -41,7 +41,13 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "anonproxy/clientaddr.h"
 #include "anonproxy/config.h"
+#include "anonproxy/head.h"
+#include "anonproxy/ip.h"
+#include "anonproxy/policy.h"
+#include "anonproxy/pseudo-t.h"
+#include "anonproxy/query.h"
 #include "config-int.h"
 
 #define KiB ((uint64_t)1024)
@@ -1512,10 +1518,550 @@ static void kw_route_upstream(struct parser *p, const struct keyword *kw, yaml_n
         err(p, node, "unknown upstream '%s'", shown);
 }
 
+/* routes[].privacy: the route's privacy policy (proxy/engine/policy.c). The
+ * keys are parsed straight into a struct ap_policy that build_policy has
+ * begun with ap_policy_init; build_policy finishes it afterwards. */
+
+/* Rules per map (headers, cookies, query, url_keep, remove_headers). The
+ * engine tries them in turn for every header and parameter, and their
+ * duplicate check is pairwise, so the cap stays small. */
+#define MAX_RULES 256u
+#define MAX_SITE_ID 255u
+
+/* Headers the proxy writes or strips itself (ap_head_parse leaves them out
+ * of the request): a rule for one could only duplicate or contradict it. */
+static int is_managed_header(const char *name)
+{
+    static const char *const managed[] = { "host", "content-length", "expect" };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(managed); i++)
+        if (strcasecmp(name, managed[i]) == 0)
+            return 1;
+    return ap_head_is_hop_by_hop((struct ap_slice){ name, strlen(name) });
+}
+
+static int has_wildcard(const char *glob)
+{
+    return strpbrk(glob, "*?") != NULL;
+}
+
+static int has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Reports a name that none of policy.c's parsers knew: the valid names, and
+ * the closest one when it is near enough to be a typo. */
+static void bad_name(struct parser *p, yaml_node_t *node, const char *what, const char *s,
+                     const char *const *names, size_t n)
+{
+    char list[512] = "", shown[SHOW_MAX + 4], shown_best[SHOW_MAX + 4], lower[65];
+    size_t off = 0, best_d = 3;
+    const char *best = NULL;
+    /* The names are lower case; "Drop" is a near miss, not a stranger. */
+    size_t ln = strlen(s) < 64 ? strlen(s) : 64;
+    for (size_t i = 0; i < ln; i++)
+        lower[i] = (char)tolower((unsigned char)s[i]);
+    lower[ln] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", names[i]);
+        if (w > 0 && (size_t)w < sizeof(list) - off)
+            off += (size_t)w;
+        size_t d = strlen(s) <= 64 ? edit_distance(lower, names[i]) : SIZE_MAX;
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    show(shown, s, strlen(s));
+    if (best != NULL)
+        err(p, node, "unknown %s '%s', did you mean '%s'? (expected one of: %s)", what, shown,
+            show(shown_best, best, strlen(best)), list);
+    else
+        err(p, node, "unknown %s '%s' (expected one of: %s)", what, shown, list);
+}
+
+/* A pseudonym length: a number of bits in range that hex digits spell
+ * exactly. Used by pseudonyms.bits and privacy.pseudonym_bits. */
+static void kw_bits(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "a number of bits");
+    if (s == NULL)
+        return;
+    uint64_t v = 0;
+    int rc = parse_uint(s, strlen(s), &v);
+    char shown[SHOW_MAX + 4];
+    if (rc == -EINVAL) {
+        err(p, node, "expected an integer, got '%s'", show(shown, s, strlen(s)));
+        return;
+    }
+    if (check_range(p, kw, node, s, v, rc, NULL) != 0)
+        return;
+    if (v % 4 != 0) {
+        err(p, node, "'%s' is not a multiple of 4 (pseudonyms are written in hex digits)",
+            show(shown, s, strlen(s)));
+        return;
+    }
+    store_uint(obj, kw, v);
+}
+
+/* Parsed by build_policy before the policy exists, since ap_policy_init
+ * takes the profile; the table entry is there for the key checks and the
+ * printer. */
+static void kw_profile(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+}
+
+static int parse_profile(struct parser *p, yaml_node_t *node, enum ap_profile *out)
+{
+    const char *s = scalar(p, node, "a profile name");
+    if (s == NULL)
+        return -EINVAL;
+    if (ap_policy_profile_parse(s, out) == 0)
+        return 0;
+    const char *names[AP_PROFILE_BALANCED + 1];
+    for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+        names[i] = ap_policy_profile_name((enum ap_profile)i);
+    bad_name(p, node, "profile", s, names, AP_ARRAY_SIZE(names));
+    return -EINVAL;
+}
+
+static void kw_site_id(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_policy *pol = obj;
+    if (is_null(node))
+        return; /* explicitly unset: the request's Host */
+    const char *s = scalar(p, node, "a site id");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    if (*s == '\0' || strlen(s) > MAX_SITE_ID || has_control(s)) {
+        err(p, node, "invalid site id '%s' (1..%u characters, no control characters)",
+            show(shown, s, strlen(s)), MAX_SITE_ID);
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d != NULL) {
+        free(pol->site_id);
+        pol->site_id = d;
+    }
+}
+
+static void kw_client_address(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    struct ap_policy *pol = obj;
+    const char *s = scalar(p, node, "a client address mode");
+    if (s == NULL)
+        return;
+    if (ap_policy_addr_mode_parse(s, &pol->addr_mode) == 0)
+        return;
+    const char *names[AP_ADDR_PSEUDO + 1];
+    for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+        names[i] = ap_policy_addr_mode_name((enum ap_addr_mode)i);
+    bad_name(p, node, "client address mode", s, names, AP_ARRAY_SIZE(names));
+}
+
+/* A header name for address_header and remove_headers: a token the proxy
+ * does not manage itself. Returns 0 or reports. */
+static int check_header_name(struct parser *p, yaml_node_t *node, const char *s)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (!is_token(s) || strlen(s) > 256) {
+        err(p, node, "invalid header name '%s' (expected a token such as X-Forwarded-For)",
+            shown);
+        return -EINVAL;
+    }
+    if (is_managed_header(s)) {
+        err(p, node, "'%s' is managed by the proxy itself", shown);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void kw_address_header(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    struct ap_policy *pol = obj;
+    const char *s = scalar(p, node, "a header name");
+    if (s == NULL || check_header_name(p, node, s) != 0)
+        return;
+    if (strcasecmp(s, "Forwarded") == 0) {
+        /* The engine writes a bare address; Forwarded needs "for=". */
+        err(p, node, "Forwarded needs the RFC 7239 syntax, which this header does not get; "
+                     "use X-Forwarded-For or X-Real-IP");
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d != NULL) {
+        free(pol->addr_header);
+        pol->addr_header = d;
+    }
+}
+
+static void add_remove_header(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_policy *pol = obj;
+    if (check_header_name(p, node, s) != 0)
+        return;
+    if (ap_policy_add_remove_header(pol, s) != 0)
+        p->oom = 1;
+}
+
+/* Returns 0 when a list value is within MAX_RULES items, or reports. */
+static int check_rule_count(struct parser *p, yaml_node_t *node, size_t n)
+{
+    if (n <= MAX_RULES)
+        return 0;
+    err(p, node, "too many entries (%zu, at most %u)", n, MAX_RULES);
+    return -E2BIG;
+}
+
+static void kw_remove_headers(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    if (check_rule_count(p, node, seq_len(node)) == 0)
+        for_each_string(p, node, "a header name", add_remove_header, obj);
+}
+
+/* A glob of query parameter names (decoded, so any byte but controls). A
+ * click id is refused: the engine drops those whatever a rule says. */
+static int check_param_glob(struct parser *p, yaml_node_t *node, const char *s)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (*s == '\0' || strlen(s) > 256 || has_control(s)) {
+        err(p, node, "invalid parameter name '%s' (1..256 characters, no control characters)",
+            shown);
+        return -EINVAL;
+    }
+    if (!has_wildcard(s) && ap_query_is_click_id(s, strlen(s))) {
+        err(p, node, "'%s' is a click id: click ids are always dropped", shown);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void add_url_keep(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_policy *pol = obj;
+    if (check_param_glob(p, node, s) == 0 && ap_policy_add_url_keep(pol, s) != 0)
+        p->oom = 1;
+}
+
+static void kw_url_keep(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    if (is_null(node))
+        return; /* explicitly unset: the default list */
+    if (node->type == YAML_SEQUENCE_NODE && seq_len(node) == 0) {
+        /* ap_policy_add_url_keep cannot express "keep nothing": no call
+         * leaves the default list in force, which is not what [] says. */
+        err(p, node, "an empty list is not supported; leave the key out to keep the default "
+                     "(utm_source, utm_medium, utm_campaign)");
+        return;
+    }
+    if (check_rule_count(p, node, seq_len(node)) == 0)
+        for_each_string(p, node, "a parameter name", add_url_keep, obj);
+}
+
+/* Walks an ordered map of glob -> action for headers, cookies and query:
+ * checks its shape, size and duplicate keys, then calls `each` for every
+ * pair with the key path extended by the glob. Duplicates are compared
+ * with `cmp` (header names are case-insensitive, the others are not). */
+static void for_each_rule(struct parser *p, yaml_node_t *node, const char *what,
+                          int (*cmp)(const char *, const char *),
+                          void (*each)(struct parser *, yaml_node_t *key, const char *glob,
+                                       yaml_node_t *val, void *obj),
+                          void *obj)
+{
+    if (is_null(node))
+        return;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping of %s to actions, got %s", what, type_name(node));
+        return;
+    }
+    yaml_node_pair_t *start = node->data.mapping.pairs.start;
+    size_t n = (size_t)(node->data.mapping.pairs.top - start);
+    if (check_rule_count(p, node, n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *key = node_at(p, start[i].key);
+        yaml_node_t *val = node_at(p, start[i].value);
+        const char *glob = scalar(p, key, "a name");
+        if (glob == NULL)
+            continue;
+        size_t saved = push_key(p, glob);
+        size_t j;
+        for (j = 0; j < i; j++) {
+            yaml_node_t *k2 = node_at(p, start[j].key);
+            if (k2->type == YAML_SCALAR_NODE && cmp((const char *)k2->data.scalar.value, glob) == 0)
+                break;
+        }
+        if (j < i) {
+            char shown[SHOW_MAX + 4];
+            err(p, key, "duplicate rule '%s' (first at %u:%u)", show(shown, glob, strlen(glob)),
+                pos_of(node_at(p, start[j].key)).line, pos_of(node_at(p, start[j].key)).col);
+        } else {
+            each(p, key, glob, val, obj);
+        }
+        pop(p, saved);
+    }
+}
+
+/* A header value for `set`: visible characters, spaces and tabs inside,
+ * never a line break (it would split the header). */
+static int is_header_value(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static void add_header_rule(struct parser *p, yaml_node_t *key, const char *glob,
+                            yaml_node_t *val, void *obj)
+{
+    struct ap_policy *pol = obj;
+    char shown[SHOW_MAX + 4];
+    show(shown, glob, strlen(glob));
+    for (const char *c = glob; *c; c++) {
+        if (!ap_head_is_tchar((unsigned char)*c) && *c != '?') {
+            err(p, key, "invalid header name '%s' (a token, where '*' and '?' are wildcards)",
+                shown);
+            return;
+        }
+    }
+    if (*glob == '\0' || strlen(glob) > 256) {
+        err(p, key, "invalid header name '%s' (1..256 characters)", shown);
+        return;
+    }
+    if (!has_wildcard(glob)) {
+        if (is_managed_header(glob)) {
+            err(p, key, "'%s' is managed by the proxy itself and cannot have a rule", shown);
+            return;
+        }
+        int is_addr = ap_clientaddr_is_address_header(glob, strlen(glob)) ||
+                      strcasecmp(glob, pol->addr_header) == 0;
+        for (size_t i = 0; i < pol->nremove_headers && !is_addr; i++)
+            is_addr = strcasecmp(glob, pol->remove_headers[i]) == 0;
+        if (is_addr) {
+            err(p, key, "'%s' carries client addresses and is always removed; the outbound "
+                        "address is set by client_address and address_header", shown);
+            return;
+        }
+    }
+
+    enum ap_hdr_action action;
+    const char *value = NULL;
+    const char *names[AP_HDR_NACTIONS];
+    for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+        names[i] = ap_policy_hdr_action_name((enum ap_hdr_action)i);
+    if (val->type == YAML_MAPPING_NODE) {
+        /* { set: VALUE }, the one action that takes an argument. */
+        yaml_node_pair_t *pair = val->data.mapping.pairs.start;
+        yaml_node_t *k = pair < val->data.mapping.pairs.top ? node_at(p, pair->key) : NULL;
+        if (val->data.mapping.pairs.top - pair != 1 || k->type != YAML_SCALAR_NODE ||
+            strcmp((const char *)k->data.scalar.value, "set") != 0) {
+            err(p, val, "expected an action name or { set: VALUE }");
+            return;
+        }
+        yaml_node_t *v = node_at(p, pair->value);
+        size_t saved = push_key(p, "set");
+        value = scalar(p, v, "a header value");
+        if (value != NULL && !is_header_value(value)) {
+            err(p, v, "invalid header value '%s' (no control characters, no leading or "
+                      "trailing space, not empty)", show(shown, value, strlen(value)));
+            value = NULL;
+        }
+        pop(p, saved);
+        if (value == NULL)
+            return;
+        action = AP_HDR_SET;
+    } else {
+        const char *s = scalar(p, val, "a header action");
+        if (s == NULL)
+            return;
+        if (ap_policy_hdr_action_parse(s, &action) != 0) {
+            bad_name(p, val, "header action", s, names, AP_ARRAY_SIZE(names));
+            return;
+        }
+        if (action == AP_HDR_SET) {
+            err(p, val, "'set' needs a value: write { set: VALUE }");
+            return;
+        }
+    }
+    if (ap_policy_add_header_rule(pol, glob, action, value) != 0)
+        p->oom = 1; /* every -EINVAL case was refused above */
+}
+
+static void kw_header_rules(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    for_each_rule(p, node, "header names", strcasecmp, add_header_rule, obj);
+}
+
+static void add_cookie_rule(struct parser *p, yaml_node_t *key, const char *glob,
+                            yaml_node_t *val, void *obj)
+{
+    struct ap_policy *pol = obj;
+    char shown[SHOW_MAX + 4];
+    int ok = *glob != '\0' && strlen(glob) <= 256;
+    for (const char *c = glob; *c && ok; c++)
+        ok = ap_head_is_tchar((unsigned char)*c) || *c == '?';
+    if (!ok) {
+        err(p, key, "invalid cookie name '%s' (a token, where '*' and '?' are wildcards)",
+            show(shown, glob, strlen(glob)));
+        return;
+    }
+    const char *s = scalar(p, val, "a cookie action");
+    if (s == NULL)
+        return;
+    enum ap_cookie_action action;
+    if (ap_policy_cookie_action_parse(s, &action) != 0) {
+        const char *names[AP_COOKIE_NACTIONS];
+        for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+            names[i] = ap_policy_cookie_action_name((enum ap_cookie_action)i);
+        bad_name(p, val, "cookie action", s, names, AP_ARRAY_SIZE(names));
+        return;
+    }
+    if (ap_policy_add_cookie_rule(pol, glob, action) != 0)
+        p->oom = 1;
+}
+
+static void kw_cookie_rules(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    for_each_rule(p, node, "cookie names", strcmp, add_cookie_rule, obj);
+}
+
+static void add_query_rule(struct parser *p, yaml_node_t *key, const char *glob,
+                           yaml_node_t *val, void *obj)
+{
+    struct ap_policy *pol = obj;
+    if (check_param_glob(p, key, glob) != 0)
+        return;
+    const char *s = scalar(p, val, "a query action");
+    if (s == NULL)
+        return;
+    enum ap_query_action action;
+    if (ap_policy_query_action_parse(s, &action) != 0) {
+        const char *names[AP_QUERY_NACTIONS];
+        for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+            names[i] = ap_policy_query_action_name((enum ap_query_action)i);
+        bad_name(p, val, "query action", s, names, AP_ARRAY_SIZE(names));
+        return;
+    }
+    if (ap_policy_add_query_rule(pol, glob, action) != 0)
+        p->oom = 1;
+}
+
+static void kw_query_rules(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                           void *obj)
+{
+    for_each_rule(p, node, "parameter names", strcmp, add_query_rule, obj);
+}
+
+static void pr_profile(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_site_id(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_client_address(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent);
+static void pr_remove_headers(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent);
+static void pr_header_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent);
+static void pr_cookie_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent);
+static void pr_query_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent);
+static void pr_url_keep(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+static const struct keyword truncate_kws[] = {
+    { "ipv4", kw_integer, pr_integer, FIELD(struct ap_policy, v4_prefix), .min = 0, .max = 32 },
+    { "ipv6", kw_integer, pr_integer, FIELD(struct ap_policy, v6_prefix), .min = 0, .max = 128 },
+    { .name = NULL },
+};
+
+/* Table order is parse order: address_header and remove_headers come
+ * before headers, whose rules may not name them. */
+static const struct keyword privacy_kws[] = {
+    { "profile", kw_profile, pr_profile, .flags = 0 },
+    { "site_id", kw_site_id, pr_site_id, .flags = 0 },
+    { "client_address", kw_client_address, pr_client_address, .flags = 0 },
+    { "truncate", kw_section, pr_section, .off = 0, .sub = truncate_kws },
+    { "address_header", kw_address_header, pr_string, FIELD(struct ap_policy, addr_header) },
+    { "remove_headers", kw_remove_headers, pr_remove_headers, .flags = 0 },
+    { "pseudonym_bits", kw_bits, pr_integer, FIELD(struct ap_policy, pseudo_bits),
+      .min = AP_PSEUDO_BITS_MIN, .max = AP_PSEUDO_BITS_MAX },
+    { "headers", kw_header_rules, pr_header_rules, .flags = 0 },
+    { "cookies", kw_cookie_rules, pr_cookie_rules, .flags = 0 },
+    { "query", kw_query_rules, pr_query_rules, .flags = 0 },
+    { "url_keep", kw_url_keep, pr_url_keep, .flags = 0 },
+    { .name = NULL },
+};
+
+/* Builds route `r`'s policy from its `privacy` mapping (NULL when the key
+ * is absent: the strict profile with no rules of its own). Always leaves a
+ * policy in r->policy, unless memory runs out, so config_free has one shape
+ * to release. */
+static void build_policy(struct parser *p, struct ap_config_route *r, yaml_node_t *node)
+{
+    enum ap_profile profile = AP_PROFILE_STRICT;
+    size_t saved = push_key(p, "privacy");
+    int is_map = node != NULL && node->type == YAML_MAPPING_NODE;
+    if (node != NULL && !is_map && !is_null(node))
+        err(p, node, "expected a mapping, got %s", type_name(node));
+    if (is_map) {
+        AP_BUG_ON(strcmp(privacy_kws[0].name, "profile") != 0);
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++) {
+            yaml_node_t *key = node_at(p, pair->key);
+            if (key->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)key->data.scalar.value, "profile") == 0) {
+                size_t s2 = push_key(p, "profile");
+                parse_profile(p, node_at(p, pair->value), &profile);
+                pop(p, s2);
+                break; /* a second one is reported as a duplicate key */
+            }
+        }
+    }
+    struct ap_policy *pol = xcalloc(p, 1, sizeof(*pol));
+    if (pol == NULL) {
+        pop(p, saved);
+        return;
+    }
+    r->policy = pol;
+    if (ap_policy_init(pol, r->name != NULL ? r->name : "", profile) != 0) {
+        p->oom = 1;
+        pop(p, saved);
+        return;
+    }
+    pol->clientaddr = &p->cfg->clientaddr;
+    pol->pseudo_bits = p->cfg->pseudonym_bits;
+    if (is_map)
+        parse_table(p, node, privacy_kws, pol, NULL);
+    if (ap_policy_finish(pol) != 0)
+        p->oom = 1;
+    pop(p, saved);
+}
+
 static void pr_hosts(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_methods(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_route_upstream(struct printer *pr, const struct keyword *kw, const void *obj,
                               int indent);
+static void pr_privacy(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+/* kw_routes calls build_policy once the route's name is known. */
+static void kw_privacy(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+}
 
 static const struct keyword match_kws[] = {
     { "host", kw_hosts, pr_hosts, .flags = 0 },
@@ -1530,6 +2076,7 @@ static const struct keyword route_kws[] = {
     { "upstream", kw_route_upstream, pr_route_upstream, .flags = KW_REQUIRED },
     { "max_body_bytes", kw_size, pr_size, FIELD(struct ap_config_route, max_body_bytes),
       .min = 0, .max = TiB },
+    { "privacy", kw_privacy, pr_privacy, .flags = 0 },
     { .name = NULL },
 };
 
@@ -1563,6 +2110,7 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
         r->path_prefix = xstrdup(p, "/");
         name_nodes[i] = item;
         size_t saved = push_index(p, i);
+        yaml_node_t *privacy = NULL;
         if (item->type != YAML_MAPPING_NODE) {
             err(p, item, "expected a mapping, got %s", type_name(item));
         } else {
@@ -1571,12 +2119,18 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
             AP_BUG_ON(strcmp(route_kws[0].name, "name") != 0);
             if (seen[0].val != NULL)
                 name_nodes[i] = seen[0].val;
+            size_t ipriv = 0;
+            while (strcmp(route_kws[ipriv].name, "privacy") != 0)
+                ipriv++;
+            privacy = seen[ipriv].val;
         }
         if (r->name == NULL) {
             char def[32];
             snprintf(def, sizeof(def), "route%zu", i + 1);
             r->name = xstrdup(p, def);
         }
+        /* After the name: the policy carries it into its audit. */
+        build_policy(p, r, privacy);
         pop(p, saved);
     }
     /* Default names take part: "route2" written on route 1 clashes. */
@@ -1615,6 +2169,197 @@ static const struct keyword timeouts_kws[] = {
     { .name = NULL },
 };
 
+/* trusted_proxies: the proxies whose forwarding headers are believed. */
+
+/* Every request walks the list, so it stays short. */
+#define MAX_TRUSTED_PROXIES 1024u
+
+/* Reports a bad prefix. The usual mistake is an address with bits set after
+ * the prefix ("10.0.0.1/8"), which ap_cidr_parse refuses rather than widen
+ * a trusted range silently; name the network that was probably meant. */
+static void bad_cidr(struct parser *p, yaml_node_t *node, const char *item, size_t len)
+{
+    char shown[SHOW_MAX + 4], net_text[AP_IP_STRLEN];
+    show(shown, item, len);
+    const char *slash = memchr(item, '/', len);
+    if (slash != NULL) {
+        struct ap_ip ip, net;
+        uint64_t bits = 0;
+        size_t plen = len - (size_t)(slash + 1 - item);
+        if (ap_ip_parse(&ip, item, (size_t)(slash - item)) == 0 && !ap_ip_is_v4_mapped(&ip) &&
+            plen >= 1 && plen <= 3 && parse_uint(slash + 1, plen, &bits) == 0 &&
+            bits <= (ip.family == 4 ? 32u : 128u) &&
+            ap_ip_truncate(&net, &ip, (unsigned)bits, (unsigned)bits) == 0 &&
+            !ap_ip_is_equal(&net, &ip) && ap_ip_format(&net, net_text, sizeof(net_text)) > 0) {
+            err(p, node, "invalid CIDR prefix '%s': bits are set after /%u (did you mean "
+                         "'%s/%u'?)", shown, (unsigned)bits, net_text, (unsigned)bits);
+            return;
+        }
+    }
+    err(p, node, "invalid CIDR prefix '%s' (expected an IPv4 or IPv6 address with an optional "
+                 "/prefix, such as 10.0.0.0/8 or ::1)", shown);
+}
+
+static void add_trusted(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_config *cfg = obj;
+    size_t len = strlen(s), off = 0;
+    if (strspn(s, ", \t\r\n") == len) {
+        err(p, node, "empty CIDR prefix");
+        return;
+    }
+    int rc = ap_cidr_list_parse(&cfg->trusted_proxies, s, len, &off);
+    if (rc == -ENOMEM) {
+        p->oom = 1;
+    } else if (rc != 0) {
+        AP_BUG_ON(off >= len);
+        bad_cidr(p, node, s + off, strcspn(s + off, ", \t\r\n"));
+    }
+}
+
+static void kw_trusted_proxies(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (seq_len(node) > MAX_TRUSTED_PROXIES) {
+        err(p, node, "too many trusted proxies (%zu, at most %u)", seq_len(node),
+            MAX_TRUSTED_PROXIES);
+        return;
+    }
+    for_each_string(p, node, "a CIDR prefix", add_trusted, cfg);
+    /* One string may hold several prefixes ("10.0.0.0/8, ::1"). */
+    if (cfg->trusted_proxies.n > MAX_TRUSTED_PROXIES)
+        err(p, node, "too many trusted proxies (%zu, at most %u)", cfg->trusted_proxies.n,
+            MAX_TRUSTED_PROXIES);
+}
+
+/* client_address_headers: which forwarding headers the trusted proxies set. */
+
+static const char *const addr_header_names[] = { "x-forwarded-for", "forwarded" };
+
+static const char *addr_header_name(enum ap_clientaddr_header h)
+{
+    return h == AP_CLIENTADDR_HDR_FORWARDED ? "forwarded" : "x-forwarded-for";
+}
+
+struct addr_headers {
+    yaml_node_t *seen[AP_ARRAY_SIZE(addr_header_names)];
+    char spec[64]; /* "forwarded, x-forwarded-for" at most */
+    int bad;
+};
+
+static void add_addr_header(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct addr_headers *h = obj;
+    char shown[SHOW_MAX + 4];
+    size_t i;
+    for (i = 0; i < AP_ARRAY_SIZE(addr_header_names); i++)
+        if (strcasecmp(s, addr_header_names[i]) == 0)
+            break;
+    if (i == AP_ARRAY_SIZE(addr_header_names)) {
+        bad_name(p, node, "client address header", s, addr_header_names,
+                 AP_ARRAY_SIZE(addr_header_names));
+        h->bad = 1;
+        return;
+    }
+    if (h->seen[i] != NULL) {
+        err(p, node, "duplicate header '%s' (first at %u:%u)", show(shown, s, strlen(s)),
+            pos_of(h->seen[i]).line, pos_of(h->seen[i]).col);
+        h->bad = 1;
+        return;
+    }
+    h->seen[i] = node;
+    size_t used = strlen(h->spec);
+    snprintf(h->spec + used, sizeof(h->spec) - used, "%s%s", used ? ", " : "",
+             addr_header_names[i]);
+}
+
+static void kw_client_address_headers(struct parser *p, const struct keyword *kw,
+                                      yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    struct addr_headers h = { .bad = 0 };
+    if (seq_len(node) > AP_CLIENTADDR_MAX_HEADERS + 8) {
+        /* Longer lists can only hold duplicates; do not report each. */
+        err(p, node, "too many headers (expected x-forwarded-for, forwarded, or both)");
+        return;
+    }
+    long n = for_each_string(p, node, "a header name", add_addr_header, &h);
+    if (n == 0) {
+        err(p, node, "at least one header is required (x-forwarded-for, forwarded, or both)");
+        return;
+    }
+    if (n < 0 || h.bad || h.spec[0] == '\0')
+        return;
+    int rc = ap_clientaddr_config_set_headers(&cfg->clientaddr, h.spec, strlen(h.spec));
+    AP_BUG_ON(rc != 0); /* the names were checked above */
+}
+
+/* pseudonyms: a shared secret, and the length of pseudonyms. */
+
+/* The secret is read by the server at start, never here (keys stay out of
+ * the config process), but a path that cannot work fails the load now
+ * rather than the start. stat(2) comes first so that a FIFO or a device is
+ * never opened. */
+static void kw_secret_file(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                           void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (is_null(node)) {
+        free(cfg->pseudonym_secret_file);
+        cfg->pseudonym_secret_file = NULL; /* explicitly unset: a random key per day */
+        return;
+    }
+    const char *s = scalar(p, node, "a file path");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (*s == '\0') {
+        err(p, node, "empty file path");
+        return;
+    }
+    struct stat st;
+    if (stat(s, &st) != 0) {
+        err(p, node, "cannot use secret file '%s': %s", shown, strerror(errno));
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err(p, node, "secret file '%s' is not a regular file", shown);
+        return;
+    }
+    if (st.st_size < AP_PSEUDO_SECRET_MIN || st.st_size > AP_PSEUDO_SECRET_MAX) {
+        err(p, node, "secret file '%s' holds %lld bytes (expected %d..%d)", shown,
+            (long long)st.st_size, AP_PSEUDO_SECRET_MIN, AP_PSEUDO_SECRET_MAX);
+        return;
+    }
+    int fd = open(s, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        err(p, node, "cannot read secret file '%s': %s", shown, strerror(errno));
+        return;
+    }
+    close(fd);
+    char *d = xstrdup(p, s);
+    if (d != NULL) {
+        free(cfg->pseudonym_secret_file);
+        cfg->pseudonym_secret_file = d;
+    }
+}
+
+static void pr_trusted_proxies(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent);
+static void pr_client_address_headers(struct printer *pr, const struct keyword *kw,
+                                      const void *obj, int indent);
+static void pr_secret_file(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent);
+
+static const struct keyword pseudonyms_kws[] = {
+    { "secret_file", kw_secret_file, pr_secret_file, .flags = 0 },
+    { "bits", kw_bits, pr_integer, FIELD(struct ap_config, pseudonym_bits),
+      .min = AP_PSEUDO_BITS_MIN, .max = AP_PSEUDO_BITS_MAX },
+    { .name = NULL },
+};
+
 static void pr_workers(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_listen(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_upstreams(struct printer *pr, const struct keyword *kw, const void *obj,
@@ -1631,12 +2376,18 @@ static const struct keyword root_kws[] = {
     { "limits", kw_limits, pr_section, FIELD(struct ap_config, limits), .sub = limits_kws },
     { "timeouts", kw_section, pr_section, FIELD(struct ap_config, timeouts),
       .sub = timeouts_kws },
+    { "trusted_proxies", kw_trusted_proxies, pr_trusted_proxies, .flags = 0 },
+    { "client_address_headers", kw_client_address_headers, pr_client_address_headers,
+      .flags = 0 },
+    { "pseudonyms", kw_section, pr_section, .off = 0, .sub = pseudonyms_kws },
     { .name = NULL },
 };
 
-/* Parse order of root_kws: routes need limits (default body size). */
+/* Parse order of root_kws: routes need limits (default body size), and
+ * their policies the client address settings and the pseudonym length. */
 static const char *const root_order[] = { "workers", "log_level", "listen", "upstreams",
-                                          "limits", "timeouts", "routes" };
+                                          "limits", "timeouts", "trusted_proxies",
+                                          "client_address_headers", "pseudonyms", "routes" };
 
 /* Whole-file handling. */
 
@@ -1663,6 +2414,9 @@ static void set_defaults(struct parser *p, struct ap_config *cfg)
         .upstream_body_idle = 60 * SECOND_MS,
         .drain = 30 * SECOND_MS,
     };
+    ap_cidr_list_init(&cfg->trusted_proxies);
+    ap_clientaddr_config_init(&cfg->clientaddr, &cfg->trusted_proxies);
+    cfg->pseudonym_bits = AP_PSEUDO_BITS_DEFAULT;
 }
 
 static void config_free(struct ap_config *cfg)
@@ -1694,8 +2448,14 @@ static void config_free(struct ap_config *cfg)
         for (size_t j = 0; j < r->nmethods; j++)
             free(r->methods[j]);
         free(r->methods);
+        if (r->policy != NULL) {
+            ap_policy_free(r->policy);
+            free(r->policy);
+        }
     }
     free(cfg->routes);
+    ap_cidr_list_free(&cfg->trusted_proxies);
+    free(cfg->pseudonym_secret_file);
     cfg->magic = 0;
     free(cfg);
 }
@@ -2191,6 +2951,187 @@ static void pr_routes(struct printer *pr, const struct keyword *kw, const void *
         pr->dash = 1;
         print_table(pr, route_kws, &cfg->routes[i], indent + 4, 0);
     }
+}
+
+static void pr_trusted_proxies(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " [");
+    for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
+        char b[AP_CIDR_STRLEN];
+        if (ap_cidr_format(&cfg->trusted_proxies.items[i], b, sizeof(b)) < 0) {
+            if (pr->error == 0)
+                pr->error = EINVAL;
+            continue;
+        }
+        out(pr, i ? ", " : "");
+        out_quoted(pr, b);
+    }
+    out(pr, "]\n");
+}
+
+static void pr_client_address_headers(struct printer *pr, const struct keyword *kw,
+                                      const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " [");
+    for (unsigned i = 0; i < cfg->clientaddr.norder; i++) {
+        out(pr, i ? ", " : "");
+        out_quoted(pr, addr_header_name(cfg->clientaddr.order[i]));
+    }
+    out(pr, "]\n");
+}
+
+static void pr_secret_file(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    if (cfg->pseudonym_secret_file == NULL) {
+        out(pr, " ~ # not set: a random key per UTC day, in memory only\n");
+        return;
+    }
+    out(pr, " ");
+    out_quoted(pr, cfg->pseudonym_secret_file);
+    out(pr, "\n");
+}
+
+static void pr_privacy(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_route *r = obj;
+    AP_CHECK_OBJ(r->policy, AP_POLICY_MAGIC);
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, privacy_kws, r->policy, indent + 2, 0);
+}
+
+static void pr_profile(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_policy *pol = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", ap_policy_profile_name(pol->profile));
+}
+
+static void pr_site_id(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_policy *pol = obj;
+    line_start(pr, indent, kw->name);
+    if (pol->site_id == NULL) {
+        out(pr, " ~ # not set: the request's Host\n");
+        return;
+    }
+    out(pr, " ");
+    out_quoted(pr, pol->site_id);
+    out(pr, "\n");
+}
+
+static void pr_client_address(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent)
+{
+    const struct ap_policy *pol = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", ap_policy_addr_mode_name(pol->addr_mode));
+}
+
+static void pr_remove_headers(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent)
+{
+    const struct ap_policy *pol = obj;
+    pr_string_list(pr, kw->name, pol->remove_headers, pol->nremove_headers, indent);
+}
+
+/* How many header and query rules ap_policy_finish appends for `profile`.
+ * The printer shows only the route's own rules, which come first (printing
+ * the profile's would turn them into route rules on the next load). They
+ * are counted on an empty policy, not copied from policy.c, so the two
+ * cannot drift apart. Returns 0 or -ENOMEM. */
+static int profile_rule_counts(enum ap_profile profile, size_t *nheaders, size_t *nquery)
+{
+    struct ap_policy pol;
+    int rc = ap_policy_init(&pol, "", profile);
+    if (rc == 0)
+        rc = ap_policy_finish(&pol);
+    *nheaders = pol.nheaders;
+    *nquery = pol.nquery_rules;
+    ap_policy_free(&pol);
+    return rc;
+}
+
+/* The number of rules the route gave itself, or 0 after recording an error. */
+static size_t own_rules(struct printer *pr, const struct ap_policy *pol, int query)
+{
+    size_t nh = 0, nq = 0;
+    if (profile_rule_counts(pol->profile, &nh, &nq) != 0) {
+        if (pr->error == 0)
+            pr->error = ENOMEM;
+        return 0;
+    }
+    size_t total = query ? pol->nquery_rules : pol->nheaders;
+    size_t profile = query ? nq : nh;
+    AP_BUG_ON(total < profile);
+    return total - profile;
+}
+
+static void pr_header_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent)
+{
+    const struct ap_policy *pol = obj;
+    size_t n = own_rules(pr, pol, 0);
+    line_start(pr, indent, kw->name);
+    out(pr, n ? "\n" : " {}\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct ap_header_rule *r = &pol->headers[i];
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, r->glob);
+        if (r->action == AP_HDR_SET) {
+            out(pr, ": { set: ");
+            out_quoted(pr, r->value);
+            out(pr, " }\n");
+        } else {
+            out(pr, ": %s\n", ap_policy_hdr_action_name(r->action));
+        }
+    }
+}
+
+static void pr_cookie_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent)
+{
+    const struct ap_policy *pol = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, pol->ncookie_rules ? "\n" : " {}\n");
+    for (size_t i = 0; i < pol->ncookie_rules; i++) {
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, pol->cookie_rules[i].glob);
+        out(pr, ": %s\n", ap_policy_cookie_action_name(pol->cookie_rules[i].action));
+    }
+}
+
+static void pr_query_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent)
+{
+    const struct ap_policy *pol = obj;
+    size_t n = own_rules(pr, pol, 1);
+    line_start(pr, indent, kw->name);
+    out(pr, n ? "\n" : " {}\n");
+    for (size_t i = 0; i < n; i++) {
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, pol->query_rules[i].glob);
+        out(pr, ": %s\n", ap_policy_query_action_name(pol->query_rules[i].action));
+    }
+}
+
+static void pr_url_keep(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_policy *pol = obj;
+    if (pol->nurl_keep == 0) {
+        line_start(pr, indent, kw->name);
+        out(pr, " ~ # not set: utm_source, utm_medium and utm_campaign\n");
+        return;
+    }
+    pr_string_list(pr, kw->name, pol->url_keep, pol->nurl_keep, indent);
 }
 
 int ap_config_print(const struct ap_config *cfg, FILE *fp)

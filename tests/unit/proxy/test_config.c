@@ -1006,6 +1006,20 @@ static void test_print_format(void **state)
                         "      methods: []\n"
                         "    upstream: \"u\"\n"
                         "    max_body_bytes: 1m\n"
+                        "    privacy:\n"
+                        "      profile: strict\n"
+                        "      site_id: ~ # not set: the request's Host\n"
+                        "      client_address: drop\n"
+                        "      truncate:\n"
+                        "        ipv4: 24\n"
+                        "        ipv6: 48\n"
+                        "      address_header: \"X-Forwarded-For\"\n"
+                        "      remove_headers: []\n"
+                        "      pseudonym_bits: 64\n"
+                        "      headers: {}\n"
+                        "      cookies: {}\n"
+                        "      query: {}\n"
+                        "      url_keep: ~ # not set: utm_source, utm_medium and utm_campaign\n"
                         "limits:\n"
                         "  header_line_bytes: 8k\n"
                         "  header_bytes: 32k\n"
@@ -1020,7 +1034,12 @@ static void test_print_format(void **state)
                         "  upstream_connect: 5s\n"
                         "  upstream_head: 1m\n"
                         "  upstream_body_idle: 1m\n"
-                        "  drain: 30s\n");
+                        "  drain: 30s\n"
+                        "trusted_proxies: []\n"
+                        "client_address_headers: [\"x-forwarded-for\"]\n"
+                        "pseudonyms:\n"
+                        "  secret_file: ~ # not set: a random key per UTC day, in memory only\n"
+                        "  bits: 64\n");
     free(text);
     ap_config_unref(cfg);
 }
