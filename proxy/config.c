@@ -1793,7 +1793,8 @@ static void for_each_rule(struct parser *p, yaml_node_t *node, const char *what,
         const char *glob = scalar(p, key, "a name");
         if (glob == NULL)
             continue;
-        size_t saved = push_key(p, glob);
+        /* An empty name would leave a dangling "." in the key path. */
+        size_t saved = glob[0] != '\0' ? push_key(p, glob) : p->pathlen;
         size_t j;
         for (j = 0; j < i; j++) {
             yaml_node_t *k2 = node_at(p, start[j].key);

@@ -9,11 +9,14 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "anonproxy/config.h"
+#include "anonproxy/ip.h"
+#include "anonproxy/policy.h"
 #include "config-int.h"
 
 /* Resolves "backend.local" to 192.0.2.10 and "v6.local" to 2001:db8::1;
@@ -1100,6 +1103,646 @@ static void test_refcount(void **state)
     ap_config_unref(NULL);
 }
 
+/* ---- Client address, pseudonyms and routes[].privacy ---- */
+
+/* A route with a privacy mapping: its keys start on line 6, column 7. */
+#define PRIV_HEAD                                                                 \
+    "listen: [{address: 127.0.0.1:8080}]\n"                                      \
+    "upstreams: {u: {file: out.ndjson}}\n"                                       \
+    "routes:\n"                                                                  \
+    "  - upstream: u\n"                                                          \
+    "    privacy:\n"
+
+/* Writes `len` bytes to a new temporary file whose path goes to `path`. */
+static void make_file(char path[64], size_t len)
+{
+    snprintf(path, 64, "/tmp/test_config_secret_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char buf[8192];
+    assert_true(len <= sizeof(buf));
+    memset(buf, 'k', len);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+}
+
+/* The privacy example of docs/configuration.md, with the secret file at
+ * `secret`. */
+static char *privacy_example(const char *secret)
+{
+    static const char fmt[] =
+        "listen: [{address: 127.0.0.1:8080}]\n"
+        "upstreams: {x: {file: out.ndjson}}\n"
+        "trusted_proxies: [127.0.0.1/32, 10.0.0.0/8, \"::1/128\"]\n"
+        "client_address_headers: [forwarded, X-Forwarded-For]\n"
+        "pseudonyms:\n"
+        "  secret_file: %s\n"
+        "  bits: 96\n"
+        "routes:\n"
+        "  - name: collect\n"
+        "    upstream: x\n"
+        "    privacy:\n"
+        "      profile: balanced\n"
+        "      site_id: shop.example\n"
+        "      client_address: truncate\n"
+        "      truncate: { ipv4: 16, ipv6: 32 }\n"
+        "      address_header: X-Real-IP\n"
+        "      remove_headers: [X-Original-Forwarded-For, X-Azure-ClientIP]\n"
+        "      pseudonym_bits: 64\n"
+        "      headers:\n"
+        "        X-Requested-With: keep\n"
+        "        X-Device-Id: pseudonymise\n"
+        "        X-Debug: drop\n"
+        "        X-Proxy: { set: anonproxy }\n"
+        "        User-Agent: keep\n"
+        "        \"X-Custom-*\": drop\n"
+        "      cookies:\n"
+        "        \"_pk_id*\": pseudonymise\n"
+        "        consent: keep\n"
+        "      query:\n"
+        "        uid: pseudonymize\n"
+        "        \"utm_*\": keep\n"
+        "        ip: truncate-ip\n"
+        "      url_keep: [utm_source, utm_medium, utm_campaign, \"mtm_*\"]\n"
+        "  - upstream: x\n";
+    char *s = NULL;
+    assert_true(asprintf(&s, fmt, secret) > 0);
+    return s;
+}
+
+static void check_cidr(const struct ap_cidr *c, const char *text)
+{
+    char b[AP_CIDR_STRLEN];
+    assert_true(ap_cidr_format(c, b, sizeof(b)) > 0);
+    assert_string_equal(b, text);
+}
+
+static void test_privacy_example(void **state)
+{
+    (void)state;
+    char secret[64];
+    make_file(secret, 32);
+    char *yaml = privacy_example(secret);
+    struct ap_config *cfg = parse_ok(yaml);
+
+    assert_int_equal(cfg->trusted_proxies.n, 3);
+    check_cidr(&cfg->trusted_proxies.items[0], "127.0.0.1/32");
+    check_cidr(&cfg->trusted_proxies.items[1], "10.0.0.0/8");
+    check_cidr(&cfg->trusted_proxies.items[2], "::1/128");
+    assert_ptr_equal(cfg->clientaddr.trusted, &cfg->trusted_proxies);
+    assert_int_equal(cfg->clientaddr.norder, 2);
+    assert_int_equal(cfg->clientaddr.order[0], AP_CLIENTADDR_HDR_FORWARDED);
+    assert_int_equal(cfg->clientaddr.order[1], AP_CLIENTADDR_HDR_XFF);
+    assert_string_equal(cfg->pseudonym_secret_file, secret);
+    assert_int_equal(cfg->pseudonym_bits, 96);
+
+    const struct ap_policy *pol = cfg->routes[0].policy;
+    assert_non_null(pol);
+    assert_int_equal(pol->magic, AP_POLICY_MAGIC);
+    assert_string_equal(pol->name, "collect");
+    assert_int_equal(pol->profile, AP_PROFILE_BALANCED);
+    assert_string_equal(pol->site_id, "shop.example");
+    assert_int_equal(pol->addr_mode, AP_ADDR_TRUNCATE);
+    assert_int_equal(pol->v4_prefix, 16);
+    assert_int_equal(pol->v6_prefix, 32);
+    assert_string_equal(pol->addr_header, "X-Real-IP");
+    assert_int_equal(pol->nremove_headers, 2);
+    assert_string_equal(pol->remove_headers[0], "X-Original-Forwarded-For");
+    assert_string_equal(pol->remove_headers[1], "X-Azure-ClientIP");
+    assert_int_equal(pol->pseudo_bits, 64); /* the route's own, over pseudonyms.bits */
+    assert_ptr_equal(pol->clientaddr, &cfg->clientaddr);
+
+    /* The route's header rules first, in file order, then the profile's. */
+    static const struct {
+        const char *glob;
+        enum ap_hdr_action action;
+        const char *value;
+    } hdr[] = {
+        { "X-Requested-With", AP_HDR_KEEP, NULL }, { "X-Device-Id", AP_HDR_PSEUDO, NULL },
+        { "X-Debug", AP_HDR_DROP, NULL },          { "X-Proxy", AP_HDR_SET, "anonproxy" },
+        { "User-Agent", AP_HDR_KEEP, NULL },       { "X-Custom-*", AP_HDR_DROP, NULL },
+    };
+    assert_true(pol->nheaders > AP_ARRAY_SIZE(hdr));
+    for (size_t i = 0; i < AP_ARRAY_SIZE(hdr); i++) {
+        assert_string_equal(pol->headers[i].glob, hdr[i].glob);
+        assert_int_equal(pol->headers[i].action, hdr[i].action);
+        if (hdr[i].value != NULL)
+            assert_string_equal(pol->headers[i].value, hdr[i].value);
+        else
+            assert_null(pol->headers[i].value);
+        assert_string_equal(pol->headers[i].origin, "route collect");
+    }
+    assert_string_equal(pol->headers[AP_ARRAY_SIZE(hdr)].origin, "profile balanced");
+
+    assert_int_equal(pol->ncookie_rules, 2);
+    assert_string_equal(pol->cookie_rules[0].glob, "_pk_id*");
+    assert_int_equal(pol->cookie_rules[0].action, AP_COOKIE_PSEUDO);
+    assert_string_equal(pol->cookie_rules[1].glob, "consent");
+    assert_int_equal(pol->cookie_rules[1].action, AP_COOKIE_KEEP);
+    assert_ptr_equal(pol->cookies.rules, pol->cookie_rules);
+
+    assert_true(pol->nquery_rules > 3);
+    assert_string_equal(pol->query_rules[0].glob, "uid");
+    assert_int_equal(pol->query_rules[0].action, AP_QUERY_PSEUDO);
+    assert_string_equal(pol->query_rules[1].glob, "utm_*");
+    assert_int_equal(pol->query_rules[1].action, AP_QUERY_KEEP);
+    assert_string_equal(pol->query_rules[2].glob, "ip");
+    assert_int_equal(pol->query_rules[2].action, AP_QUERY_TRUNCATE_IP);
+    assert_int_equal(pol->nurl_keep, 4);
+    assert_string_equal(pol->url_keep[3], "mtm_*");
+    assert_int_equal(pol->query.nurl_keep, 4);
+    assert_int_equal(pol->query.strict_referrer, 0);
+
+    /* A route without `privacy:` gets the strict profile, and the global
+     * pseudonym length. */
+    const struct ap_policy *dflt = cfg->routes[1].policy;
+    assert_non_null(dflt);
+    assert_string_equal(dflt->name, "route2");
+    assert_int_equal(dflt->profile, AP_PROFILE_STRICT);
+    assert_int_equal(dflt->pseudo_bits, 96);
+    assert_ptr_equal(dflt->clientaddr, &cfg->clientaddr);
+
+    ap_config_unref(cfg);
+    free(yaml);
+    unlink(secret);
+}
+
+static void test_privacy_defaults(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(MINIMAL);
+    assert_int_equal(cfg->trusted_proxies.n, 0);
+    assert_int_equal(cfg->clientaddr.magic, AP_CLIENTADDR_CONFIG_MAGIC);
+    assert_ptr_equal(cfg->clientaddr.trusted, &cfg->trusted_proxies);
+    assert_int_equal(cfg->clientaddr.norder, 1);
+    assert_int_equal(cfg->clientaddr.order[0], AP_CLIENTADDR_HDR_XFF);
+    assert_null(cfg->pseudonym_secret_file);
+    assert_int_equal(cfg->pseudonym_bits, 64);
+    const struct ap_policy *pol = cfg->routes[0].policy;
+    assert_non_null(pol);
+    assert_string_equal(pol->name, "route1");
+    assert_int_equal(pol->profile, AP_PROFILE_STRICT);
+    assert_null(pol->site_id);
+    assert_int_equal(pol->addr_mode, AP_ADDR_DROP);
+    assert_int_equal(pol->v4_prefix, 24);
+    assert_int_equal(pol->v6_prefix, 48);
+    assert_string_equal(pol->addr_header, "X-Forwarded-For");
+    assert_int_equal(pol->nremove_headers, 0);
+    assert_int_equal(pol->pseudo_bits, 64);
+    assert_int_equal(pol->ncookie_rules, 0);
+    assert_int_equal(pol->nurl_keep, 0);
+    assert_null(pol->query.url_keep);
+    assert_int_equal(pol->query.strict_referrer, 1);
+    assert_string_equal(pol->headers[0].origin, "profile strict");
+    assert_ptr_equal(pol->clientaddr, &cfg->clientaddr);
+    ap_config_unref(cfg);
+
+    /* Null values: every default. */
+    cfg = parse_ok(PRIV_HEAD "      site_id:\n      url_keep: ~\n      headers:\n"
+                             "      cookies:\n      query:\n      remove_headers:\n"
+                             "      truncate:\n"
+                             "pseudonyms: {secret_file: null}\n"
+                             "trusted_proxies:\n");
+    pol = cfg->routes[0].policy;
+    assert_null(pol->site_id);
+    assert_int_equal(pol->nurl_keep, 0);
+    assert_int_equal(pol->ncookie_rules, 0);
+    assert_int_equal(pol->v4_prefix, 24);
+    assert_null(cfg->pseudonym_secret_file);
+    assert_int_equal(cfg->trusted_proxies.n, 0);
+    ap_config_unref(cfg);
+
+    /* `privacy:` alone is the strict profile too. */
+    cfg = parse_ok(PRIV_HEAD);
+    assert_int_equal(cfg->routes[0].policy->profile, AP_PROFILE_STRICT);
+    ap_config_unref(cfg);
+
+    /* The balanced profile truncates by default; pseudonyms.bits is every
+     * route's default. */
+    cfg = parse_ok(PRIV_HEAD "      profile: balanced\npseudonyms: {bits: 128}\n");
+    pol = cfg->routes[0].policy;
+    assert_int_equal(pol->profile, AP_PROFILE_BALANCED);
+    assert_int_equal(pol->addr_mode, AP_ADDR_TRUNCATE);
+    assert_int_equal(pol->pseudo_bits, 128);
+    assert_int_equal(pol->query.strict_referrer, 0);
+    assert_string_equal(pol->headers[0].origin, "profile balanced");
+    ap_config_unref(cfg);
+}
+
+static void test_privacy_values(void **state)
+{
+    (void)state;
+    /* Every client address mode, by name. */
+    static const struct {
+        const char *text;
+        enum ap_addr_mode mode;
+    } modes[] = {
+        { "drop", AP_ADDR_DROP },
+        { "placeholder", AP_ADDR_PLACEHOLDER },
+        { "truncate", AP_ADDR_TRUNCATE },
+        { "pseudonymise", AP_ADDR_PSEUDO },
+        { "pseudonymize", AP_ADDR_PSEUDO },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(modes); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), PRIV_HEAD "      client_address: %s\n", modes[i].text);
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->routes[0].policy->addr_mode, modes[i].mode);
+        ap_config_unref(cfg);
+    }
+
+    /* Every header action by name; `set` only with a value. */
+    for (int a = 0; a < AP_HDR_NACTIONS; a++) {
+        char yaml[512];
+        const char *name = ap_policy_hdr_action_name((enum ap_hdr_action)a);
+        if (a == AP_HDR_SET)
+            snprintf(yaml, sizeof(yaml), PRIV_HEAD "      headers: {X-A: {set: \"v 1\"}}\n");
+        else
+            snprintf(yaml, sizeof(yaml), PRIV_HEAD "      headers: {X-A: %s}\n", name);
+        struct ap_config *cfg = parse_ok(yaml);
+        const struct ap_policy *pol = cfg->routes[0].policy;
+        assert_string_equal(pol->headers[0].glob, "X-A");
+        assert_int_equal(pol->headers[0].action, a);
+        if (a == AP_HDR_SET)
+            assert_string_equal(pol->headers[0].value, "v 1");
+        ap_config_unref(cfg);
+    }
+    for (int a = 0; a < AP_QUERY_NACTIONS; a++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), PRIV_HEAD "      query: {\"p*\": %s}\n",
+                 ap_policy_query_action_name((enum ap_query_action)a));
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->routes[0].policy->query_rules[0].action, a);
+        ap_config_unref(cfg);
+    }
+    for (int a = 0; a < AP_COOKIE_NACTIONS; a++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), PRIV_HEAD "      cookies: {\"c?\": %s}\n",
+                 ap_policy_cookie_action_name((enum ap_cookie_action)a));
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->routes[0].policy->cookie_rules[0].action, a);
+        ap_config_unref(cfg);
+    }
+
+    /* Prefixes in one string, single headers as a string, any case. */
+    struct ap_config *cfg = parse_ok(MINIMAL "trusted_proxies: \"10.0.0.0/8, 192.168.0.0/16 ::1\"\n"
+                                             "client_address_headers: Forwarded\n");
+    assert_int_equal(cfg->trusted_proxies.n, 3);
+    check_cidr(&cfg->trusted_proxies.items[1], "192.168.0.0/16");
+    check_cidr(&cfg->trusted_proxies.items[2], "::1/128");
+    assert_int_equal(cfg->clientaddr.norder, 1);
+    assert_int_equal(cfg->clientaddr.order[0], AP_CLIENTADDR_HDR_FORWARDED);
+    ap_config_unref(cfg);
+
+    /* The extremes of every range. */
+    cfg = parse_ok(PRIV_HEAD "      truncate: {ipv4: 0, ipv6: 128}\n"
+                             "      pseudonym_bits: 256\n"
+                             "pseudonyms: {bits: 32}\n");
+    assert_int_equal(cfg->routes[0].policy->v4_prefix, 0);
+    assert_int_equal(cfg->routes[0].policy->v6_prefix, 128);
+    assert_int_equal(cfg->routes[0].policy->pseudo_bits, 256);
+    assert_int_equal(cfg->pseudonym_bits, 32);
+    ap_config_unref(cfg);
+}
+
+static void test_privacy_errors(void **state)
+{
+    (void)state;
+    expect_errors(PRIV_HEAD "      profile: strikt\n",
+                  "t.yaml:6:16: routes[0].privacy.profile: unknown profile 'strikt', did you "
+                  "mean 'strict'? (expected one of: strict, balanced)\n");
+    expect_errors(PRIV_HEAD "      client_address: Truncat\n",
+                  "t.yaml:6:23: routes[0].privacy.client_address: unknown client address mode "
+                  "'Truncat', did you mean 'truncate'? (expected one of: drop, placeholder, "
+                  "truncate, pseudonymise)\n");
+    expect_errors(PRIV_HEAD "      sit_id: a\n",
+                  "t.yaml:6:7: routes[0].privacy: unknown key 'sit_id', did you mean "
+                  "'site_id'?\n");
+    expect_errors(PRIV_HEAD "      profile: strict\n      profile: balanced\n",
+                  "t.yaml:7:7: routes[0].privacy: duplicate key 'profile' (first at 6:7)\n");
+    expect_errors("listen: [{address: 127.0.0.1:8080}]\n"
+                  "upstreams: {u: {file: out.ndjson}}\n"
+                  "routes: [{upstream: u, privacy: strict}]\n",
+                  "t.yaml:3:33: routes[0].privacy: expected a mapping, got a scalar\n");
+    expect_errors(PRIV_HEAD "      site_id: \"\"\n",
+                  "t.yaml:6:16: routes[0].privacy.site_id: invalid site id '' (1..255 "
+                  "characters, no control characters)\n");
+
+    /* Header rules. */
+    expect_errors(PRIV_HEAD "      headers:\n"
+                            "        X-A: kep\n"
+                            "        X-B: set\n"
+                            "        X-C: {set: }\n"
+                            "        X-D: {sett: 1}\n"
+                            "        X-E: [keep]\n"
+                            "        X-F: {set: \"a\\nb\"}\n"
+                            "        \"X F\": keep\n"
+                            "        Host: keep\n"
+                            "        x-forwarded-for: keep\n"
+                            "        X-A: drop\n",
+                  "t.yaml:7:14: routes[0].privacy.headers.X-A: unknown header action 'kep', "
+                  "did you mean 'keep'? (expected one of: keep, drop, set, pseudonymise, "
+                  "reduce-ua, reduce-language, referrer, clean-url, origin-only, cookies)\n"
+                  "t.yaml:8:14: routes[0].privacy.headers.X-B: 'set' needs a value: write "
+                  "{ set: VALUE }\n"
+                  "t.yaml:9:20: routes[0].privacy.headers.X-C.set: missing value (expected a "
+                  "header value)\n"
+                  "t.yaml:10:14: routes[0].privacy.headers.X-D: expected an action name or "
+                  "{ set: VALUE }\n"
+                  "t.yaml:11:14: routes[0].privacy.headers.X-E: expected a header action, got "
+                  "a list\n"
+                  "t.yaml:12:20: routes[0].privacy.headers.X-F.set: invalid header value "
+                  "'a?b' (no control characters, no leading or trailing space, not empty)\n"
+                  "t.yaml:13:9: routes[0].privacy.headers.X F: invalid header name 'X F' (a "
+                  "token, where '*' and '?' are wildcards)\n"
+                  "t.yaml:14:9: routes[0].privacy.headers.Host: 'Host' is managed by the proxy "
+                  "itself and cannot have a rule\n"
+                  "t.yaml:15:9: routes[0].privacy.headers.x-forwarded-for: 'x-forwarded-for' "
+                  "carries client addresses and is always removed; the outbound address is "
+                  "set by client_address and address_header\n"
+                  "t.yaml:16:9: routes[0].privacy.headers.X-A: duplicate rule 'X-A' (first at "
+                  "7:9)\n");
+    /* The route's own address headers are address headers too. */
+    expect_errors(PRIV_HEAD "      address_header: X-Client\n"
+                            "      remove_headers: X-Orig\n"
+                            "      headers: {x-client: keep, X-ORIG: {set: a}}\n",
+                  "t.yaml:8:17: routes[0].privacy.headers.x-client: 'x-client' carries client "
+                  "addresses and is always removed; the outbound address is set by "
+                  "client_address and address_header\n"
+                  "t.yaml:8:33: routes[0].privacy.headers.X-ORIG: 'X-ORIG' carries client "
+                  "addresses and is always removed; the outbound address is set by "
+                  "client_address and address_header\n");
+    expect_errors(PRIV_HEAD "      headers: [X-A]\n",
+                  "t.yaml:6:16: routes[0].privacy.headers: expected a mapping of header names "
+                  "to actions, got a list\n");
+
+    /* Address headers. */
+    expect_errors(PRIV_HEAD "      address_header: \"X Real\"\n"
+                            "      remove_headers: [X-Ok, Connection, \"\"]\n",
+                  "t.yaml:6:23: routes[0].privacy.address_header: invalid header name 'X Real' "
+                  "(expected a token such as X-Forwarded-For)\n"
+                  "t.yaml:7:30: routes[0].privacy.remove_headers[1]: 'Connection' is managed "
+                  "by the proxy itself\n"
+                  "t.yaml:7:42: routes[0].privacy.remove_headers[2]: invalid header name '' "
+                  "(expected a token such as X-Forwarded-For)\n");
+    expect_errors(PRIV_HEAD "      address_header: forwarded\n",
+                  "t.yaml:6:23: routes[0].privacy.address_header: Forwarded needs the RFC "
+                  "7239 syntax, which this header does not get; use X-Forwarded-For or "
+                  "X-Real-IP\n");
+
+    /* Cookies, query, url_keep. */
+    expect_errors(PRIV_HEAD "      cookies: {\"a;b\": keep, c: keeps, c: drop}\n"
+                            "      query: {gclid: keep, \"\": drop, u: origin, U: drop, u: keep}\n"
+                            "      url_keep: [fbclid, \"utm_*\"]\n",
+                  "t.yaml:6:17: routes[0].privacy.cookies.a;b: invalid cookie name 'a;b' (a "
+                  "token, where '*' and '?' are wildcards)\n"
+                  "t.yaml:6:33: routes[0].privacy.cookies.c: unknown cookie action 'keeps', "
+                  "did you mean 'keep'? (expected one of: drop, keep, pseudonymise)\n"
+                  "t.yaml:6:40: routes[0].privacy.cookies.c: duplicate rule 'c' (first at "
+                  "6:30)\n"
+                  "t.yaml:7:15: routes[0].privacy.query.gclid: 'gclid' is a click id: click "
+                  "ids are always dropped\n"
+                  "t.yaml:7:28: routes[0].privacy.query: invalid parameter name '' (1..256 "
+                  "characters, no control characters)\n"
+                  "t.yaml:7:41: routes[0].privacy.query.u: unknown query action 'origin' "
+                  "(expected one of: keep, drop, pseudonymise, truncate-ip, clean-url, "
+                  "origin-only, referrer)\n"
+                  "t.yaml:7:58: routes[0].privacy.query.u: duplicate rule 'u' (first at "
+                  "7:38)\n"
+                  "t.yaml:8:18: routes[0].privacy.url_keep[0]: 'fbclid' is a click id: click "
+                  "ids are always dropped\n");
+    expect_errors(PRIV_HEAD "      url_keep: []\n",
+                  "t.yaml:6:17: routes[0].privacy.url_keep: an empty list is not supported; "
+                  "leave the key out to keep the default (utm_source, utm_medium, "
+                  "utm_campaign)\n");
+
+    /* Numbers. */
+    expect_errors(PRIV_HEAD "      truncate: {ipv4: 33, ipv6: 129, ipv5: 1}\n"
+                            "      pseudonym_bits: 66\n"
+                            "pseudonyms: {bits: 512}\n",
+                  "t.yaml:6:24: routes[0].privacy.truncate.ipv4: '33' is out of range "
+                  "(0..32)\n"
+                  "t.yaml:6:34: routes[0].privacy.truncate.ipv6: '129' is out of range "
+                  "(0..128)\n"
+                  "t.yaml:6:39: routes[0].privacy.truncate: unknown key 'ipv5', did you mean "
+                  "'ipv4'?\n"
+                  "t.yaml:7:23: routes[0].privacy.pseudonym_bits: '66' is not a multiple of 4 "
+                  "(pseudonyms are written in hex digits)\n"
+                  "t.yaml:8:20: pseudonyms.bits: '512' is out of range (32..256)\n");
+    expect_errors(MINIMAL "pseudonyms: {bits: 28, secret_file: \"\"}\n",
+                  "t.yaml:4:20: pseudonyms.bits: '28' is out of range (32..256)\n"
+                  "t.yaml:4:37: pseudonyms.secret_file: empty file path\n");
+
+    /* Client address resolution. */
+    expect_errors(MINIMAL "trusted_proxies: [10.0.0.1/8, \"2001:db8::1/32\", nope, \"\", "
+                          "\"10.0.0.0/8 1.2.3.4/33\", {a: 1}]\n",
+                  "t.yaml:4:19: trusted_proxies[0]: invalid CIDR prefix '10.0.0.1/8': bits "
+                  "are set after /8 (did you mean '10.0.0.0/8'?)\n"
+                  "t.yaml:4:31: trusted_proxies[1]: invalid CIDR prefix '2001:db8::1/32': "
+                  "bits are set after /32 (did you mean '2001:db8::/32'?)\n"
+                  "t.yaml:4:49: trusted_proxies[2]: invalid CIDR prefix 'nope' (expected an "
+                  "IPv4 or IPv6 address with an optional /prefix, such as 10.0.0.0/8 or ::1)\n"
+                  "t.yaml:4:55: trusted_proxies[3]: empty CIDR prefix\n"
+                  "t.yaml:4:59: trusted_proxies[4]: invalid CIDR prefix '1.2.3.4/33' "
+                  "(expected an IPv4 or IPv6 address with an optional /prefix, such as "
+                  "10.0.0.0/8 or ::1)\n"
+                  "t.yaml:4:84: trusted_proxies[5]: expected a CIDR prefix, got a mapping\n");
+    expect_errors(MINIMAL "client_address_headers: [x-forwarded-fo, X-Real-IP, forwarded, "
+                          "Forwarded]\n",
+                  "t.yaml:4:26: client_address_headers[0]: unknown client address header "
+                  "'x-forwarded-fo', did you mean 'x-forwarded-for'? (expected one of: "
+                  "x-forwarded-for, forwarded)\n"
+                  "t.yaml:4:42: client_address_headers[1]: unknown client address header "
+                  "'X-Real-IP' (expected one of: x-forwarded-for, forwarded)\n"
+                  "t.yaml:4:64: client_address_headers[3]: duplicate header 'Forwarded' "
+                  "(first at 4:53)\n");
+    expect_errors(MINIMAL "client_address_headers: []\n",
+                  "t.yaml:4:25: client_address_headers: at least one header is required "
+                  "(x-forwarded-for, forwarded, or both)\n");
+}
+
+static void test_privacy_caps(void **state)
+{
+    (void)state;
+    /* 256 rules are accepted, 257 are refused, in each map. */
+    for (unsigned n = 256; n <= 257; n++) {
+        size_t cap = 64 + n * 16;
+        char *yaml = malloc(sizeof(PRIV_HEAD) + cap);
+        assert_non_null(yaml);
+        size_t off = (size_t)snprintf(yaml, sizeof(PRIV_HEAD) + cap, PRIV_HEAD "      query: {");
+        for (unsigned i = 0; i < n; i++)
+            off += (size_t)snprintf(yaml + off, sizeof(PRIV_HEAD) + cap - off, "%sp%u: drop",
+                                    i ? ", " : "", i);
+        snprintf(yaml + off, sizeof(PRIV_HEAD) + cap - off, "}\n");
+        char *errors = NULL;
+        struct ap_config *cfg = parse(yaml, &errors);
+        if (n == 256) {
+            assert_non_null(cfg);
+            assert_string_equal(cfg->routes[0].policy->query_rules[255].glob, "p255");
+            ap_config_unref(cfg);
+        } else {
+            assert_null(cfg);
+            assert_string_equal(errors, "t.yaml:6:14: routes[0].privacy.query: too many "
+                                        "entries (257, at most 256)\n");
+            free(errors);
+        }
+        free(yaml);
+    }
+}
+
+static void test_secret_file(void **state)
+{
+    (void)state;
+    char ok[64], small[64], big[64], yaml[512], expected[512];
+    make_file(ok, 16);
+    make_file(small, 15);
+    make_file(big, 4097);
+
+    snprintf(yaml, sizeof(yaml), MINIMAL "pseudonyms: {secret_file: %s}\n", ok);
+    struct ap_config *cfg = parse_ok(yaml);
+    assert_string_equal(cfg->pseudonym_secret_file, ok);
+    ap_config_unref(cfg);
+
+    snprintf(yaml, sizeof(yaml), MINIMAL "pseudonyms: {secret_file: %s}\n", small);
+    snprintf(expected, sizeof(expected),
+             "t.yaml:4:27: pseudonyms.secret_file: secret file '%s' holds 15 bytes (expected "
+             "16..4096)\n", small);
+    expect_errors(yaml, expected);
+    snprintf(yaml, sizeof(yaml), MINIMAL "pseudonyms: {secret_file: %s}\n", big);
+    snprintf(expected, sizeof(expected),
+             "t.yaml:4:27: pseudonyms.secret_file: secret file '%s' holds 4097 bytes "
+             "(expected 16..4096)\n", big);
+    expect_errors(yaml, expected);
+    expect_errors(MINIMAL "pseudonyms: {secret_file: /nonexistent/key}\n",
+                  "t.yaml:4:27: pseudonyms.secret_file: cannot use secret file "
+                  "'/nonexistent/key': No such file or directory\n");
+    expect_errors(MINIMAL "pseudonyms: {secret_file: /tmp}\n",
+                  "t.yaml:4:27: pseudonyms.secret_file: secret file '/tmp' is not a regular "
+                  "file\n");
+    /* Root reads anything, so the permission case needs another user. */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(ok, 0), 0);
+        snprintf(yaml, sizeof(yaml), MINIMAL "pseudonyms: {secret_file: %s}\n", ok);
+        snprintf(expected, sizeof(expected),
+                 "t.yaml:4:27: pseudonyms.secret_file: cannot read secret file '%s': "
+                 "Permission denied\n", ok);
+        expect_errors(yaml, expected);
+    }
+    unlink(ok);
+    unlink(small);
+    unlink(big);
+}
+
+/* Prints, parses the output, prints again: both texts and both policies
+ * must agree; the profile's own rules must not turn into route rules. */
+static void test_privacy_round_trip(void **state)
+{
+    (void)state;
+    char secret[64];
+    make_file(secret, 40);
+    char *inputs[] = {
+        privacy_example(secret),
+        strdup(PRIV_HEAD "      profile: balanced\n"
+                         "      site_id: \"caf\xc3\xa9 \\\"x\\\"\"\n"
+                         "      client_address: placeholder\n"
+                         "      headers: {\"*\": keep, X-S: {set: \"a \\\\ \\\"b\\\"\"}}\n"
+                         "      cookies: {\"*\": drop}\n"),
+        strdup(MINIMAL),
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(inputs); i++) {
+        struct ap_config *a = parse_ok(inputs[i]);
+        char *text_a = print_to_string(a);
+        struct ap_config *b = parse_ok(text_a);
+        char *text_b = print_to_string(b);
+        assert_string_equal(text_a, text_b);
+        assert_null(strstr(text_a, "Accept-Language")); /* a profile rule */
+        assert_null(strstr(text_a, "\"client_id\""));   /* a profile query rule */
+
+        assert_int_equal(a->trusted_proxies.n, b->trusted_proxies.n);
+        assert_memory_equal(a->trusted_proxies.items, b->trusted_proxies.items,
+                            a->trusted_proxies.n * sizeof(*a->trusted_proxies.items));
+        assert_int_equal(a->clientaddr.norder, b->clientaddr.norder);
+        assert_memory_equal(a->clientaddr.order, b->clientaddr.order, sizeof(a->clientaddr.order));
+        assert_int_equal(a->pseudonym_bits, b->pseudonym_bits);
+        assert_int_equal(a->pseudonym_secret_file == NULL, b->pseudonym_secret_file == NULL);
+        for (size_t r = 0; r < a->nroutes; r++) {
+            const struct ap_policy *pa = a->routes[r].policy, *pb = b->routes[r].policy;
+            assert_string_equal(pa->name, pb->name);
+            assert_int_equal(pa->profile, pb->profile);
+            assert_int_equal(pa->site_id == NULL, pb->site_id == NULL);
+            if (pa->site_id != NULL)
+                assert_string_equal(pa->site_id, pb->site_id);
+            assert_int_equal(pa->addr_mode, pb->addr_mode);
+            assert_int_equal(pa->v4_prefix, pb->v4_prefix);
+            assert_int_equal(pa->v6_prefix, pb->v6_prefix);
+            assert_int_equal(pa->pseudo_bits, pb->pseudo_bits);
+            assert_string_equal(pa->addr_header, pb->addr_header);
+            assert_int_equal(pa->nremove_headers, pb->nremove_headers);
+            for (size_t k = 0; k < pa->nremove_headers; k++)
+                assert_string_equal(pa->remove_headers[k], pb->remove_headers[k]);
+            assert_int_equal(pa->nheaders, pb->nheaders);
+            for (size_t k = 0; k < pa->nheaders; k++) {
+                assert_string_equal(pa->headers[k].glob, pb->headers[k].glob);
+                assert_int_equal(pa->headers[k].action, pb->headers[k].action);
+                assert_string_equal(pa->headers[k].origin, pb->headers[k].origin);
+                if (pa->headers[k].value != NULL)
+                    assert_string_equal(pa->headers[k].value, pb->headers[k].value);
+            }
+            assert_int_equal(pa->ncookie_rules, pb->ncookie_rules);
+            for (size_t k = 0; k < pa->ncookie_rules; k++) {
+                assert_string_equal(pa->cookie_rules[k].glob, pb->cookie_rules[k].glob);
+                assert_int_equal(pa->cookie_rules[k].action, pb->cookie_rules[k].action);
+            }
+            assert_int_equal(pa->nquery_rules, pb->nquery_rules);
+            for (size_t k = 0; k < pa->nquery_rules; k++) {
+                assert_string_equal(pa->query_rules[k].glob, pb->query_rules[k].glob);
+                assert_int_equal(pa->query_rules[k].action, pb->query_rules[k].action);
+            }
+            assert_int_equal(pa->nurl_keep, pb->nurl_keep);
+            for (size_t k = 0; k < pa->nurl_keep; k++)
+                assert_string_equal(pa->url_keep[k], pb->url_keep[k]);
+        }
+        free(text_a);
+        free(text_b);
+        ap_config_unref(a);
+        ap_config_unref(b);
+        free(inputs[i]);
+    }
+    unlink(secret);
+}
+
+static void test_privacy_print(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(PRIV_HEAD "      profile: balanced\n"
+                                               "      headers: {X-A: keep, X-B: {set: v}}\n"
+                                               "      query: {uid: keep}\n"
+                                               "      url_keep: [a]\n"
+                                               "trusted_proxies: [\"::ffff:10.0.0.0/104\"]\n");
+    char *text = print_to_string(cfg);
+    assert_non_null(strstr(text, "    privacy:\n"
+                                 "      profile: balanced\n"
+                                 "      site_id: ~ # not set: the request's Host\n"
+                                 "      client_address: truncate\n"
+                                 "      truncate:\n"
+                                 "        ipv4: 24\n"
+                                 "        ipv6: 48\n"
+                                 "      address_header: \"X-Forwarded-For\"\n"
+                                 "      remove_headers: []\n"
+                                 "      pseudonym_bits: 64\n"
+                                 "      headers:\n"
+                                 "        \"X-A\": keep\n"
+                                 "        \"X-B\": { set: \"v\" }\n"
+                                 "      cookies: {}\n"
+                                 "      query:\n"
+                                 "        \"uid\": keep\n"
+                                 "      url_keep: [\"a\"]\n"));
+    /* An IPv4-mapped prefix is printed as the IPv4 prefix it stands for. */
+    assert_non_null(strstr(text, "trusted_proxies: [\"10.0.0.0/8\"]\n"));
+    free(text);
+    ap_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1136,6 +1779,14 @@ int main(void)
         cmocka_unit_test(test_print_format),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_privacy_example),
+        cmocka_unit_test(test_privacy_defaults),
+        cmocka_unit_test(test_privacy_values),
+        cmocka_unit_test(test_privacy_errors),
+        cmocka_unit_test(test_privacy_caps),
+        cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_privacy_round_trip),
+        cmocka_unit_test(test_privacy_print),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
