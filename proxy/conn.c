@@ -159,6 +159,8 @@ static struct ap_exchange *exchange_new(struct ap_conn *c)
     ex->magic = AP_EXCHANGE_MAGIC;
     ex->c = c;
     ex->w = c->w;
+    ex->gen = c->w->gen;
+    ap_gen_ref(ex->gen);
     ap_arena_init(&ex->arena, 4096, (size_t)conn_cfg(c)->limits.header_bytes * 4 + 65536);
     ap_buf_init(&ex->out_head, (size_t)conn_cfg(c)->limits.header_bytes * 2 + 4096);
     ex->start_ms = uv_now(&c->w->loop);
@@ -178,6 +180,7 @@ void ap_exchange_free(struct ap_exchange *ex)
     ap_chunkq_free(&ex->sent);
     ap_buf_free(&ex->out_head);
     ap_arena_free(&ex->arena);
+    ap_gen_unref(ex->w, ex->gen);
     ex->magic = 0;
     free(ex);
 }
@@ -256,6 +259,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
     struct ap_worker *w = c->w;
     ap_buf_free(&c->head);
     ap_buf_free(&c->pending);
+    if (c->gen != NULL)
+        ap_gen_unref(w, c->gen);
     c->magic = 0;
     free(c);
     if (w->draining && w->nconns == 0)
@@ -794,7 +799,8 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
 
 void ap_conn_on_accept(uv_stream_t *listener, int status)
 {
-    struct ap_worker *w = listener->data;
+    struct ap_listener *l = listener->data;
+    struct ap_worker *w = l->w;
     if (status < 0) {
         ap_log(AP_LOG_WARN, "accept failed: %s", uv_strerror(status));
         return;
@@ -837,7 +843,9 @@ void ap_conn_on_accept(uv_stream_t *listener, int status)
         return;
     }
     ap_ip_unmap(&c->peer);
-    c->listener = &w->cfg->listeners[(uv_tcp_t *)listener - w->listeners];
+    c->gen = l->gen;
+    ap_gen_ref(c->gen);
+    c->listener = l->lcfg;
     if (w->nconns > w->cfg->limits.connections_per_worker) {
         ap_conn_send_error(c, 503, "too many connections");
         return;

@@ -31,7 +31,8 @@ static void usage(FILE *out)
             "  -h, --help          print this help and exit\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop accepting, finish requests in flight\n"
-            "(timeouts.drain) and exit 0.\n");
+            "(timeouts.drain) and exit 0. SIGHUP reloads the configuration: an invalid\n"
+            "one is logged (FILE:LINE:COL) and the running one keeps serving.\n");
 }
 
 int main(int argc, char **argv)
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
     }
     if (cfg->log_level != NULL)
         ap_log_set_level(cfg->log_level);
-    int rc = ap_server_run(cfg);
+    int rc = ap_server_run(cfg, path);
     ap_config_unref(cfg);
     return rc;
 }

@@ -80,6 +80,40 @@ struct ap_tlist {
     struct ap_conn *head, *tail;
 };
 
+/* One configuration generation as one worker sees it. A reload builds a
+ * new one per worker (on the main thread) and hands it over; the worker
+ * installs it and retires the old one, which lives on while connections
+ * accepted under it or requests started under it still need it. */
+#define AP_GEN_MAGIC 0x47454e31u
+
+struct ap_gen {
+    unsigned magic;
+    unsigned long id;               /* 1, 2, ... per reload */
+    struct ap_config *cfg;          /* one reference */
+    struct ap_upstream_state *ups;  /* indexed like cfg->upstreams */
+    int *lfds;                      /* per cfg listener: this worker's socket */
+    unsigned char *lnew;            /* per cfg listener: 1 when lfds[i] is new */
+    unsigned refs;                  /* connections and requests using it, +1 while current */
+};
+
+/* The main thread's record of a worker's listening sockets, for reuse by
+ * the next reload. Only the main thread reads or writes it. */
+struct ap_lsock {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int fd;
+};
+
+/* A listening socket of one worker. Survives reloads that keep its address. */
+struct ap_listener {
+    uv_tcp_t tcp;
+    struct ap_worker *w;
+    struct ap_listener *next;
+    int fd;
+    struct ap_gen *gen;                      /* generation of lcfg */
+    const struct ap_config_listener *lcfg;
+};
+
 #define AP_WORKER_MAGIC 0x574b5231u
 
 struct ap_worker {
@@ -89,11 +123,12 @@ struct ap_worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wakeup;
-    struct ap_config *cfg;
-    uv_tcp_t *listeners;
-    size_t nlisteners;
-    size_t nlisteners_open;
-    struct ap_upstream_state *ups; /* indexed like cfg->upstreams */
+    struct ap_config *cfg;         /* gen->cfg, for short */
+    struct ap_gen *gen;            /* current generation */
+    struct ap_gen *pending_gen;    /* handed over by the main thread (atomic) */
+    struct ap_lsock *lsocks;       /* main thread only: sockets of the last generation */
+    size_t nlsocks;
+    struct ap_listener *listeners;
     struct ap_conn *conns;         /* every client connection, for draining */
     unsigned nconns;
     unsigned nupconns;
@@ -117,7 +152,12 @@ struct ap_server {
     struct ap_config *cfg;
     struct ap_worker *workers;
     unsigned nworkers;
-    uv_file *file_fds; /* per upstream, -1 unless AP_UPSTREAM_FILE */
+    uv_file *file_fds; /* per upstream of cfg, -1 unless AP_UPSTREAM_FILE */
+    char *cfg_path;
+    unsigned long generation;
+    uint64_t reloads_ok, reloads_failed;
+    char last_reload[256];             /* result of the last reload, for STATUS= and /metrics */
+    uv_signal_t sighup;
     struct ap_pseudo_source pseudo;    /* day keys, shared by every worker */
     struct ap_policy *default_policy;  /* strict, for routes without a policy */
     uv_loop_t *main_loop;
@@ -151,7 +191,8 @@ struct ap_conn {
     struct ap_head_scan scan;
     struct ap_buf pending;    /* bytes read past the current request */
     struct ap_exchange *ex;   /* request in progress, or NULL */
-    const struct ap_config_listener *listener;
+    struct ap_gen *gen;       /* generation it was accepted under (a reference) */
+    const struct ap_config_listener *listener; /* in gen->cfg */
     struct ap_ip peer;        /* TCP peer, or the PROXY protocol source */
     unsigned reading : 1;     /* uv_read_start active */
     unsigned read_paused : 1; /* stopped for upstream backpressure */
@@ -175,6 +216,7 @@ struct ap_exchange {
     unsigned magic;
     struct ap_conn *c;
     struct ap_worker *w;
+    struct ap_gen *gen;       /* generation the request started under (a reference) */
     struct ap_arena arena;
     struct ap_request req;
     struct ap_engine_result res; /* client address decided by the engine, audit */
@@ -244,6 +286,11 @@ struct ap_upconn {
 
 /* server.c */
 uint64_t ap_server_now(struct ap_worker *w);
+void ap_gen_ref(struct ap_gen *g);
+/* Main thread: load the configuration file again and hand it to every
+ * worker. Returns 0, or -1 with the old configuration still serving. */
+int ap_server_reload(struct ap_server *s);
+void ap_gen_unref(struct ap_worker *w, struct ap_gen *g);
 
 /* conn.c */
 void ap_conn_on_accept(uv_stream_t *listener, int status);
@@ -276,6 +323,8 @@ void ap_upstream_detach(struct ap_exchange *ex);
 /* The client's write queue drained below the low mark. */
 void ap_upstream_client_writable(struct ap_exchange *ex);
 void ap_upstream_worker_close(struct ap_worker *w);
+/* Close the idle pooled connections of a generation's upstreams. */
+void ap_upstream_gen_close_idle(struct ap_gen *g);
 void ap_chunkq_free(struct ap_chunkq *q);
 int ap_chunkq_append(struct ap_chunkq *q, const char *p, size_t n);
 

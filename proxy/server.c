@@ -1,7 +1,15 @@
 /* Process and workers: N threads, one libuv loop each; every worker binds
  * every listener itself with SO_REUSEPORT, so the kernel spreads connections
- * and no state is shared on the request path. The main thread owns signals
- * and the shared file descriptors of file upstreams. */
+ * and no state is shared on the request path. The main thread owns signals,
+ * reloads and the admin listener.
+ *
+ * Reload (SIGHUP, POST /reload): the main thread parses the new file, binds
+ * the sockets of new listeners and opens new file sinks — everything that
+ * can fail — and only then hands each worker a new generation (struct
+ * ap_gen). A worker installs it between two callbacks: new listeners start
+ * accepting before removed ones close, and the old generation stays alive
+ * while a connection accepted under it or a request started under it still
+ * refers to it. A config that fails leaves the old one serving. */
 #include "anonproxy/common.h"
 
 #include <errno.h>
@@ -51,6 +59,13 @@ static int open_listener_fd(const struct ap_config_listener *l, char *err, size_
         close(fd);
         return -1;
     }
+    /* listen() here, not in the worker, so that a new listener queues
+     * connections from the moment the reload succeeds. */
+    if (listen(fd, l->backlog > 0 ? l->backlog : 511) != 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 
@@ -71,7 +86,7 @@ static int open_sink(const char *path, char *err, size_t errlen)
     }
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
-        snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "open %.200s: %s", path, strerror(errno));
     return fd;
 }
 
@@ -79,18 +94,210 @@ static void on_handle_closed_noop(uv_handle_t *h)
 {
 }
 
+/* ---- generations ---- */
+
+static void gen_free(struct ap_gen *g)
+{
+    if (g->ups != NULL) {
+        for (size_t i = 0; i < g->cfg->nupstreams; i++) {
+            free(g->ups[i].pools);
+            if (g->ups[i].fd >= 0)
+                close(g->ups[i].fd);
+        }
+    }
+    if (g->lfds != NULL)
+        for (size_t i = 0; i < g->cfg->nlisteners; i++)
+            if (g->lnew[i] && g->lfds[i] >= 0)
+                close(g->lfds[i]); /* never handed to a worker */
+    free(g->ups);
+    free(g->lfds);
+    free(g->lnew);
+    ap_config_unref(g->cfg);
+    g->magic = 0;
+    free(g);
+}
+
+void ap_gen_ref(struct ap_gen *g)
+{
+    AP_CHECK_OBJ(g, AP_GEN_MAGIC);
+    g->refs++;
+}
+
+void ap_gen_unref(struct ap_worker *w, struct ap_gen *g)
+{
+    AP_CHECK_OBJ(g, AP_GEN_MAGIC);
+    AP_BUG_ON(g->refs == 0);
+    if (--g->refs > 0)
+        return;
+    /* Sockets now belong to ap_listener handles or were closed with them. */
+    for (size_t i = 0; i < g->cfg->nlisteners; i++)
+        g->lnew[i] = 0;
+    ap_upstream_gen_close_idle(g);
+    gen_free(g);
+}
+
+/* Build a worker's generation for `cfg`. `prev` is the worker's current
+ * listener set (main thread's copy): sockets of unchanged addresses are
+ * reused. `sink_fds` are the main thread's descriptors, dup'ed per worker. */
+static struct ap_gen *gen_build(struct ap_config *cfg, unsigned worker_id, unsigned long id,
+                                const struct ap_lsock *prev, size_t nprev, const int *sink_fds,
+                                char *err, size_t errlen)
+{
+    struct ap_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        goto oom;
+    g->magic = AP_GEN_MAGIC;
+    g->id = id;
+    g->cfg = ap_config_ref(cfg);
+    g->refs = 1;
+    g->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*g->ups));
+    g->lfds = malloc((cfg->nlisteners ? cfg->nlisteners : 1) * sizeof(*g->lfds));
+    g->lnew = calloc(cfg->nlisteners ? cfg->nlisteners : 1, 1);
+    if (g->ups == NULL || g->lfds == NULL || g->lnew == NULL)
+        goto oom;
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        g->ups[i].fd = -1;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        g->lfds[i] = -1;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const struct ap_config_upstream *up = &cfg->upstreams[i];
+        g->ups[i].up = up;
+        if (up->kind == AP_UPSTREAM_FILE) {
+            g->ups[i].fd = fcntl(sink_fds[i], F_DUPFD_CLOEXEC, 0);
+            if (g->ups[i].fd < 0) {
+                snprintf(err, errlen, "upstream %s: dup: %s", up->name, strerror(errno));
+                gen_free(g);
+                return NULL;
+            }
+            continue;
+        }
+        g->ups[i].pools = calloc(up->nservers, sizeof(struct ap_pool));
+        if (g->ups[i].pools == NULL)
+            goto oom;
+        for (size_t k = 0; k < up->nservers; k++) {
+            g->ups[i].pools[k].up = up;
+            g->ups[i].pools[k].srv = &up->servers[k];
+        }
+        /* Workers start at different servers so that load spreads. */
+        g->ups[i].rr = worker_id;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct ap_config_listener *l = &cfg->listeners[i];
+        for (size_t k = 0; k < nprev; k++) {
+            if (prev[k].addrlen == l->addrlen && memcmp(&prev[k].addr, &l->addr, l->addrlen) == 0) {
+                g->lfds[i] = prev[k].fd;
+                break;
+            }
+        }
+        if (g->lfds[i] >= 0)
+            continue;
+        char why[256];
+        g->lfds[i] = open_listener_fd(l, why, sizeof(why));
+        if (g->lfds[i] < 0) {
+            snprintf(err, errlen, "listen %s: %s", l->address, why);
+            gen_free(g);
+            return NULL;
+        }
+        g->lnew[i] = 1;
+    }
+    return g;
+oom:
+    snprintf(err, errlen, "out of memory");
+    if (g != NULL)
+        gen_free(g);
+    return NULL;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Make the worker's listening handles match `g`: keep sockets whose
+ * address stays, open the new ones, then close the removed ones. */
+static void worker_apply_listeners(struct ap_worker *w, struct ap_gen *g)
+{
+    for (size_t i = 0; i < g->cfg->nlisteners; i++) {
+        struct ap_listener *l = w->listeners;
+        while (l != NULL && l->fd != g->lfds[i])
+            l = l->next;
+        if (l != NULL) {
+            l->gen = g;
+            l->lcfg = &g->cfg->listeners[i];
+            continue;
+        }
+        l = calloc(1, sizeof(*l));
+        if (l == NULL) {
+            ap_log(AP_LOG_ERROR, "worker %u: out of memory for listener %s", w->id,
+                   g->cfg->listeners[i].address);
+            continue;
+        }
+        l->w = w;
+        l->fd = g->lfds[i];
+        l->gen = g;
+        l->lcfg = &g->cfg->listeners[i];
+        uv_tcp_init(&w->loop, &l->tcp);
+        l->tcp.data = l;
+        int r = uv_tcp_open(&l->tcp, l->fd);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)&l->tcp, l->lcfg->backlog > 0 ? l->lcfg->backlog : 511,
+                          ap_conn_on_accept);
+        g->lnew[i] = 0; /* the handle owns the socket now */
+        if (r != 0) {
+            ap_log(AP_LOG_ERROR, "worker %u: listen %s: %s", w->id, l->lcfg->address, uv_strerror(r));
+            uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+            continue;
+        }
+        l->next = w->listeners;
+        w->listeners = l;
+    }
+    struct ap_listener **pp = &w->listeners;
+    while (*pp != NULL) {
+        struct ap_listener *l = *pp;
+        size_t i = 0;
+        while (i < g->cfg->nlisteners && g->lfds[i] != l->fd)
+            i++;
+        if (i < g->cfg->nlisteners) {
+            pp = &l->next;
+            continue;
+        }
+        *pp = l->next;
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    }
+}
+
+static void worker_close_listeners(struct ap_worker *w)
+{
+    while (w->listeners != NULL) {
+        struct ap_listener *l = w->listeners;
+        w->listeners = l->next;
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    }
+}
+
+static void worker_install(struct ap_worker *w, struct ap_gen *g)
+{
+    struct ap_gen *old = w->gen;
+    w->gen = g;
+    w->cfg = g->cfg;
+    worker_apply_listeners(w, g);
+    if (old != NULL) {
+        ap_upstream_gen_close_idle(old);
+        ap_gen_unref(w, old);
+    }
+}
+
+/* ---- worker lifecycle ---- */
+
 static void worker_finish(struct ap_worker *w)
 {
     /* Close what keeps the loop alive; uv_run then returns. */
     ap_upstream_worker_close(w);
-    if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
-        uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed_noop);
-    if (!uv_is_closing((uv_handle_t *)&w->conn_timer))
-        uv_close((uv_handle_t *)&w->conn_timer, on_handle_closed_noop);
-    if (!uv_is_closing((uv_handle_t *)&w->key_timer))
-        uv_close((uv_handle_t *)&w->key_timer, on_handle_closed_noop);
-    if (!uv_is_closing((uv_handle_t *)&w->wakeup))
-        uv_close((uv_handle_t *)&w->wakeup, on_handle_closed_noop);
+    uv_handle_t *hs[] = {(uv_handle_t *)&w->drain_timer, (uv_handle_t *)&w->conn_timer,
+                         (uv_handle_t *)&w->key_timer, (uv_handle_t *)&w->wakeup};
+    for (size_t i = 0; i < AP_ARRAY_SIZE(hs); i++)
+        if (!uv_is_closing(hs[i]))
+            uv_close(hs[i], on_handle_closed_noop);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -110,13 +317,18 @@ static void on_drain_timeout(uv_timer_t *t)
 static void on_wakeup(uv_async_t *a)
 {
     struct ap_worker *w = a->data;
+    struct ap_gen *g = __atomic_exchange_n(&w->pending_gen, NULL, __ATOMIC_ACQ_REL);
+    if (g != NULL) {
+        if (w->draining)
+            ap_gen_unref(w, g);
+        else
+            worker_install(w, g);
+    }
     if (!__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE))
         return;
     if (!w->draining) {
         w->draining = 1;
-        for (size_t i = 0; i < w->nlisteners; i++)
-            if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
-                uv_close((uv_handle_t *)&w->listeners[i], on_handle_closed_noop);
+        worker_close_listeners(w);
         ap_conn_close_idle(w);
         ap_upstream_worker_close(w);
         uv_timer_start(&w->drain_timer, on_drain_timeout, w->cfg->timeouts.drain, 0);
@@ -143,14 +355,17 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, char *err, size_t errlen)
+static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, struct ap_gen *g,
+                       char *err, size_t errlen)
 {
-    const struct ap_config *cfg = s->cfg;
+    struct ap_lsock *ls = w->lsocks; /* recorded by build_gens */
+    size_t nls = w->nlsocks;
     memset(w, 0, sizeof(*w));
+    w->lsocks = ls;
+    w->nlsocks = nls;
     w->magic = AP_WORKER_MAGIC;
     w->id = id;
     w->server = s;
-    w->cfg = s->cfg;
     int r = uv_loop_init(&w->loop);
     if (r != 0) {
         snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(r));
@@ -170,79 +385,175 @@ static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, ch
         return -1;
     }
     uv_timer_start(&w->key_timer, on_key_timer, 3600 * 1000, 3600 * 1000);
-
-    w->ups = calloc(cfg->nupstreams, sizeof(*w->ups));
-    if (w->ups == NULL)
-        return -1;
-    for (size_t i = 0; i < cfg->nupstreams; i++) {
-        const struct ap_config_upstream *up = &cfg->upstreams[i];
-        w->ups[i].up = up;
-        w->ups[i].fd = s->file_fds[i];
-        if (up->kind != AP_UPSTREAM_HTTP)
-            continue;
-        w->ups[i].pools = calloc(up->nservers, sizeof(struct ap_pool));
-        if (w->ups[i].pools == NULL)
-            return -1;
-        for (size_t k = 0; k < up->nservers; k++) {
-            w->ups[i].pools[k].up = up;
-            w->ups[i].pools[k].srv = &up->servers[k];
-        }
-        /* Workers start at different servers so that load spreads. */
-        w->ups[i].rr = id;
-    }
-
-    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
-    if (w->listeners == NULL)
-        return -1;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct ap_config_listener *l = &cfg->listeners[i];
-        char why[256];
-        int fd = open_listener_fd(l, why, sizeof(why));
-        if (fd < 0) {
-            snprintf(err, errlen, "listen %s: %s", l->address, why);
-            return -1;
-        }
-        uv_tcp_init(&w->loop, &w->listeners[i]);
-        w->listeners[i].data = w;
-        w->nlisteners++;
-        r = uv_tcp_open(&w->listeners[i], fd);
-        if (r == 0)
-            r = uv_listen((uv_stream_t *)&w->listeners[i], l->backlog > 0 ? l->backlog : 511,
-                          ap_conn_on_accept);
-        if (r != 0) {
-            snprintf(err, errlen, "listen %s: %s", l->address, uv_strerror(r));
-            return -1;
-        }
-    }
+    worker_install(w, g);
     return 0;
 }
 
 static void worker_destroy(struct ap_worker *w)
 {
+    if (w->magic != AP_WORKER_MAGIC)
+        return;
     /* Close anything left (after a failed start) and let callbacks run. */
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
-            uv_close((uv_handle_t *)&w->listeners[i], on_handle_closed_noop);
-    if (w->magic == AP_WORKER_MAGIC) {
-        if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
-            uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed_noop);
-        if (!uv_is_closing((uv_handle_t *)&w->conn_timer))
-            uv_close((uv_handle_t *)&w->conn_timer, on_handle_closed_noop);
-        if (!uv_is_closing((uv_handle_t *)&w->key_timer))
-            uv_close((uv_handle_t *)&w->key_timer, on_handle_closed_noop);
-        if (!uv_is_closing((uv_handle_t *)&w->wakeup))
-            uv_close((uv_handle_t *)&w->wakeup, on_handle_closed_noop);
-        uv_run(&w->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&w->loop);
-    }
-    if (w->keyring.magic != 0)
-        ap_pseudo_keyring_free(&w->keyring);
-    if (w->ups != NULL)
-        for (size_t i = 0; i < w->cfg->nupstreams; i++)
-            free(w->ups[i].pools);
-    free(w->ups);
-    free(w->listeners);
+    worker_close_listeners(w);
+    worker_finish(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->gen != NULL)
+        ap_gen_unref(w, w->gen);
+    struct ap_gen *pend = __atomic_exchange_n(&w->pending_gen, NULL, __ATOMIC_ACQ_REL);
+    if (pend != NULL)
+        ap_gen_unref(w, pend);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    ap_pseudo_keyring_free(&w->keyring);
+    free(w->lsocks);
+    w->lsocks = NULL;
     w->magic = 0;
+}
+
+/* ---- main thread: start, reload, stop ---- */
+
+static void close_sinks(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+}
+
+static int *open_sinks(const struct ap_config *cfg, char *err, size_t errlen)
+{
+    int *fds = malloc((cfg->nupstreams ? cfg->nupstreams : 1) * sizeof(*fds));
+    if (fds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        fds[i] = -1;
+        if (cfg->upstreams[i].kind != AP_UPSTREAM_FILE)
+            continue;
+        char why[384];
+        fds[i] = open_sink(cfg->upstreams[i].file_path, why, sizeof(why));
+        if (fds[i] < 0) {
+            snprintf(err, errlen, "upstream %s: %s", cfg->upstreams[i].name, why);
+            close_sinks(fds, i);
+            return NULL;
+        }
+    }
+    return fds;
+}
+
+static void set_reload_status(struct ap_server *s, const char *fmt, const char *detail)
+{
+    snprintf(s->last_reload, sizeof(s->last_reload), fmt, detail ? detail : "");
+}
+
+/* Build every worker's generation for `cfg` or none. */
+static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen **gens, char *err,
+                      size_t errlen)
+{
+    int *sinks = open_sinks(cfg, err, errlen);
+    if (sinks == NULL)
+        return -1;
+    unsigned long id = s->generation + 1;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        gens[i] = gen_build(cfg, i, id, s->workers[i].lsocks, s->workers[i].nlsocks, sinks, err, errlen);
+        if (gens[i] == NULL) {
+            while (i-- > 0)
+                gen_free(gens[i]);
+            close_sinks(sinks, cfg->nupstreams);
+            return -1;
+        }
+    }
+    close_sinks(sinks, cfg->nupstreams);
+    /* Remember the sockets for the next reload. */
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct ap_lsock *ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
+        if (ls == NULL)
+            continue; /* the next reload binds fresh sockets: still correct */
+        for (size_t k = 0; k < cfg->nlisteners; k++) {
+            ls[k].addr = cfg->listeners[k].addr;
+            ls[k].addrlen = cfg->listeners[k].addrlen;
+            ls[k].fd = gens[i]->lfds[k];
+        }
+        free(s->workers[i].lsocks);
+        s->workers[i].lsocks = ls;
+        s->workers[i].nlsocks = cfg->nlisteners;
+    }
+    s->generation = id;
+    return 0;
+}
+
+int ap_server_reload(struct ap_server *s)
+{
+    if (s->stopping)
+        return -1;
+    char *errors = NULL;
+    struct ap_config *cfg = ap_config_load(s->cfg_path, &errors);
+    if (cfg == NULL) {
+        /* Each error line is FILE:LINE:COL: message. */
+        const char *e = errors ? errors : "unknown error\n";
+        while (*e) {
+            const char *nl = strchr(e, '\n');
+            int n = nl ? (int)(nl - e) : (int)strlen(e);
+            ap_log(AP_LOG_ERROR, "reload failed: %.*s", n, e);
+            e += n + (nl != NULL);
+        }
+        s->reloads_failed++;
+        set_reload_status(s, "reload failed: %s", errors ? "invalid configuration" : "error");
+        free(errors);
+        return -1;
+    }
+    /* One reload at a time: wait until every worker took the previous
+     * generation (one loop turn; bounded), so sockets are never handed twice. */
+    for (int spins = 0; spins < 5000; spins++) {
+        unsigned busy = 0;
+        for (unsigned i = 0; i < s->nworkers; i++)
+            busy += __atomic_load_n(&s->workers[i].pending_gen, __ATOMIC_ACQUIRE) != NULL;
+        if (busy == 0)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    struct ap_gen **gens = calloc(s->nworkers, sizeof(*gens));
+    char err[512];
+    if (gens == NULL || build_gens(s, cfg, gens, err, sizeof(err)) != 0) {
+        if (gens == NULL)
+            snprintf(err, sizeof(err), "out of memory");
+        ap_log(AP_LOG_ERROR, "reload failed: %s", err);
+        s->reloads_failed++;
+        set_reload_status(s, "reload failed: %.200s", err);
+        free(gens);
+        ap_config_unref(cfg);
+        return -1;
+    }
+    if (cfg->log_level != NULL)
+        ap_log_set_level(cfg->log_level);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct ap_worker *w = &s->workers[i];
+        /* The previous generation's bookkeeping must stay valid for the next
+         * reload's socket reuse: keep a main-thread view of it. */
+        struct ap_gen *old = __atomic_exchange_n(&w->pending_gen, gens[i], __ATOMIC_ACQ_REL);
+        if (old != NULL) {
+            /* A worker stuck for seconds never took the previous one: it never
+             * will, and this one replaces it. Its sockets are in gens[i] too. */
+            ap_log(AP_LOG_WARN, "worker %u did not take generation %lu in time", w->id, old->id);
+            for (size_t k = 0; k < old->cfg->nlisteners; k++)
+                for (size_t j = 0; j < cfg->nlisteners; j++)
+                    if (old->lnew[k] && gens[i]->lfds[j] == old->lfds[k]) {
+                        gens[i]->lnew[j] = 1;
+                        old->lnew[k] = 0;
+                    }
+            gen_free(old);
+        }
+        uv_async_send(&w->wakeup);
+    }
+    free(gens);
+    ap_config_unref(s->cfg);
+    s->cfg = cfg;
+    s->reloads_ok++;
+    set_reload_status(s, "reload %s", "succeeded");
+    ap_log(AP_LOG_INFO, "configuration reloaded (generation %lu)", s->generation);
+    return 0;
 }
 
 static void server_stop(struct ap_server *s, const char *why)
@@ -258,50 +569,57 @@ static void server_stop(struct ap_server *s, const char *why)
     }
     uv_close((uv_handle_t *)&s->sigterm, on_handle_closed_noop);
     uv_close((uv_handle_t *)&s->sigint, on_handle_closed_noop);
+    uv_close((uv_handle_t *)&s->sighup, on_handle_closed_noop);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct ap_server *s = h->data;
+    if (signum == SIGHUP) {
+        ap_log(AP_LOG_INFO, "SIGHUP: reloading %s", s->cfg_path);
+        ap_server_reload(s);
+        return;
+    }
     server_stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-int ap_server_run(struct ap_config *cfg)
+static int init_pseudonyms(struct ap_server *s, const struct ap_config *cfg)
+{
+    if (cfg->pseudonym_secret_file == NULL) {
+        if (ap_pseudo_source_init_random(&s->pseudo) != 0) {
+            ap_log(AP_LOG_ERROR, "cannot make a random pseudonym key");
+            return -1;
+        }
+        return 0;
+    }
+    uint8_t secret[AP_PSEUDO_SECRET_MAX];
+    size_t slen = 0;
+    int r = ap_pseudo_secret_read_file(cfg->pseudonym_secret_file, secret, sizeof(secret), &slen);
+    if (r == 0)
+        r = ap_pseudo_source_init_secret(&s->pseudo, secret, slen);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (r != 0) {
+        ap_log(AP_LOG_ERROR, "pseudonyms.secret_file %s: %s", cfg->pseudonym_secret_file,
+               r == -EINVAL ? "not a regular file of at least 16 bytes" : strerror(-r));
+        return -1;
+    }
+    return 0;
+}
+
+int ap_server_run(struct ap_config *cfg, const char *cfg_path)
 {
     struct ap_server s;
     memset(&s, 0, sizeof(s));
     s.magic = AP_SERVER_MAGIC;
-    s.cfg = cfg;
+    s.cfg = ap_config_ref(cfg);
+    s.cfg_path = (char *)cfg_path;
     char err[512];
     int rc = 1;
+    struct ap_gen **gens = NULL;
 
     signal(SIGPIPE, SIG_IGN);
-    s.file_fds = malloc((cfg->nupstreams ? cfg->nupstreams : 1) * sizeof(*s.file_fds));
-    s.workers = calloc(cfg->workers, sizeof(*s.workers));
-    if (s.file_fds == NULL || s.workers == NULL) {
-        ap_log(AP_LOG_ERROR, "out of memory");
-        free(s.file_fds);
-        free(s.workers);
-        return 1;
-    }
-    if (cfg->pseudonym_secret_file != NULL) {
-        uint8_t secret[AP_PSEUDO_SECRET_MAX];
-        size_t slen = 0;
-        int r = ap_pseudo_secret_read_file(cfg->pseudonym_secret_file, secret, sizeof(secret), &slen);
-        if (r == 0)
-            r = ap_pseudo_source_init_secret(&s.pseudo, secret, slen);
-        OPENSSL_cleanse(secret, sizeof(secret));
-        if (r != 0) {
-            ap_log(AP_LOG_ERROR, "pseudonyms.secret_file %s: %s", cfg->pseudonym_secret_file,
-                   r == -EINVAL ? "not a regular file of at least 16 bytes" : strerror(-r));
-            free(s.file_fds);
-            free(s.workers);
-            return 1;
-        }
-    } else if (ap_pseudo_source_init_random(&s.pseudo) != 0) {
-        ap_log(AP_LOG_ERROR, "cannot make a random pseudonym key");
-        free(s.file_fds);
-        free(s.workers);
+    if (init_pseudonyms(&s, cfg) != 0) {
+        ap_config_unref(s.cfg);
         return 1;
     }
     s.default_policy = calloc(1, sizeof(*s.default_policy));
@@ -311,20 +629,23 @@ int ap_server_run(struct ap_config *cfg)
         abort(); /* boot may abort */
     }
     s.default_policy->clientaddr = cfg->clientaddr.magic ? &cfg->clientaddr : NULL;
-    for (size_t i = 0; i < cfg->nupstreams; i++) {
-        s.file_fds[i] = -1;
-        if (cfg->upstreams[i].kind == AP_UPSTREAM_FILE) {
-            s.file_fds[i] = open_sink(cfg->upstreams[i].file_path, err, sizeof(err));
-            if (s.file_fds[i] < 0) {
-                ap_log(AP_LOG_ERROR, "upstream %s: %s", cfg->upstreams[i].name, err);
-                goto out;
-            }
-        }
+    s.workers = calloc(cfg->workers, sizeof(*s.workers));
+    gens = calloc(cfg->workers, sizeof(*gens));
+    if (s.workers == NULL || gens == NULL) {
+        ap_log(AP_LOG_ERROR, "out of memory");
+        goto out;
     }
-    for (unsigned i = 0; i < cfg->workers; i++) {
-        s.nworkers = i + 1;
-        if (worker_init(&s, &s.workers[i], i, err, sizeof(err)) != 0) {
+    s.nworkers = cfg->workers;
+    if (build_gens(&s, cfg, gens, err, sizeof(err)) != 0) {
+        ap_log(AP_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    for (unsigned i = 0; i < s.nworkers; i++) {
+        if (worker_init(&s, &s.workers[i], i, gens[i], err, sizeof(err)) != 0) {
             ap_log(AP_LOG_ERROR, "%s", err[0] ? err : "worker start failed");
+            for (unsigned k = i; k < s.nworkers; k++)
+                if (gens[k] != NULL && gens[k] != s.workers[k].gen)
+                    gen_free(gens[k]);
             goto out;
         }
     }
@@ -333,9 +654,11 @@ int ap_server_run(struct ap_config *cfg)
     s.main_loop = main_loop;
     uv_signal_init(main_loop, &s.sigterm);
     uv_signal_init(main_loop, &s.sigint);
-    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_init(main_loop, &s.sighup);
+    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sighup, on_signal, SIGHUP);
 
     for (unsigned i = 0; i < s.nworkers; i++) {
         if (uv_thread_create(&s.workers[i].thread, worker_main, &s.workers[i]) != 0) {
@@ -350,19 +673,21 @@ int ap_server_run(struct ap_config *cfg)
     uv_run(main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s.nworkers; i++)
         uv_thread_join(&s.workers[i].thread);
+    uv_run(main_loop, UV_RUN_DEFAULT);
     uv_loop_close(main_loop);
     ap_log(AP_LOG_INFO, "stopped");
     rc = 0;
 out:
-    for (unsigned i = 0; i < s.nworkers; i++)
+    for (unsigned i = 0; i < s.nworkers; i++) {
         worker_destroy(&s.workers[i]);
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if (s.file_fds[i] >= 0)
-            close(s.file_fds[i]);
-    free(s.file_fds);
+        free(s.workers[i].lsocks); /* workers that never started */
+        s.workers[i].lsocks = NULL;
+    }
+    free(gens);
     free(s.workers);
     ap_policy_free(s.default_policy);
     free(s.default_policy);
     ap_pseudo_source_free(&s.pseudo);
+    ap_config_unref(s.cfg);
     return rc;
 }

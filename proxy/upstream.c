@@ -436,7 +436,7 @@ static void finish_exchange(struct ap_upconn *uc)
     ex->sent.bytes = 0;
     int keep = uc->keep && llhttp_should_keep_alive(&uc->parser) && ex->body_done &&
                ex->body.bytes == 0 && uc->writes_pending == 0 && !ex->w->draining &&
-               p->nidle < p->up->keepalive_max_idle;
+               ex->gen == ex->w->gen && p->nidle < p->up->keepalive_max_idle;
     if (keep) {
         uc->idle = 1;
         uc->reused = 0;
@@ -808,9 +808,8 @@ static void up_acquire(struct ap_exchange *ex, int fresh)
 
 void ap_upstream_start(struct ap_exchange *ex)
 {
-    struct ap_worker *w = ex->w;
-    size_t idx = (size_t)(ex->route->upstream - w->cfg->upstreams);
-    ex->ups = &w->ups[idx];
+    size_t idx = (size_t)(ex->route->upstream - ex->gen->cfg->upstreams);
+    ex->ups = &ex->gen->ups[idx];
     if (ex->ups->up->kind == AP_UPSTREAM_FILE)
         return; /* delivered when the body is complete */
     int all_down;
@@ -846,10 +845,16 @@ void ap_upstream_client_writable(struct ap_exchange *ex)
 
 void ap_upstream_worker_close(struct ap_worker *w)
 {
-    if (w->ups == NULL)
+    if (w->gen != NULL)
+        ap_upstream_gen_close_idle(w->gen);
+}
+
+void ap_upstream_gen_close_idle(struct ap_gen *g)
+{
+    if (g->ups == NULL)
         return;
-    for (size_t i = 0; i < w->cfg->nupstreams; i++) {
-        struct ap_upstream_state *us = &w->ups[i];
+    for (size_t i = 0; i < g->cfg->nupstreams; i++) {
+        struct ap_upstream_state *us = &g->ups[i];
         if (us->pools == NULL)
             continue;
         for (size_t k = 0; k < us->up->nservers; k++)
