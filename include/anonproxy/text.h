@@ -31,6 +31,18 @@ size_t ap_text_pct_decode(const char *s, size_t len, char *out, unsigned flags);
  * form does not fit (then `out` holds a truncated prefix). */
 int ap_text_pct_encode(const char *s, size_t len, char *out, size_t outcap, size_t *outlen);
 
+/* Is the byte copied as it is by ap_text_pct_encode? (encodeURIComponent's
+ * set: ASCII letters, digits and - _ . ! ~ * ' ( ).) Inline because the
+ * encoders call it for every byte. */
+static inline bool ap_text_is_unreserved(unsigned char c)
+{
+    static const unsigned char set[32] = {
+        0x00, 0x00, 0x00, 0x00, 0x82, 0x67, 0xff, 0x03, /* ! ' ( ) * - . 0-9 */
+        0xfe, 0xff, 0xff, 0x87, 0xfe, 0xff, 0xff, 0x47, /* A-Z _ a-z ~ */
+    };
+    return (set[c >> 3] >> (c & 7)) & 1;
+}
+
 /* Length that ap_text_pct_encode would produce for these bytes. */
 size_t ap_text_pct_encoded_len(const char *s, size_t len);
 

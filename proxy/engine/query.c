@@ -58,8 +58,37 @@ void ap_query_policy_init(struct ap_query_policy *policy)
     policy->default_action = AP_QUERY_KEEP;
 }
 
+/* Click-id test on an already decoded name: the length picks the few
+ * candidates, so most names cost one switch. */
+static bool is_click_id_plain(const char *n, size_t len)
+{
+    switch (len) {
+    case 5:
+    case 6:
+    case 7:
+    case 9:
+        break;
+    default:
+        return false;
+    }
+    for (size_t k = 0; k < AP_ARRAY_SIZE(click_ids); k++)
+        if (strlen(click_ids[k]) == len && strncasecmp(click_ids[k], n, len) == 0)
+            return true;
+    return false;
+}
+
+/* Decoded names up to this length are decoded once on the stack; longer
+ * ones are matched through the decoding glob matcher. */
+#define NAME_STACK 128
+
 bool ap_query_is_click_id(const char *name, size_t len)
 {
+    AP_BUG_ON(name == NULL && len > 0);
+    if (len <= NAME_STACK) {
+        char dec[NAME_STACK];
+        size_t dl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
+        return is_click_id_plain(dec, dl);
+    }
     for (size_t k = 0; k < AP_ARRAY_SIZE(click_ids); k++)
         if (ap_text_matches_glob(click_ids[k], name, len, NAME_FLAGS | AP_TEXT_NOCASE))
             return true;
@@ -70,10 +99,25 @@ enum ap_query_action ap_query_action_for(const struct ap_query_policy *policy, c
                                          size_t len)
 {
     AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
-    if (ap_query_is_click_id(name, len))
+    AP_BUG_ON(name == NULL && len > 0);
+    char dec[NAME_STACK];
+    const char *n = name;
+    size_t nl = len;
+    unsigned flags = NAME_FLAGS;
+    if (len <= NAME_STACK) {
+        /* Most names need no decoding at all. */
+        if (memchr(name, '%', len) != NULL || memchr(name, '+', len) != NULL) {
+            nl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
+            n = dec;
+        }
+        flags = 0;
+        if (is_click_id_plain(n, nl))
+            return AP_QUERY_DROP;
+    } else if (ap_query_is_click_id(name, len)) {
         return AP_QUERY_DROP;
+    }
     for (size_t k = 0; k < policy->nrules; k++)
-        if (ap_text_matches_glob(policy->rules[k].glob, name, len, NAME_FLAGS))
+        if (ap_text_matches_glob(policy->rules[k].glob, n, nl, flags))
             return policy->rules[k].action;
     return policy->default_action;
 }
@@ -346,7 +390,7 @@ static bool encode_tail(struct wbuf *w, size_t at)
     size_t src = at + n, dst = at + enc;
     while (src > at) {
         unsigned char c = (unsigned char)w->p[--src];
-        if (ap_text_pct_encoded_len((const char *)&c, 1) == 1) {
+        if (ap_text_is_unreserved(c)) {
             w->p[--dst] = (char)c;
         } else {
             w->p[--dst] = hex[c & 15];

@@ -48,10 +48,41 @@ static unsigned char next_byte(const char *s, size_t len, size_t *i, unsigned fl
 /* The classic single-backtrack algorithm: when a literal fails after a '*',
  * the '*' swallows one more subject byte and matching resumes. It is exact
  * for patterns made of literals, '?' and '*', and linear in practice. */
+/* The same algorithm on raw bytes: the common case, kept free of the
+ * decoding so that a policy of many rules stays cheap. */
+static bool matches_plain(const char *glob, const char *s, size_t len)
+{
+    size_t gi = 0, si = 0, star_g = 0, star_s = 0;
+    bool have_star = false;
+    while (si < len) {
+        char g = glob[gi];
+        if (g == '*') {
+            have_star = true;
+            star_g = ++gi;
+            star_s = si;
+            continue;
+        }
+        if (g != '\0' && (g == '?' || g == s[si])) {
+            gi++;
+            si++;
+            continue;
+        }
+        if (!have_star)
+            return false;
+        gi = star_g;
+        si = ++star_s;
+    }
+    while (glob[gi] == '*')
+        gi++;
+    return glob[gi] == '\0';
+}
+
 bool ap_text_matches_glob(const char *glob, const char *s, size_t len, unsigned flags)
 {
     AP_BUG_ON(glob == NULL);
     AP_BUG_ON(s == NULL && len > 0);
+    if (flags == 0)
+        return matches_plain(glob, s, len);
     size_t gi = 0, si = 0;
     size_t star_g = 0, star_s = 0;
     bool have_star = false;
@@ -103,24 +134,11 @@ size_t ap_text_pct_decode(const char *s, size_t len, char *out, unsigned flags)
     return o;
 }
 
-/* encodeURIComponent's unreserved set. */
-static bool is_component_safe(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    switch (c) {
-    case '-': case '_': case '.': case '!': case '~': case '*': case '\'': case '(': case ')':
-        return true;
-    default:
-        return false;
-    }
-}
-
 size_t ap_text_pct_encoded_len(const char *s, size_t len)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++)
-        n += is_component_safe((unsigned char)s[i]) ? 1 : 3;
+        n += ap_text_is_unreserved((unsigned char)s[i]) ? 1 : 3;
     return n;
 }
 
@@ -130,7 +148,7 @@ int ap_text_pct_encode(const char *s, size_t len, char *out, size_t outcap, size
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (is_component_safe(c)) {
+        if (ap_text_is_unreserved(c)) {
             if (o + 1 > outcap)
                 return -ENOBUFS;
             out[o++] = (char)c;

@@ -137,34 +137,133 @@ static const struct form forms[] = {
     {AP_UA_SAMSUNG, AP_UA_ANDROID, AP_UA_TABLET, CHROMIUM_ANDROID "SamsungBrowser/%M.0 Chrome/%C.0.0.0 Safari/537.36"},
 };
 
+/* A table name with its length, so that lookups never call strlen. */
+struct name {
+    const char *s;
+    size_t len;
+};
+
+#define NAME(lit) {lit, sizeof(lit) - 1}
+
 /* Well-known crawlers, sorted by their lower-cased spelling so that the
  * lookup can binary-search the first letter. A unit test walks every entry. */
-static const char *const bots[] = {
-    "AdsBot-Google", "AdsBot-Google-Mobile", "AhrefsBot", "Amazonbot", "anthropic-ai",
-    "APIs-Google", "Applebot", "archive.org_bot", "AspiegelBot", "Baiduspider",
-    "Baiduspider-image", "Barkrowler", "bingbot", "BingPreview", "BLEXBot", "Bytespider",
-    "CCBot", "ChatGPT-User", "Claude-Web", "ClaudeBot", "coccocbot", "DataForSeoBot",
-    "Diffbot", "Discordbot", "DotBot", "DuckAssistBot", "DuckDuckBot", "DuckDuckBot-Https",
-    "Exabot", "facebookcatalog", "facebookexternalhit", "FeedFetcher-Google",
-    "Google-InspectionTool", "Google-Site-Verification", "Googlebot", "Googlebot-Image", "Googlebot-Mobile",
-    "Googlebot-News", "Googlebot-Video", "GoogleOther", "GPTBot", "ia_archiver",
-    "ImagesiftBot", "LinkedInBot", "Mail.RU_Bot", "Mediapartners-Google",
-    "meta-externalagent", "meta-externalfetcher", "MJ12bot", "MojeekBot", "msnbot",
-    "OAI-SearchBot", "Perplexity-User", "PerplexityBot", "PetalBot", "Pinterestbot",
-    "Qwantbot", "Qwantify", "redditbot", "Screaming Frog SEO Spider", "SeekportBot", "SemrushBot",
-    "serpstatbot", "SeznamBot", "SiteAuditBot", "SkypeUriPreview", "Slackbot",
-    "Slackbot-LinkExpanding", "Slurp", "Sogou web spider", "Storebot-Google", "TelegramBot",
-    "Timpibot", "Twitterbot", "UptimeRobot", "WhatsApp", "YandexBot", "YandexImages",
-    "YandexMobileBot", "Yeti", "YisouSpider", "ZoominfoBot",
+static const struct name bots[] = {
+    NAME("AdsBot-Google"),
+    NAME("AdsBot-Google-Mobile"),
+    NAME("AhrefsBot"),
+    NAME("Amazonbot"),
+    NAME("anthropic-ai"),
+    NAME("APIs-Google"),
+    NAME("Applebot"),
+    NAME("archive.org_bot"),
+    NAME("AspiegelBot"),
+    NAME("Baiduspider"),
+    NAME("Baiduspider-image"),
+    NAME("Barkrowler"),
+    NAME("bingbot"),
+    NAME("BingPreview"),
+    NAME("BLEXBot"),
+    NAME("Bytespider"),
+    NAME("CCBot"),
+    NAME("ChatGPT-User"),
+    NAME("Claude-Web"),
+    NAME("ClaudeBot"),
+    NAME("coccocbot"),
+    NAME("DataForSeoBot"),
+    NAME("Diffbot"),
+    NAME("Discordbot"),
+    NAME("DotBot"),
+    NAME("DuckAssistBot"),
+    NAME("DuckDuckBot"),
+    NAME("DuckDuckBot-Https"),
+    NAME("Exabot"),
+    NAME("facebookcatalog"),
+    NAME("facebookexternalhit"),
+    NAME("FeedFetcher-Google"),
+    NAME("Google-InspectionTool"),
+    NAME("Google-Site-Verification"),
+    NAME("Googlebot"),
+    NAME("Googlebot-Image"),
+    NAME("Googlebot-Mobile"),
+    NAME("Googlebot-News"),
+    NAME("Googlebot-Video"),
+    NAME("GoogleOther"),
+    NAME("GPTBot"),
+    NAME("ia_archiver"),
+    NAME("ImagesiftBot"),
+    NAME("LinkedInBot"),
+    NAME("Mail.RU_Bot"),
+    NAME("Mediapartners-Google"),
+    NAME("meta-externalagent"),
+    NAME("meta-externalfetcher"),
+    NAME("MJ12bot"),
+    NAME("MojeekBot"),
+    NAME("msnbot"),
+    NAME("OAI-SearchBot"),
+    NAME("Perplexity-User"),
+    NAME("PerplexityBot"),
+    NAME("PetalBot"),
+    NAME("Pinterestbot"),
+    NAME("Qwantbot"),
+    NAME("Qwantify"),
+    NAME("redditbot"),
+    NAME("Screaming Frog SEO Spider"),
+    NAME("SeekportBot"),
+    NAME("SemrushBot"),
+    NAME("serpstatbot"),
+    NAME("SeznamBot"),
+    NAME("SiteAuditBot"),
+    NAME("SkypeUriPreview"),
+    NAME("Slackbot"),
+    NAME("Slackbot-LinkExpanding"),
+    NAME("Slurp"),
+    NAME("Sogou web spider"),
+    NAME("Storebot-Google"),
+    NAME("TelegramBot"),
+    NAME("Timpibot"),
+    NAME("Twitterbot"),
+    NAME("UptimeRobot"),
+    NAME("WhatsApp"),
+    NAME("YandexBot"),
+    NAME("YandexImages"),
+    NAME("YandexMobileBot"),
+    NAME("Yeti"),
+    NAME("YisouSpider"),
+    NAME("ZoominfoBot"),
 };
 
 /* HTTP libraries and command-line clients, recognised as the first token. */
-static const char *const tools[] = {
-    "Apache-HttpClient", "aria2", "axios", "Bun", "curl", "Dart", "Deno", "Faraday",
-    "Go-http-client", "GuzzleHttp", "HTTPie", "insomnia", "Java", "libwww-perl",
-    "lwp-request", "node", "node-fetch", "okhttp", "PHP", "PostmanRuntime", "python-httpx",
-    "python-requests", "Python-urllib", "Python", "reqwest", "Ruby", "Scrapy", "undici",
-    "Wget", "wget2",
+static const struct name tools[] = {
+    NAME("Apache-HttpClient"),
+    NAME("aria2"),
+    NAME("axios"),
+    NAME("Bun"),
+    NAME("curl"),
+    NAME("Dart"),
+    NAME("Deno"),
+    NAME("Faraday"),
+    NAME("Go-http-client"),
+    NAME("GuzzleHttp"),
+    NAME("HTTPie"),
+    NAME("insomnia"),
+    NAME("Java"),
+    NAME("libwww-perl"),
+    NAME("lwp-request"),
+    NAME("node"),
+    NAME("node-fetch"),
+    NAME("okhttp"),
+    NAME("PHP"),
+    NAME("PostmanRuntime"),
+    NAME("python-httpx"),
+    NAME("python-requests"),
+    NAME("Python-urllib"),
+    NAME("Python"),
+    NAME("reqwest"),
+    NAME("Ruby"),
+    NAME("Scrapy"),
+    NAME("undici"),
+    NAME("Wget"),
+    NAME("wget2"),
 };
 
 static unsigned char lower(unsigned char c)
@@ -250,15 +349,15 @@ static void parse_bot_version(const char *s, size_t len, size_t i, unsigned maxp
     info->nversion = 2;
 }
 
-/* Does the table name `name` occur case-insensitively at s[i], ending at a
- * word boundary? */
-static bool name_at(const char *s, size_t len, size_t i, const char *name, size_t *end)
+/* Does the table name occur case-insensitively at s[i], ending at a word
+ * boundary? */
+static bool name_at(const char *s, size_t len, size_t i, const struct name *name, size_t *end)
 {
-    size_t n = strlen(name);
+    size_t n = name->len;
     if (len - i < n)
         return false;
     for (size_t k = 0; k < n; k++)
-        if (lower((unsigned char)s[i + k]) != lower((unsigned char)name[k]))
+        if (lower((unsigned char)s[i + k]) != lower((unsigned char)name->s[k]))
             return false;
     if (i + n < len && is_name_char((unsigned char)s[i + n]))
         return false;
@@ -279,16 +378,17 @@ static bool find_bot(const char *s, size_t len, struct ap_ua_info *info)
         size_t lo = 0, hi = nbots;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if (lower((unsigned char)bots[mid][0]) < c)
+            if (lower((unsigned char)bots[mid].s[0]) < c)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        for (size_t b = lo; b < nbots && lower((unsigned char)bots[b][0]) == c; b++) {
+        unsigned char c2 = i + 1 < len ? lower((unsigned char)s[i + 1]) : 0;
+        for (size_t b = lo; b < nbots && lower((unsigned char)bots[b].s[0]) == c; b++) {
             size_t end;
-            if (name_at(s, len, i, bots[b], &end)) {
+            if (lower((unsigned char)bots[b].s[1]) == c2 && name_at(s, len, i, &bots[b], &end)) {
                 info->family = AP_UA_BOT;
-                info->name = bots[b];
+                info->name = bots[b].s;
                 parse_bot_version(s, len, end, 2, info);
                 return true;
             }
@@ -301,9 +401,9 @@ static bool find_tool(const char *s, size_t len, struct ap_ua_info *info)
 {
     for (size_t t = 0; t < AP_ARRAY_SIZE(tools); t++) {
         size_t end;
-        if (name_at(s, len, 0, tools[t], &end) && (end == len || s[end] == '/' || s[end] == ' ')) {
+        if (name_at(s, len, 0, &tools[t], &end) && (end == len || s[end] == '/' || s[end] == ' ')) {
             info->family = AP_UA_TOOL;
-            info->name = tools[t];
+            info->name = tools[t].s;
             parse_bot_version(s, len, end, 1, info);
             return true;
         }
@@ -400,16 +500,17 @@ static bool note_token(struct scan *sc, const char *name, size_t nlen, const cha
                        size_t vlen, bool has_ver)
 {
     static const struct {
-        const char *name;
-        int slot; /* -1: allowed, not recorded */
+        struct name name;
+        int slot; /* >= 0: recorded; -1: allowed; -2: Safari; -3: Mobile */
     } known[] = {
-        {"AppleWebKit", -1}, {"Gecko", -1}, {"Safari", -2}, {"Mobile", -3},
-        {"Chrome", T_CHROME}, {"CriOS", T_CRIOS}, {"Firefox", T_FIREFOX}, {"FxiOS", T_FXIOS},
-        {"Edg", T_EDG}, {"EdgA", T_EDGA}, {"EdgiOS", T_EDGIOS}, {"OPR", T_OPR},
-        {"SamsungBrowser", T_SAMSUNG}, {"Version", T_VERSION},
+        {NAME("AppleWebKit"), -1}, {NAME("Safari"), -2}, {NAME("Chrome"), T_CHROME},
+        {NAME("Mobile"), -3}, {NAME("Gecko"), -1}, {NAME("Version"), T_VERSION},
+        {NAME("Firefox"), T_FIREFOX}, {NAME("CriOS"), T_CRIOS}, {NAME("Edg"), T_EDG},
+        {NAME("EdgA"), T_EDGA}, {NAME("EdgiOS"), T_EDGIOS}, {NAME("OPR"), T_OPR},
+        {NAME("FxiOS"), T_FXIOS}, {NAME("SamsungBrowser"), T_SAMSUNG},
     };
     for (size_t k = 0; k < AP_ARRAY_SIZE(known); k++) {
-        if (!eq_lit(name, nlen, known[k].name))
+        if (known[k].name.len != nlen || memcmp(known[k].name.s, name, nlen) != 0)
             continue;
         int slot = known[k].slot;
         if (slot == -2)

@@ -206,6 +206,26 @@ static void test_rules_and_globs(void **state)
     assert_string_equal(rw("ab=1&b=2"), "b=2");
     assert_int_equal(ap_query_action_for(&fx.policy, "ab", 2), AP_QUERY_DROP);
     assert_int_equal(ap_query_action_for(&fx.policy, "zz", 2), AP_QUERY_KEEP);
+    /* Long names take the decoding matcher instead of the stack copy. */
+    static const struct ap_query_rule long_rules[] = {{"utm_*z", AP_QUERY_KEEP}, {"*", AP_QUERY_DROP}};
+    setup_ctx(long_rules, 2, AP_QUERY_KEEP);
+    char longq[700];
+    memcpy(longq, "utm_", 4);
+    memset(longq + 4, 'a', 300);
+    memcpy(longq + 304, "%7A=1&", 6);
+    memcpy(longq + 310, "utm_", 4);
+    memset(longq + 314, 'b', 300);
+    memcpy(longq + 614, "=2", 3);
+    char wantq[400];
+    memcpy(wantq, longq, 309);
+    wantq[309] = '\0';
+    assert_string_equal(rw(longq), wantq);
+    assert_int_equal(ap_query_action_for(&fx.policy, longq, 307), AP_QUERY_KEEP);
+    assert_int_equal(ap_query_action_for(&fx.policy, longq + 310, 304), AP_QUERY_DROP);
+    /* '+' in a name is a space. */
+    static const struct ap_query_rule space_rules[] = {{"a b", AP_QUERY_DROP}};
+    setup_ctx(space_rules, 1, AP_QUERY_KEEP);
+    assert_string_equal(rw("a+b=1&a%20b=2&a_b=3"), "a_b=3");
     /* An action the engine does not know is dropped. */
     static const struct ap_query_rule bogus[] = {{"x", (enum ap_query_action)77}};
     setup_ctx(bogus, 1, AP_QUERY_KEEP);
