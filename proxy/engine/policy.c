@@ -741,13 +741,16 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
             count(&r, AP_AUDIT_HEADER, act, h->name, rule->origin);
     }
 
-    /* Headers that a rule sets and the request did not carry. */
+    /* Headers that a rule sets and the request did not carry. One the
+     * client named in Connection is never forwarded, so it counts as not
+     * carried: otherwise a client could suppress a header the policy sets. */
     for (size_t k = 0; k < pol->nheaders && rc == 0; k++) {
         const struct ap_header_rule *rule = &pol->headers[k];
         if (rule->action != AP_HDR_SET || strpbrk(rule->glob, "*?") != NULL)
             continue;
         size_t i = 0;
-        while (i < req->nheaders && !ap_slice_eq_ci(req->headers[i].name, rule->glob))
+        while (i < req->nheaders && ((req->headers[i].flags & AP_HEADER_CONNECTION_NAMED) ||
+                                     !ap_slice_eq_ci(req->headers[i].name, rule->glob)))
             i++;
         if (i < req->nheaders)
             continue;
