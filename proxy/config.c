@@ -41,6 +41,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
 #include "anonproxy/clientaddr.h"
 #include "anonproxy/config.h"
 #include "anonproxy/head.h"
@@ -948,6 +952,447 @@ static void pr_size(struct printer *pr, const struct keyword *kw, const void *ob
 static void pr_duration(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_string(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_section(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_string_list(struct printer *pr, const char *name, char *const *v, size_t n,
+                           int indent);
+
+/* listen[].tls: TLS termination. Certificates, keys and CA files are read
+ * here, so that a bad file is reported at the key that names it (and by
+ * `anonproxy -t`); proxy/tls.c reads them again when it builds its
+ * contexts, and warns about expiry there. */
+
+#define TLS_MAX_PEM_BYTES (4u * 1024u * 1024u)
+#define MAX_TLS_CERTS 64u
+#define MAX_TLS_NAMES 1000u
+/* Mozilla's "intermediate" TLS 1.2 list without DHE: ECDHE with AES-GCM or
+ * ChaCha20-Poly1305 only, ECDSA first. */
+#define CFG_TLS_DEFAULT_CIPHERS                                                          \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                     \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                     \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define CFG_TLS_DEFAULT_SUITES                                                     \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+/* The most useful text of OpenSSL's error queue, which is then cleared. */
+static const char *tls_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return r != NULL ? r : "unknown error";
+}
+
+/* Reads a PEM file of at most TLS_MAX_PEM_BYTES into a memory BIO, or
+ * reports why not at `node`. */
+static BIO *tls_read_file(struct parser *p, yaml_node_t *node, const char *path)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, path, strlen(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        err(p, node, "%s: cannot open: %s", shown, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    BIO *b = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        err(p, node, "%s: not a regular file", shown);
+    } else if ((uint64_t)st.st_size > TLS_MAX_PEM_BYTES) {
+        err(p, node, "%s: file too large (over 4 MiB)", shown);
+    } else if ((b = BIO_new(BIO_s_mem())) == NULL) {
+        p->oom = 1;
+    } else {
+        char buf[8192];
+        for (;;) {
+            ssize_t n = read(fd, buf, sizeof(buf));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0)
+                break;
+            if (n > 0 && BIO_write(b, buf, (int)n) == (int)n)
+                continue;
+            if (n < 0)
+                err(p, node, "%s: cannot read: %s", shown, strerror(errno));
+            else
+                p->oom = 1;
+            BIO_free(b);
+            b = NULL;
+            break;
+        }
+        /* Keys pass through here: leave no copy on the stack. */
+        OPENSSL_cleanse(buf, sizeof(buf));
+    }
+    close(fd);
+    return b;
+}
+
+/* Checks that `path` holds one or more PEM certificates. Returns the first
+ * (the caller frees it) when `leaf` is set, and the count, or -1 after
+ * reporting. */
+static int tls_check_certs(struct parser *p, yaml_node_t *node, const char *path, X509 **leaf)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, path, strlen(path));
+    BIO *b = tls_read_file(p, node, path);
+    if (b == NULL)
+        return -1;
+    int n = 0;
+    ERR_clear_error();
+    for (;;) {
+        X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        if (x == NULL) {
+            unsigned long e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+                ERR_clear_error();
+                if (n > 0)
+                    break;
+                err(p, node, "%s: no PEM certificate found", shown);
+            } else {
+                err(p, node, "%s: malformed PEM certificate: %s", shown, tls_reason());
+            }
+            n = -1;
+            break;
+        }
+        if (n == 0 && leaf != NULL)
+            *leaf = x;
+        else
+            X509_free(x);
+        n++;
+    }
+    BIO_free(b);
+    if (n < 0 && leaf != NULL && *leaf != NULL) {
+        X509_free(*leaf);
+        *leaf = NULL;
+    }
+    return n;
+}
+
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0;
+}
+
+static EVP_PKEY *tls_check_key(struct parser *p, yaml_node_t *node, const char *path)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, path, strlen(path));
+    BIO *b = tls_read_file(p, node, path);
+    if (b == NULL)
+        return NULL;
+    ERR_clear_error();
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, tls_no_passphrase, NULL);
+    BIO_free(b);
+    if (k == NULL) {
+        unsigned long e = ERR_peek_last_error();
+        int pem = ERR_GET_LIB(e) == ERR_LIB_PEM;
+        if (pem && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+            err(p, node, "%s: no PEM private key found", shown);
+        else if (pem && ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ)
+            err(p, node, "%s: encrypted private keys are not supported", shown);
+        else
+            err(p, node, "%s: malformed PEM private key: %s", shown, tls_reason());
+        ERR_clear_error();
+        return NULL;
+    }
+    int type = EVP_PKEY_get_base_id(k);
+    if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC) {
+        err(p, node, "%s: unsupported key type (RSA or EC expected)", shown);
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* Checks a certificate file and its key file, and that they match. */
+static void tls_check_pair(struct parser *p, yaml_node_t *cert_node, const char *cert,
+                           yaml_node_t *key_node, const char *key)
+{
+    X509 *x = NULL;
+    int n = tls_check_certs(p, cert_node, cert, &x);
+    EVP_PKEY *k = tls_check_key(p, key_node, key);
+    if (n > 0 && k != NULL && X509_check_private_key(x, k) != 1) {
+        char shown_k[SHOW_MAX + 4], shown_c[SHOW_MAX + 4];
+        ERR_clear_error();
+        err(p, key_node, "%s: key does not match certificate %s",
+            show(shown_k, key, strlen(key)), show(shown_c, cert, strlen(cert)));
+    }
+    X509_free(x);
+    EVP_PKEY_free(k);
+}
+
+/* A file path: a non-empty string stored (a copy) at kw->off. */
+static void kw_file_path(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "a file path");
+    if (s == NULL)
+        return;
+    if (*s == '\0') {
+        err(p, node, "empty file path");
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d == NULL)
+        return;
+    char **f = (char **)((char *)obj + kw->off);
+    free(*f);
+    *f = d;
+}
+
+/* A server name of a certificate: "a.example.com" or "*.example.com". */
+static void add_tls_name(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_config_tls_cert *c = obj;
+    char shown[SHOW_MAX + 4], name[256];
+    show(shown, s, strlen(s));
+    size_t len = strlen(s);
+    const char *base = s[0] == '*' && s[1] == '.' ? s + 2 : s;
+    if (len >= sizeof(name) || !is_valid_hostname(base) || has_numeric_tld(base) ||
+        (base != s && strchr(base, '.') == NULL)) {
+        err(p, node, "invalid server name '%s' (expected a host name or *.domain.tld)", shown);
+        return;
+    }
+    memcpy(name, s, len + 1);
+    lowercase(name);
+    for (size_t i = 0; i < c->nnames; i++) {
+        if (strcmp(c->names[i], name) == 0) {
+            err(p, node, "duplicate server name '%s'", shown);
+            return;
+        }
+    }
+    char *d = xstrdup(p, name);
+    if (d != NULL)
+        c->names[c->nnames++] = d; /* kw_tls_names sized the array */
+}
+
+static void kw_tls_names(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_tls_cert *c = obj;
+    size_t n = is_null(node) ? 0 : seq_len(node);
+    if (n > MAX_TLS_NAMES) {
+        err(p, node, "too many names (%zu, at most %u)", n, MAX_TLS_NAMES);
+        return;
+    }
+    if (n > 0 && (c->names = xcalloc(p, n, sizeof(*c->names))) == NULL)
+        return;
+    for_each_string(p, node, "a server name", add_tls_name, c);
+}
+
+static int same_name_set(const struct ap_config_tls_cert *a, const struct ap_config_tls_cert *b)
+{
+    if (a->nnames != b->nnames)
+        return 0;
+    for (size_t i = 0; i < a->nnames; i++) {
+        size_t j = 0;
+        while (j < b->nnames && strcmp(a->names[i], b->names[j]) != 0)
+            j++;
+        if (j == b->nnames)
+            return 0;
+    }
+    return 1;
+}
+
+static void pr_opt_string(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_tls_names(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent);
+static void pr_tls_certificates(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent);
+static void pr_tls_protocols(struct printer *pr, const struct keyword *kw, const void *obj,
+                             int indent);
+static void pr_tls_tickets(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent);
+static void pr_listener_tls(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent);
+
+/* Indexes 0..3 are relied on by kw_tls_certificates. */
+static const struct keyword tls_cert_kws[] = {
+    { "cert", kw_file_path, pr_string, FIELD(struct ap_config_tls_cert, cert),
+      .flags = KW_REQUIRED },
+    { "key", kw_file_path, pr_string, FIELD(struct ap_config_tls_cert, key),
+      .flags = KW_REQUIRED },
+    { "chain", kw_file_path, pr_opt_string, FIELD(struct ap_config_tls_cert, chain) },
+    { "names", kw_tls_names, pr_tls_names, .flags = 0 },
+    { .name = NULL },
+};
+
+static void kw_tls_certificates(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                void *obj)
+{
+    struct ap_config_tls_listener *t = obj;
+    if (node->type != YAML_SEQUENCE_NODE && !is_null(node)) {
+        err(p, node, "expected a list of certificates, got %s", type_name(node));
+        return;
+    }
+    size_t n = is_null(node) ? 0 : seq_len(node);
+    if (n == 0) {
+        err(p, node, "at least one certificate is required");
+        return;
+    }
+    if (n > MAX_TLS_CERTS) {
+        err(p, node, "too many certificates (%zu, at most %u)", n, MAX_TLS_CERTS);
+        return;
+    }
+    if ((t->certs = xcalloc(p, n, sizeof(*t->certs))) == NULL)
+        return;
+    AP_BUG_ON(strcmp(tls_cert_kws[0].name, "cert") != 0 || strcmp(tls_cert_kws[3].name, "names"));
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        struct ap_config_tls_cert *c = &t->certs[t->ncerts++];
+        c->pos = pos_of(item);
+        size_t saved = push_index(p, i);
+        if (item->type != YAML_MAPPING_NODE) {
+            err(p, item, "expected a mapping, got %s", type_name(item));
+            pop(p, saved);
+            continue;
+        }
+        struct seen seen[MAX_KEYWORDS];
+        parse_table(p, item, tls_cert_kws, c, seen);
+        if (c->cert != NULL && c->key != NULL) {
+            size_t s2 = push_key(p, "cert");
+            tls_check_pair(p, seen[0].val, c->cert, seen[1].val, c->key);
+            pop(p, s2);
+        }
+        if (c->chain != NULL) {
+            size_t s2 = push_key(p, "chain");
+            tls_check_certs(p, seen[2].val, c->chain, NULL);
+            pop(p, s2);
+        }
+        /* Entries that share a name serve the same names, together (an
+         * RSA and an ECDSA certificate); otherwise the choice would be
+         * ambiguous. */
+        for (size_t j = 0; j < i && c->nnames > 0; j++) {
+            const struct ap_config_tls_cert *o = &t->certs[j];
+            if (o->nnames == 0 || same_name_set(c, o))
+                continue;
+            for (size_t k = 0; k < c->nnames; k++) {
+                size_t m = 0;
+                while (m < o->nnames && strcmp(c->names[k], o->names[m]) != 0)
+                    m++;
+                if (m == o->nnames)
+                    continue;
+                size_t s2 = push_key(p, "names");
+                err(p, seen[3].val,
+                    "name '%s' is also in certificates[%zu], whose names differ (entries "
+                    "that share a name must list the same names)",
+                    c->names[k], j);
+                pop(p, s2);
+                j = i;
+                break;
+            }
+        }
+        pop(p, saved);
+    }
+}
+
+static void add_tls_protocol(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_config_tls_listener *t = obj;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (strcasecmp(s, "TLSv1.2") == 0) {
+        t->protocols |= AP_TLS_PROTO_TLS12;
+    } else if (strcasecmp(s, "TLSv1.3") == 0) {
+        t->protocols |= AP_TLS_PROTO_TLS13;
+    } else if (strcasecmp(s, "SSLv2") == 0 || strcasecmp(s, "SSLv3") == 0 ||
+               strcasecmp(s, "TLSv1") == 0 || strcasecmp(s, "TLSv1.0") == 0 ||
+               strcasecmp(s, "TLSv1.1") == 0) {
+        err(p, node, "'%s' is not supported (only TLSv1.2 and TLSv1.3 are)", shown);
+    } else {
+        err(p, node, "unknown protocol '%s' (expected TLSv1.2 or TLSv1.3)", shown);
+    }
+}
+
+static void kw_tls_protocols(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                             void *obj)
+{
+    struct ap_config_tls_listener *t = obj;
+    unsigned saved = t->protocols;
+    t->protocols = 0;
+    long n = for_each_string(p, node, "a protocol name", add_tls_protocol, t);
+    if (n == 0)
+        err(p, node, "at least one protocol is required");
+    if (t->protocols == 0)
+        t->protocols = saved;
+}
+
+/* Cipher strings are checked by OpenSSL itself, on a scratch context. */
+static void kw_tls_cipher_string(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                 void *obj)
+{
+    const char *s = scalar(p, node, "an OpenSSL cipher string");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    int suites = strcmp(kw->name, "ciphersuites") == 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        p->oom = 1;
+        return;
+    }
+    int ok = *s != '\0' &&
+             (suites ? SSL_CTX_set_ciphersuites(ctx, s) : SSL_CTX_set_cipher_list(ctx, s)) == 1;
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    if (!ok) {
+        err(p, node, suites ? "invalid TLS 1.3 cipher suites '%s' (e.g. TLS_AES_128_GCM_SHA256)"
+                            : "no usable TLS 1.2 cipher in '%s' (e.g. ECDHE-RSA-AES128-GCM-SHA256)",
+            shown);
+        return;
+    }
+    kw_file_path(p, kw, node, obj);
+}
+
+static void kw_tls_tickets(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                           void *obj)
+{
+    struct ap_config_tls_listener *t = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        t->session_tickets = (unsigned)b;
+}
+
+static const struct keyword listener_tls_kws[] = {
+    { "certificates", kw_tls_certificates, pr_tls_certificates, .flags = KW_REQUIRED },
+    { "protocols", kw_tls_protocols, pr_tls_protocols, .flags = 0 },
+    { "ciphers", kw_tls_cipher_string, pr_string, FIELD(struct ap_config_tls_listener, ciphers) },
+    { "ciphersuites", kw_tls_cipher_string, pr_string,
+      FIELD(struct ap_config_tls_listener, ciphersuites) },
+    { "session_tickets", kw_tls_tickets, pr_tls_tickets, .flags = 0 },
+    { "ticket_key_rotation", kw_duration, pr_duration,
+      FIELD(struct ap_config_tls_listener, ticket_key_rotation_ms), .min = MINUTE_MS,
+      .max = DAY_MS },
+    { "session_cache", kw_integer, pr_integer,
+      FIELD(struct ap_config_tls_listener, session_cache), .min = 0, .max = 10000000 },
+    { "handshake_timeout", kw_duration, pr_duration,
+      FIELD(struct ap_config_tls_listener, handshake_timeout_ms), .min = 1, .max = HOUR_MS },
+    { .name = NULL },
+};
+
+static void kw_listener_tls(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    struct ap_config_listener *l = obj;
+    if (node->type != YAML_MAPPING_NODE) {
+        if (is_null(node))
+            err(p, node, "missing required key 'certificates'");
+        else
+            err(p, node, "expected a mapping, got %s", type_name(node));
+        return;
+    }
+    struct ap_config_tls_listener *t = xcalloc(p, 1, sizeof(*t));
+    if (t == NULL)
+        return;
+    l->tls = t;
+    t->protocols = AP_TLS_PROTO_TLS12 | AP_TLS_PROTO_TLS13;
+    t->ciphers = xstrdup(p, CFG_TLS_DEFAULT_CIPHERS);
+    t->ciphersuites = xstrdup(p, CFG_TLS_DEFAULT_SUITES);
+    t->session_tickets = 1;
+    t->ticket_key_rotation_ms = 12 * HOUR_MS;
+    t->session_cache = 20000;
+    t->handshake_timeout_ms = 10 * SECOND_MS;
+    t->pos = pos_of(node);
+    parse_table(p, node, listener_tls_kws, t, NULL);
+}
 
 static const struct keyword listener_kws[] = {
     { "address", kw_listen_address, pr_string, FIELD(struct ap_config_listener, address),
@@ -955,6 +1400,7 @@ static const struct keyword listener_kws[] = {
     { "proxy_protocol", kw_proxy_protocol, pr_proxy_protocol, .flags = 0 },
     { "backlog", kw_integer, pr_integer, FIELD(struct ap_config_listener, backlog), .min = 1,
       .max = 65535 },
+    { "tls", kw_listener_tls, pr_listener_tls, .flags = 0 },
     { .name = NULL },
 };
 
@@ -1055,12 +1501,10 @@ static int parse_server_url(struct parser *p, yaml_node_t *node, const char *url
         return -EINVAL;
     }
     size_t slen = (size_t)(sep - url);
-    if (slen == 5 && strncasecmp(url, "https", 5) == 0) {
-        err(p, node, "https upstreams are not supported yet");
-        return -EINVAL;
-    }
-    if (slen != 4 || strncasecmp(url, "http", 4) != 0) {
-        err(p, node, "unsupported scheme in server URL '%s' (expected http://)", shown);
+    int https = slen == 5 && strncasecmp(url, "https", 5) == 0;
+    if (!https && (slen != 4 || strncasecmp(url, "http", 4) != 0)) {
+        err(p, node, "unsupported scheme in server URL '%s' (expected http:// or https://)",
+            shown);
         return -EINVAL;
     }
     const char *auth = sep + 3;
@@ -1089,7 +1533,7 @@ static int parse_server_url(struct parser *p, yaml_node_t *node, const char *url
     char a[301], host[301];
     memcpy(a, auth, alen);
     a[alen] = '\0';
-    uint16_t port = 80;
+    uint16_t port = https ? 443 : 80;
     int v6 = a[0] == '[';
     const char *port_text = NULL;
     if (v6) {
@@ -1139,7 +1583,7 @@ static int parse_server_url(struct parser *p, yaml_node_t *node, const char *url
         set_port(&ss, port);
     }
     char authority[320];
-    if (port == 80)
+    if (port == (https ? 443 : 80))
         snprintf(authority, sizeof(authority), v6 ? "[%s]" : "%s", host);
     else
         snprintf(authority, sizeof(authority), v6 ? "[%s]:%u" : "%s:%u", host, port);
@@ -1147,6 +1591,7 @@ static int parse_server_url(struct parser *p, yaml_node_t *node, const char *url
     srv->host = xstrdup(p, host);
     srv->authority = xstrdup(p, authority);
     srv->port = port;
+    srv->tls = (unsigned)https;
     srv->addr = ss;
     srv->addrlen = len;
     return 0;
@@ -1213,6 +1658,102 @@ static void pr_file(struct printer *pr, const struct keyword *kw, const void *ob
 static void pr_host_mode(struct printer *pr, const struct keyword *kw, const void *obj,
                          int indent);
 
+
+/* upstreams.NAME.tls: how the https servers of an upstream are checked. */
+
+static void kw_upstream_verify(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct ap_config_upstream_tls *t = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        t->verify = (unsigned)b;
+}
+
+static void kw_upstream_server_name(struct parser *p, const struct keyword *kw,
+                                    yaml_node_t *node, void *obj)
+{
+    struct ap_config_upstream_tls *t = obj;
+    const char *s = scalar(p, node, "a host name");
+    if (s == NULL)
+        return;
+    if (!is_valid_hostname(s) || has_numeric_tld(s)) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid server name '%s' (expected a host name)", show(shown, s, strlen(s)));
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d == NULL)
+        return;
+    lowercase(d);
+    free(t->server_name);
+    t->server_name = d;
+}
+
+static void pr_opt_string(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_upstream_verify(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent);
+static void pr_upstream_tls(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent);
+
+/* Indexes are relied on by kw_upstream_tls. */
+static const struct keyword upstream_tls_kws[] = {
+    { "ca_file", kw_file_path, pr_opt_string, FIELD(struct ap_config_upstream_tls, ca_file) },
+    { "verify", kw_upstream_verify, pr_upstream_verify, .flags = 0 },
+    { "server_name", kw_upstream_server_name, pr_opt_string,
+      FIELD(struct ap_config_upstream_tls, server_name) },
+    { "client_cert", kw_file_path, pr_opt_string,
+      FIELD(struct ap_config_upstream_tls, client_cert) },
+    { "client_key", kw_file_path, pr_opt_string,
+      FIELD(struct ap_config_upstream_tls, client_key) },
+    { .name = NULL },
+};
+
+static void kw_upstream_tls(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    struct ap_config_upstream *u = obj;
+    struct ap_config_upstream_tls *t = &u->tls;
+    t->set = 1;
+    t->pos = pos_of(node);
+    if (is_null(node))
+        return;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping, got %s", type_name(node));
+        return;
+    }
+    struct seen seen[MAX_KEYWORDS];
+    parse_table(p, node, upstream_tls_kws, t, seen);
+    AP_BUG_ON(strcmp(upstream_tls_kws[0].name, "ca_file") != 0 ||
+              strcmp(upstream_tls_kws[3].name, "client_cert") != 0 ||
+              strcmp(upstream_tls_kws[4].name, "client_key") != 0);
+    if (t->ca_file != NULL) {
+        size_t s2 = push_key(p, "ca_file");
+        tls_check_certs(p, seen[0].val, t->ca_file, NULL);
+        pop(p, s2);
+    }
+    if ((seen[3].key != NULL) != (seen[4].key != NULL)) {
+        int has_cert = seen[3].key != NULL;
+        size_t s2 = push_key(p, has_cert ? "client_cert" : "client_key");
+        err(p, has_cert ? seen[3].key : seen[4].key, "needs '%s' too",
+            has_cert ? "client_key" : "client_cert");
+        pop(p, s2);
+    } else if (t->client_cert != NULL && t->client_key != NULL) {
+        size_t s2 = push_key(p, "client_cert");
+        tls_check_pair(p, seen[3].val, t->client_cert, seen[4].val, t->client_key);
+        pop(p, s2);
+    }
+}
+
+static int has_https_server(const struct ap_config_upstream *u)
+{
+    for (size_t i = 0; i < u->nservers; i++)
+        if (u->servers[i].tls)
+            return 1;
+    return 0;
+}
+
 static const struct keyword keepalive_kws[] = {
     { "max_idle", kw_integer, pr_integer, FIELD(struct ap_config_upstream, keepalive_max_idle),
       .min = 0, .max = 100000 },
@@ -1232,6 +1773,7 @@ static const struct keyword upstream_kws[] = {
     { "fail_timeout", kw_duration, pr_duration, FIELD(struct ap_config_upstream, fail_timeout_ms),
       .min = 1, .max = DAY_MS, .flags = KW_SERVERS_ONLY },
     { "host", kw_host_mode, pr_host_mode, .flags = KW_SERVERS_ONLY },
+    { "tls", kw_upstream_tls, pr_upstream_tls, .flags = KW_SERVERS_ONLY },
     { .name = NULL },
 };
 
@@ -1243,6 +1785,7 @@ static void parse_upstream(struct parser *p, yaml_node_t *key, yaml_node_t *val,
     u->keepalive_idle_timeout_ms = 60 * SECOND_MS;
     u->max_fails = 1;
     u->fail_timeout_ms = 10 * SECOND_MS;
+    u->tls.verify = 1;
     u->pos = pos_of(key);
 
     const char *name = scalar(p, key, "an upstream name");
@@ -1285,6 +1828,14 @@ static void parse_upstream(struct parser *p, yaml_node_t *key, yaml_node_t *val,
             if ((upstream_kws[i].flags & KW_SERVERS_ONLY) && seen[i].key != NULL) {
                 size_t s2 = push_key(p, upstream_kws[i].name);
                 err(p, seen[i].key, "only applies to upstreams with 'servers'");
+                pop(p, s2);
+            }
+        }
+    } else if (u->tls.set && u->nservers > 0 && !has_https_server(u)) {
+        for (size_t i = 0; upstream_kws[i].name != NULL; i++) {
+            if (strcmp(upstream_kws[i].name, "tls") == 0 && seen[i].key != NULL) {
+                size_t s2 = push_key(p, "tls");
+                err(p, seen[i].key, "only applies to upstreams with https:// servers");
                 pop(p, s2);
             }
         }
@@ -2424,8 +2975,25 @@ static void config_free(struct ap_config *cfg)
 {
     free(cfg->path);
     free(cfg->log_level);
-    for (size_t i = 0; i < cfg->nlisteners; i++)
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].address);
+        struct ap_config_tls_listener *t = cfg->listeners[i].tls;
+        if (t == NULL)
+            continue;
+        for (size_t j = 0; j < t->ncerts; j++) {
+            struct ap_config_tls_cert *c = &t->certs[j];
+            free(c->cert);
+            free(c->key);
+            free(c->chain);
+            for (size_t k = 0; k < c->nnames; k++)
+                free(c->names[k]);
+            free(c->names);
+        }
+        free(t->certs);
+        free(t->ciphers);
+        free(t->ciphersuites);
+        free(t);
+    }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         struct ap_config_upstream *u = &cfg->upstreams[i];
@@ -2437,6 +3005,10 @@ static void config_free(struct ap_config *cfg)
         }
         free(u->servers);
         free(u->file_path);
+        free(u->tls.ca_file);
+        free(u->tls.server_name);
+        free(u->tls.client_cert);
+        free(u->tls.client_key);
     }
     free(cfg->upstreams);
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -2903,6 +3475,84 @@ static void pr_host_mode(struct printer *pr, const struct keyword *kw, const voi
     const struct ap_config_upstream *u = obj;
     line_start(pr, indent, kw->name);
     out(pr, " %s\n", u->preserve_host ? "preserve" : "upstream");
+}
+
+static void pr_opt_string(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const char *s;
+    AP_BUG_ON(kw->size != sizeof(char *));
+    memcpy(&s, (const char *)obj + kw->off, sizeof(s));
+    if (s != NULL)
+        pr_string(pr, kw, obj, indent);
+}
+
+static void pr_tls_names(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent)
+{
+    const struct ap_config_tls_cert *c = obj;
+    if (c->nnames > 0)
+        pr_string_list(pr, kw->name, c->names, c->nnames, indent);
+}
+
+static void pr_tls_certificates(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent)
+{
+    const struct ap_config_tls_listener *t = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t i = 0; i < t->ncerts; i++) {
+        pr->dash = 1;
+        print_table(pr, tls_cert_kws, &t->certs[i], indent + 4, 0);
+    }
+}
+
+static void pr_tls_protocols(struct printer *pr, const struct keyword *kw, const void *obj,
+                             int indent)
+{
+    const struct ap_config_tls_listener *t = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " [%s%s%s]\n", (t->protocols & AP_TLS_PROTO_TLS12) ? "\"TLSv1.2\"" : "",
+        (t->protocols & AP_TLS_PROTO_TLS12) && (t->protocols & AP_TLS_PROTO_TLS13) ? ", " : "",
+        (t->protocols & AP_TLS_PROTO_TLS13) ? "\"TLSv1.3\"" : "");
+}
+
+static void pr_tls_tickets(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent)
+{
+    const struct ap_config_tls_listener *t = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", t->session_tickets ? "true" : "false");
+}
+
+static void pr_listener_tls(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent)
+{
+    const struct ap_config_listener *l = obj;
+    if (l->tls == NULL)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, listener_tls_kws, l->tls, indent + 2, 0);
+}
+
+static void pr_upstream_verify(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent)
+{
+    const struct ap_config_upstream_tls *t = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", t->verify ? "true" : "false");
+}
+
+static void pr_upstream_tls(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent)
+{
+    const struct ap_config_upstream *u = obj;
+    if (!has_https_server(u))
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, upstream_tls_kws, &u->tls, indent + 2, 0);
 }
 
 static void pr_upstreams(struct printer *pr, const struct keyword *kw, const void *obj,
