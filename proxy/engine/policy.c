@@ -662,8 +662,15 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
 
     /* Site: the pseudonym scope and the "internal referrer" host. */
     r.site_host = req->host;
-    if (r.site_host.len > 0 && r.site_host.p[0] != '[') {
-        const char *colon = memchr(r.site_host.p, ':', r.site_host.len);
+    if (r.site_host.len > 0) {
+        /* The port goes, also after an IPv6 literal, whose brackets stay:
+         * "[::1]:8443" and "[::1]" are one site, as "a:8443" and "a" are. */
+        const char *from = r.site_host.p;
+        if (from[0] == '[') {
+            const char *rb = memchr(from, ']', r.site_host.len);
+            from = rb != NULL ? rb : from + r.site_host.len;
+        }
+        const char *colon = memchr(from, ':', (size_t)(r.site_host.p + r.site_host.len - from));
         if (colon != NULL)
             r.site_host.len = (size_t)(colon - r.site_host.p);
     }

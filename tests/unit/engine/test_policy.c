@@ -426,6 +426,10 @@ static void test_pseudonymised_address(void **state)
     assert_string_equal(p2, p3);
     addr_pseudonym(f, 2, "y.example", "203.0.113.77", NOW, p3);
     assert_string_not_equal(p2, p3);
+    /* So is an IPv6 literal's, brackets kept and port dropped. */
+    addr_pseudonym(f, 2, "[2001:db8::1]", "203.0.113.77", NOW, p2);
+    addr_pseudonym(f, 2, "[2001:db8::1]:8443", "203.0.113.77", NOW, p3);
+    assert_string_equal(p2, p3);
     /* The length follows pseudonym_bits. */
     addr_pseudonym(f, 3, "x.example", "203.0.113.77", NOW, p2);
     assert_hex(p2, 32);
