@@ -603,13 +603,13 @@ static void audit_params(struct run *r, struct ap_slice q)
             continue;
         const char *eq = memchr(q.p + s, '=', e - s);
         struct ap_slice name = {q.p + s, eq ? (size_t)(eq - (q.p + s)) : e - s};
-        char dec[256];
-        size_t dl = name.len < sizeof(dec) ? ap_text_pct_decode(name.p, name.len, dec, 0) : 0;
-        if (ap_query_is_click_id(dec, dl)) {
+        /* Both take the name as received and decode it themselves, as the
+         * rewrite does: decoding here too would audit another name. */
+        if (ap_query_is_click_id(name.p, name.len)) {
             count(r, AP_AUDIT_PARAM, AP_ACT_DROP, name, "click id");
             continue;
         }
-        enum ap_query_action a = ap_query_action_for(&r->pol->query, dec, dl);
+        enum ap_query_action a = ap_query_action_for(&r->pol->query, name.p, name.len);
         count(r, AP_AUDIT_PARAM, map[a], name, a == r->pol->query.default_action ? "default" : "query rules");
     }
 }

@@ -742,6 +742,39 @@ static void test_audit(void **state)
     assert_true(f->res.naudit <= f->res.capaudit);
 }
 
+/* The audit tells what happened to each parameter as received (still
+ * percent-encoded), however its name is spelt. */
+static void test_audit_param_names(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes: [{upstream: u, privacy: {query: {\"long*\": drop}}}]\n");
+    static char raw[1024];
+    char longname[301];
+    memset(longname, 'a', sizeof(longname) - 1);
+    memcpy(longname, "long", 4);
+    longname[300] = '\0';
+    /* "gc%256Cid" is "gc%6Cid" once decoded: not a click id, kept. */
+    snprintf(raw, sizeof(raw),
+             "GET /c?gc%%256Cid=1&%%67clid=2&%s=3 HTTP/1.1\r\nHost: a.example\r\n\r\n",
+             longname);
+    request(f, raw);
+    f->ctx.audit = 1;
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    f->ctx.audit = 0;
+    assert_string_equal(target(f), "/c?gc%256Cid=1");
+    const struct ap_audit_entry *e = audit_find(f, AP_AUDIT_PARAM, "gc%256Cid");
+    assert_non_null(e);
+    assert_string_equal(ap_audit_action_name(e->action), "keep");
+    e = audit_find(f, AP_AUDIT_PARAM, "%67clid");
+    assert_non_null(e);
+    assert_string_equal(ap_audit_action_name(e->action), "drop");
+    assert_string_equal(e->rule, "click id");
+    e = audit_find(f, AP_AUDIT_PARAM, longname);
+    assert_non_null(e);
+    assert_string_equal(ap_audit_action_name(e->action), "drop");
+    assert_string_equal(e->rule, "query rules");
+}
+
 /* Every arena size too small for the rewrite gives -ENOMEM, never a
  * half-rewritten request reported as success; a large enough one gives
  * the same result as an unbounded arena. */
@@ -818,6 +851,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_param_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
