@@ -676,6 +676,23 @@ static void test_query(void **state)
     assert_null(f->req.query.p);
 }
 
+/* Without a keyring, every value to pseudonymise is dropped, never
+ * forwarded as it came. */
+static void test_no_keyring_drops(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes: [{upstream: u, privacy: {headers: {X-Device-Id: pseudonymise}, "
+            "cookies: {\"_pk_id*\": pseudonymise, consent: keep}}}]\n");
+    f->ctx.keyring = NULL;
+    request(f, "GET /c?uid=alice&e_c=b HTTP/1.1\r\nHost: a.example\r\n"
+               "X-Device-Id: d1\r\nCookie: _pk_id.1=abc; consent=yes\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_int_equal(count_fwd(f, "X-Device-Id"), 0);
+    assert_string_equal(FWD(f, "Cookie"), "consent=yes");
+    assert_null(strstr(target(f), "alice"));
+    assert_string_equal(target(f), "/c?e_c=b");
+}
+
 /* Finds an audit entry; NULL when there is none. */
 static const struct ap_audit_entry *audit_find(const struct fx *f, enum ap_audit_kind kind,
                                                const char *name)
@@ -850,6 +867,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_hints_kept_by_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_keyring_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_param_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
