@@ -1078,6 +1078,15 @@ static EVP_PKEY *tls_check_key(struct parser *p, yaml_node_t *node, const char *
     BIO *b = tls_read_file(p, node, path);
     if (b == NULL)
         return NULL;
+    /* OpenSSL's decoders say "unsupported" for a file that holds only a
+     * certificate; say what is wrong instead. */
+    char *data = NULL;
+    long dlen = BIO_get_mem_data(b, &data);
+    if (dlen <= 0 || memmem(data, (size_t)dlen, "PRIVATE KEY-----", 16) == NULL) {
+        err(p, node, "%s: no PEM private key found", shown);
+        BIO_free(b);
+        return NULL;
+    }
     ERR_clear_error();
     EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, tls_no_passphrase, NULL);
     BIO_free(b);
@@ -1102,12 +1111,17 @@ static EVP_PKEY *tls_check_key(struct parser *p, yaml_node_t *node, const char *
     return k;
 }
 
-/* Checks a certificate file and its key file, and that they match. */
-static void tls_check_pair(struct parser *p, yaml_node_t *cert_node, const char *cert,
-                           yaml_node_t *key_node, const char *key)
+/* Checks a certificate file and its key file, and that they match; the
+ * errors name the keys `cert_kw` and `key_kw` of the current section. */
+static void tls_check_pair(struct parser *p, const char *cert_kw, yaml_node_t *cert_node,
+                           const char *cert, const char *key_kw, yaml_node_t *key_node,
+                           const char *key)
 {
     X509 *x = NULL;
+    size_t saved = push_key(p, cert_kw);
     int n = tls_check_certs(p, cert_node, cert, &x);
+    pop(p, saved);
+    saved = push_key(p, key_kw);
     EVP_PKEY *k = tls_check_key(p, key_node, key);
     if (n > 0 && k != NULL && X509_check_private_key(x, k) != 1) {
         char shown_k[SHOW_MAX + 4], shown_c[SHOW_MAX + 4];
@@ -1115,6 +1129,7 @@ static void tls_check_pair(struct parser *p, yaml_node_t *cert_node, const char 
         err(p, key_node, "%s: key does not match certificate %s",
             show(shown_k, key, strlen(key)), show(shown_c, cert, strlen(cert)));
     }
+    pop(p, saved);
     X509_free(x);
     EVP_PKEY_free(k);
 }
@@ -1246,11 +1261,8 @@ static void kw_tls_certificates(struct parser *p, const struct keyword *kw, yaml
         }
         struct seen seen[MAX_KEYWORDS];
         parse_table(p, item, tls_cert_kws, c, seen);
-        if (c->cert != NULL && c->key != NULL) {
-            size_t s2 = push_key(p, "cert");
-            tls_check_pair(p, seen[0].val, c->cert, seen[1].val, c->key);
-            pop(p, s2);
-        }
+        if (c->cert != NULL && c->key != NULL)
+            tls_check_pair(p, "cert", seen[0].val, c->cert, "key", seen[1].val, c->key);
         if (c->chain != NULL) {
             size_t s2 = push_key(p, "chain");
             tls_check_certs(p, seen[2].val, c->chain, NULL);
@@ -1740,9 +1752,8 @@ static void kw_upstream_tls(struct parser *p, const struct keyword *kw, yaml_nod
             has_cert ? "client_key" : "client_cert");
         pop(p, s2);
     } else if (t->client_cert != NULL && t->client_key != NULL) {
-        size_t s2 = push_key(p, "client_cert");
-        tls_check_pair(p, seen[3].val, t->client_cert, seen[4].val, t->client_key);
-        pop(p, s2);
+        tls_check_pair(p, "client_cert", seen[3].val, t->client_cert, "client_key", seen[4].val,
+                       t->client_key);
     }
 }
 

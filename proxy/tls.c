@@ -234,6 +234,15 @@ static EVP_PKEY *load_key(struct errs *e, const char *where, const char *path)
     BIO *b = read_file(e, where, path);
     if (b == NULL)
         return NULL;
+    /* OpenSSL's decoders say "unsupported" for a file that holds only a
+     * certificate; say what is wrong instead. */
+    char *data = NULL;
+    long dlen = BIO_get_mem_data(b, &data);
+    if (dlen <= 0 || memmem(data, (size_t)dlen, "PRIVATE KEY-----", 16) == NULL) {
+        errs_add(e, where, "%s: no PEM private key found", path);
+        BIO_free(b);
+        return NULL;
+    }
     ERR_clear_error();
     EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
     BIO_free(b);

@@ -8,11 +8,16 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "anonproxy/config.h"
 #include "anonproxy/ip.h"
@@ -1745,6 +1750,467 @@ static void test_privacy_print(void **state)
     ap_config_unref(cfg);
 }
 
+/* ---- TLS keys (listen[].tls, upstreams.NAME.tls, https servers) ---- */
+
+/* Certificates and keys made at test time in a temporary directory:
+ * nothing is committed. */
+static char tls_dir[64];
+
+static char *tls_path(char *out, size_t n, const char *file)
+{
+    snprintf(out, n, "%s/%s", tls_dir, file);
+    return out;
+}
+
+static void write_key_and_cert(const char *stem, EVP_PKEY *key, const char *cn, long days)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), days * 86400L);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_set_pubkey(x, key);
+    char san[300];
+    snprintf(san, sizeof(san), "DNS:%s, DNS:www.%s", cn, cn);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s.pem", tls_dir, stem);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%s.key", tls_dir, stem);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    X509_free(x);
+}
+
+static void write_text(const char *file, const char *text)
+{
+    char path[128];
+    FILE *f = fopen(tls_path(path, sizeof(path), file), "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int tls_setup(void **state)
+{
+    (void)state;
+    snprintf(tls_dir, sizeof(tls_dir), "/tmp/test_config_tls_XXXXXX");
+    if (mkdtemp(tls_dir) == NULL)
+        return -1;
+    EVP_PKEY *rsa = EVP_RSA_gen(2048), *ec = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+    if (rsa == NULL || ec == NULL || other == NULL)
+        return -1;
+    write_key_and_cert("rsa", rsa, "a.example", 365);
+    write_key_and_cert("ec", ec, "a.example", 365);
+    write_key_and_cert("other", other, "b.example", 365);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(other);
+    write_text("bad.pem", "-----BEGIN CERTIFICATE-----\nnot*base64*at*all\n"
+                          "-----END CERTIFICATE-----\n");
+    write_text("text.pem", "just some text\n");
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dir", tls_dir);
+    return mkdir(path, 0700);
+}
+
+static int tls_teardown(void **state)
+{
+    (void)state;
+    static const char *const files[] = { "rsa.pem", "rsa.key", "ec.pem", "ec.key", "other.pem",
+                                         "other.key", "bad.pem", "text.pem" };
+    char path[128];
+    for (size_t i = 0; i < AP_ARRAY_SIZE(files); i++)
+        unlink(tls_path(path, sizeof(path), files[i]));
+    rmdir(tls_path(path, sizeof(path), "dir"));
+    return rmdir(tls_dir);
+}
+
+/* Replaces every "@" of `tmpl` by the fixture directory. */
+static char *with_dir(const char *tmpl)
+{
+    size_t n = strlen(tmpl) + 1, dl = strlen(tls_dir);
+    for (const char *q = tmpl; *q; q++)
+        n += *q == '@' ? dl : 0;
+    char *out = malloc(n), *w = out;
+    assert_non_null(out);
+    for (const char *q = tmpl; *q; q++) {
+        if (*q == '@') {
+            memcpy(w, tls_dir, dl);
+            w += dl;
+        } else {
+            *w++ = *q;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+static struct ap_config *parse_ok_dir(const char *tmpl)
+{
+    char *yaml = with_dir(tmpl);
+    struct ap_config *cfg = parse_ok(yaml);
+    free(yaml);
+    return cfg;
+}
+
+static void expect_errors_dir(const char *tmpl, const char *expected_tmpl)
+{
+    char *yaml = with_dir(tmpl), *expected = with_dir(expected_tmpl);
+    expect_errors(yaml, expected);
+    free(yaml);
+    free(expected);
+}
+
+#define TLS_TAIL                                                                 \
+    "upstreams: {u: {file: out.ndjson}}\n"                                       \
+    "routes: [{upstream: u}]\n"
+
+static void test_tls_listener_values(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok_dir(
+        "listen:\n"
+        "  - address: 127.0.0.1:8443\n"
+        "    tls:\n"
+        "      certificates:\n"
+        "        - {cert: @/rsa.pem, key: @/rsa.key, names: [A.example, '*.a.example']}\n"
+        "        - cert: @/ec.pem\n"
+        "          key: @/ec.key\n"
+        "          chain: @/other.pem\n"
+        "          names: ['*.a.example', a.example]\n"
+        "        - {cert: @/other.pem, key: @/other.key}\n"
+        "      protocols: TLSv1.3\n"
+        "      ciphers: ECDHE-RSA-AES256-GCM-SHA384\n"
+        "      ciphersuites: TLS_AES_256_GCM_SHA384\n"
+        "      session_tickets: off\n"
+        "      ticket_key_rotation: 1h\n"
+        "      session_cache: 0\n"
+        "      handshake_timeout: 2s\n"
+        "  - address: 127.0.0.1:8080\n" TLS_TAIL);
+    assert_null(cfg->listeners[1].tls);
+    const struct ap_config_tls_listener *t = cfg->listeners[0].tls;
+    assert_non_null(t);
+    assert_int_equal(t->pos.line, 4);
+    assert_int_equal(t->pos.col, 7);
+    assert_int_equal(t->ncerts, 3);
+    char path[128];
+    assert_string_equal(t->certs[0].cert, tls_path(path, sizeof(path), "rsa.pem"));
+    assert_string_equal(t->certs[0].key, tls_path(path, sizeof(path), "rsa.key"));
+    assert_null(t->certs[0].chain);
+    assert_int_equal(t->certs[0].nnames, 2);
+    assert_string_equal(t->certs[0].names[0], "a.example");
+    assert_string_equal(t->certs[0].names[1], "*.a.example");
+    assert_string_equal(t->certs[1].chain, tls_path(path, sizeof(path), "other.pem"));
+    assert_int_equal(t->certs[1].pos.line, 6);
+    assert_int_equal(t->certs[1].pos.col, 11);
+    assert_int_equal(t->certs[2].nnames, 0);
+    assert_int_equal(t->protocols, AP_TLS_PROTO_TLS13);
+    assert_string_equal(t->ciphers, "ECDHE-RSA-AES256-GCM-SHA384");
+    assert_string_equal(t->ciphersuites, "TLS_AES_256_GCM_SHA384");
+    assert_int_equal(t->session_tickets, 0);
+    assert_int_equal(t->ticket_key_rotation_ms, 3600000);
+    assert_int_equal(t->session_cache, 0);
+    assert_int_equal(t->handshake_timeout_ms, 2000);
+    ap_config_unref(cfg);
+}
+
+static void test_tls_listener_defaults(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok_dir(
+        "listen: [{address: 127.0.0.1:8443, tls: {certificates: [{cert: @/ec.pem, key: "
+        "@/ec.key}]}}]\n" TLS_TAIL);
+    const struct ap_config_tls_listener *t = cfg->listeners[0].tls;
+    assert_int_equal(t->protocols, AP_TLS_PROTO_TLS12 | AP_TLS_PROTO_TLS13);
+    assert_string_equal(t->ciphers,
+                        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+    assert_string_equal(t->ciphersuites,
+                        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                        "TLS_CHACHA20_POLY1305_SHA256");
+    assert_int_equal(t->session_tickets, 1);
+    assert_int_equal(t->ticket_key_rotation_ms, 12 * 3600000ull);
+    assert_int_equal(t->session_cache, 20000);
+    assert_int_equal(t->handshake_timeout_ms, 10000);
+    assert_int_equal(t->certs[0].nnames, 0);
+    ap_config_unref(cfg);
+}
+
+static void test_tls_file_errors(void **state)
+{
+    (void)state;
+    /* Each error names the file and points at the key that names it. */
+    expect_errors_dir(
+        "listen:\n"
+        "  - address: 127.0.0.1:8443\n"
+        "    tls:\n"
+        "      certificates:\n"
+        "        - cert: @/missing.pem\n"
+        "          key: @/rsa.key\n"
+        "        - cert: @/dir\n"
+        "          key: @/rsa.key\n"
+        "          names: [x.example]\n"
+        "        - cert: @/bad.pem\n"
+        "          key: @/rsa.key\n"
+        "          names: [y.example]\n"
+        "        - cert: @/text.pem\n"
+        "          key: @/rsa.key\n"
+        "          names: [z.example]\n"
+        "        - cert: @/rsa.pem\n"
+        "          key: @/ec.key\n"
+        "        - cert: @/rsa.pem\n"
+        "          key: @/rsa.pem\n"
+        "        - cert: @/ec.pem\n"
+        "          key: @/ec.key\n"
+        "          chain: @/text.pem\n" TLS_TAIL,
+        "t.yaml:5:17: listen[0].tls.certificates[0].cert: @/missing.pem: cannot open: No such "
+        "file or directory\n"
+        "t.yaml:7:17: listen[0].tls.certificates[1].cert: @/dir: not a regular file\n"
+        "t.yaml:10:17: listen[0].tls.certificates[2].cert: @/bad.pem: malformed PEM "
+        "certificate: bad base64 decode\n"
+        "t.yaml:13:17: listen[0].tls.certificates[3].cert: @/text.pem: no PEM certificate "
+        "found\n"
+        "t.yaml:17:16: listen[0].tls.certificates[4].key: @/ec.key: key does not match "
+        "certificate @/rsa.pem\n"
+        "t.yaml:19:16: listen[0].tls.certificates[5].key: @/rsa.pem: no PEM private key "
+        "found\n"
+        "t.yaml:22:18: listen[0].tls.certificates[6].chain: @/text.pem: no PEM certificate "
+        "found\n");
+}
+
+static void test_tls_listener_errors(void **state)
+{
+    (void)state;
+    expect_errors_dir(
+        "listen:\n"
+        "  - address: 127.0.0.1:8443\n"
+        "    tls:\n"
+        "      certificates:\n"
+        "        - cert: @/rsa.pem\n"
+        "          key: @/rsa.key\n"
+        "          names: [a.example, b.example]\n"
+        "        - cert: @/ec.pem\n"
+        "          key: @/ec.key\n"
+        "          names: [a.example, 'a.b!', a.EXAMPLE]\n"
+        "        - key: @/ec.key\n"
+        "          names: ['*.com.', '*']\n"
+        "      protocols: [TLSv1.1, TLSv1.2, SSLv3, TLS2]\n"
+        "      ciphers: 'NONSENSE:ALSO-BAD'\n"
+        "      ciphersuites: TLS_AES_128_CBC\n"
+        "      session_tickets: maybe\n"
+        "      ticket_key_rotation: 10s\n"
+        "      session_cache: -1\n"
+        "      handshake_timeout: 2h\n"
+        "      ocsp: on\n"
+        "  - {address: 127.0.0.1:8444, tls: ~}\n"
+        "  - {address: 127.0.0.1:8445, tls: {certificates: []}}\n"
+        "  - {address: 127.0.0.1:8446, tls: [a]}\n"
+        "  - {address: 127.0.0.1:8447, tls: {certificates: [], protocols: []}}\n" TLS_TAIL,
+        "t.yaml:10:18: listen[0].tls.certificates[1].names: name 'a.example' is also in "
+        "certificates[0], whose names differ (entries that share a name must list the same "
+        "names)\n"
+        "t.yaml:10:30: listen[0].tls.certificates[1].names[1]: invalid server name 'a.b!' "
+        "(expected a host name or *.domain.tld)\n"
+        "t.yaml:10:38: listen[0].tls.certificates[1].names[2]: duplicate server name "
+        "'a.EXAMPLE'\n"
+        "t.yaml:11:11: listen[0].tls.certificates[2]: missing required key 'cert'\n"
+        "t.yaml:12:19: listen[0].tls.certificates[2].names[0]: invalid server name '*.com.' "
+        "(expected a host name or *.domain.tld)\n"
+        "t.yaml:12:29: listen[0].tls.certificates[2].names[1]: invalid server name '*' "
+        "(expected a host name or *.domain.tld)\n"
+        "t.yaml:13:19: listen[0].tls.protocols[0]: 'TLSv1.1' is not supported (only TLSv1.2 "
+        "and TLSv1.3 are)\n"
+        "t.yaml:13:37: listen[0].tls.protocols[2]: 'SSLv3' is not supported (only TLSv1.2 and "
+        "TLSv1.3 are)\n"
+        "t.yaml:13:44: listen[0].tls.protocols[3]: unknown protocol 'TLS2' (expected TLSv1.2 "
+        "or TLSv1.3)\n"
+        "t.yaml:14:16: listen[0].tls.ciphers: no usable TLS 1.2 cipher in 'NONSENSE:ALSO-BAD' "
+        "(e.g. ECDHE-RSA-AES128-GCM-SHA256)\n"
+        "t.yaml:15:21: listen[0].tls.ciphersuites: invalid TLS 1.3 cipher suites "
+        "'TLS_AES_128_CBC' (e.g. TLS_AES_128_GCM_SHA256)\n"
+        "t.yaml:16:24: listen[0].tls.session_tickets: expected a boolean (true/false, yes/no, "
+        "on/off), got 'maybe'\n"
+        "t.yaml:17:28: listen[0].tls.ticket_key_rotation: '10s' is out of range (1m..24h)\n"
+        "t.yaml:18:22: listen[0].tls.session_cache: expected an integer, got '-1'\n"
+        "t.yaml:19:26: listen[0].tls.handshake_timeout: '2h' is out of range (1ms..1h)\n"
+        "t.yaml:20:7: listen[0].tls: unknown key 'ocsp'\n"
+        "t.yaml:21:36: listen[1].tls: missing required key 'certificates'\n"
+        "t.yaml:22:51: listen[2].tls.certificates: at least one certificate is required\n"
+        "t.yaml:23:36: listen[3].tls: expected a mapping, got a list\n"
+        "t.yaml:24:51: listen[4].tls.certificates: at least one certificate is required\n"
+        "t.yaml:24:66: listen[4].tls.protocols: at least one protocol is required\n");
+}
+
+static void test_https_upstreams(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok_dir(
+        "listen: [{address: 127.0.0.1:8080}]\n"
+        "upstreams:\n"
+        "  plain: {servers: [http://127.0.0.1:9000]}\n"
+        "  secure:\n"
+        "    servers: [https://127.0.0.1, HTTPS://Backend.LOCAL:8443/, 'https://[::1]:443']\n"
+        "    tls:\n"
+        "      ca_file: @/rsa.pem\n"
+        "      verify: no\n"
+        "      server_name: API.Example\n"
+        "      client_cert: @/ec.pem\n"
+        "      client_key: @/ec.key\n"
+        "  defaults: {servers: https://backend.local}\n"
+        "routes: [{upstream: secure}]\n");
+    const struct ap_config_upstream *plain = &cfg->upstreams[0], *u = &cfg->upstreams[1],
+                                     *d = &cfg->upstreams[2];
+    assert_int_equal(plain->servers[0].tls, 0);
+    assert_int_equal(plain->tls.set, 0);
+    assert_int_equal(plain->tls.verify, 1);
+    assert_int_equal(u->nservers, 3);
+    assert_int_equal(u->servers[0].tls, 1);
+    assert_int_equal(u->servers[0].port, 443);
+    assert_string_equal(u->servers[0].authority, "127.0.0.1");
+    check_sockaddr(&u->servers[0].addr, u->servers[0].addrlen, AF_INET, "127.0.0.1", 443);
+    assert_int_equal(u->servers[1].port, 8443);
+    assert_string_equal(u->servers[1].host, "backend.local");
+    assert_string_equal(u->servers[1].authority, "backend.local:8443");
+    assert_string_equal(u->servers[2].authority, "[::1]");
+    assert_int_equal(u->tls.set, 1);
+    assert_int_equal(u->tls.pos.line, 7);
+    assert_int_equal(u->tls.verify, 0);
+    char path[128];
+    assert_string_equal(u->tls.ca_file, tls_path(path, sizeof(path), "rsa.pem"));
+    assert_string_equal(u->tls.server_name, "api.example");
+    assert_string_equal(u->tls.client_cert, tls_path(path, sizeof(path), "ec.pem"));
+    assert_string_equal(u->tls.client_key, tls_path(path, sizeof(path), "ec.key"));
+    assert_int_equal(d->servers[0].port, 443);
+    assert_int_equal(d->tls.set, 0);
+    assert_int_equal(d->tls.verify, 1);
+    assert_null(d->tls.ca_file);
+    assert_null(d->tls.server_name);
+    assert_null(d->tls.client_cert);
+    ap_config_unref(cfg);
+}
+
+static void test_https_upstream_errors(void **state)
+{
+    (void)state;
+    expect_errors_dir(
+        "listen: [{address: 127.0.0.1:8080}]\n"
+        "upstreams:\n"
+        "  a: {servers: http://127.0.0.1, tls: {verify: yes}}\n"
+        "  b:\n"
+        "    servers: https://127.0.0.1\n"
+        "    tls:\n"
+        "      client_cert: @/ec.pem\n"
+        "  c:\n"
+        "    servers: https://127.0.0.1\n"
+        "    tls:\n"
+        "      client_key: @/ec.key\n"
+        "      ca_file: @/text.pem\n"
+        "  d: {servers: https://127.0.0.1, tls: {server_name: 'bad name', verify: 2}}\n"
+        "  e:\n"
+        "    servers: https://127.0.0.1\n"
+        "    tls:\n"
+        "      client_cert: @/rsa.pem\n"
+        "      client_key: @/other.key\n"
+        "  f: {file: x.ndjson, tls: {}}\n"
+        "  g:\n"
+        "    servers: https://127.0.0.1\n"
+        "    tls:\n"
+        "      ca_file: @/missing.pem\n"
+        "      crl: x\n"
+        "routes: [{upstream: a}]\n",
+        "t.yaml:3:34: upstreams.a.tls: only applies to upstreams with https:// servers\n"
+        "t.yaml:7:7: upstreams.b.tls.client_cert: needs 'client_key' too\n"
+        "t.yaml:11:7: upstreams.c.tls.client_key: needs 'client_cert' too\n"
+        "t.yaml:12:16: upstreams.c.tls.ca_file: @/text.pem: no PEM certificate found\n"
+        "t.yaml:13:54: upstreams.d.tls.server_name: invalid server name 'bad name' (expected a "
+        "host name)\n"
+        "t.yaml:13:74: upstreams.d.tls.verify: expected a boolean (true/false, yes/no, on/off), "
+        "got '2'\n"
+        "t.yaml:18:19: upstreams.e.tls.client_key: @/other.key: key does not match "
+        "certificate @/rsa.pem\n"
+        "t.yaml:19:23: upstreams.f.tls: only applies to upstreams with 'servers'\n"
+        "t.yaml:23:16: upstreams.g.tls.ca_file: @/missing.pem: cannot open: No such file or "
+        "directory\n"
+        "t.yaml:24:7: upstreams.g.tls: unknown key 'crl'\n");
+}
+
+static void test_tls_round_trip(void **state)
+{
+    (void)state;
+    char *yaml = with_dir(
+        "listen:\n"
+        "  - address: 127.0.0.1:8443\n"
+        "    tls:\n"
+        "      certificates:\n"
+        "        - {cert: @/rsa.pem, key: @/rsa.key}\n"
+        "        - {cert: @/ec.pem, key: @/ec.key, chain: @/rsa.pem, names: ['*.a.example']}\n"
+        "      protocols: [TLSv1.2]\n"
+        "      session_tickets: false\n"
+        "      ticket_key_rotation: 90m\n"
+        "  - address: 127.0.0.1:8080\n"
+        "upstreams:\n"
+        "  s: {servers: ['https://127.0.0.1:8443', http://127.0.0.1:80], tls: {verify: off, "
+        "server_name: x.example, ca_file: @/ec.pem}}\n"
+        "  p: {servers: http://127.0.0.1:81}\n"
+        "routes: [{upstream: s}]\n");
+    struct ap_config *a = parse_ok(yaml);
+    char *text_a = print_to_string(a);
+    struct ap_config *b = parse_ok(text_a);
+    char *text_b = print_to_string(b);
+    assert_string_equal(text_a, text_b);
+    char path[128], line[300];
+    snprintf(line, sizeof(line),
+             "    tls:\n"
+             "      certificates:\n"
+             "        - cert: \"%s\"\n",
+             tls_path(path, sizeof(path), "rsa.pem"));
+    assert_non_null(strstr(text_a, line));
+    assert_non_null(strstr(text_a, "          names: [\"*.a.example\"]\n"
+                                   "      protocols: [\"TLSv1.2\"]\n"));
+    assert_non_null(strstr(text_a, "      session_tickets: false\n"
+                                   "      ticket_key_rotation: 90m\n"
+                                   "      session_cache: 20000\n"
+                                   "      handshake_timeout: 10s\n"));
+    assert_non_null(strstr(text_a, "      verify: false\n      server_name: \"x.example\"\n"));
+    /* Plain listeners and plain upstreams print no tls section. */
+    assert_null(strstr(text_a, "tls:\n  - address"));
+    assert_null(strstr(strstr(text_a, "\"p\":"), "tls"));
+    const struct ap_config_tls_listener *ta = a->listeners[0].tls, *tb = b->listeners[0].tls;
+    assert_int_equal(ta->ncerts, tb->ncerts);
+    assert_int_equal(ta->protocols, tb->protocols);
+    assert_int_equal(ta->session_tickets, tb->session_tickets);
+    assert_int_equal(ta->ticket_key_rotation_ms, tb->ticket_key_rotation_ms);
+    assert_string_equal(ta->certs[1].chain, tb->certs[1].chain);
+    assert_string_equal(ta->certs[1].names[0], tb->certs[1].names[0]);
+    assert_null(b->listeners[1].tls);
+    assert_int_equal(b->upstreams[0].tls.verify, 0);
+    assert_string_equal(b->upstreams[0].tls.server_name, "x.example");
+    assert_int_equal(b->upstreams[0].servers[0].tls, 1);
+    assert_int_equal(b->upstreams[0].servers[1].tls, 0);
+    free(text_a);
+    free(text_b);
+    free(yaml);
+    ap_config_unref(a);
+    ap_config_unref(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1790,5 +2256,15 @@ int main(void)
         cmocka_unit_test(test_privacy_round_trip),
         cmocka_unit_test(test_privacy_print),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest tls_tests[] = {
+        cmocka_unit_test(test_tls_listener_values),
+        cmocka_unit_test(test_tls_listener_defaults),
+        cmocka_unit_test(test_tls_file_errors),
+        cmocka_unit_test(test_tls_listener_errors),
+        cmocka_unit_test(test_https_upstreams),
+        cmocka_unit_test(test_https_upstream_errors),
+        cmocka_unit_test(test_tls_round_trip),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + cmocka_run_group_tests(tls_tests, tls_setup, tls_teardown);
 }
