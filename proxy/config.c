@@ -11,7 +11,8 @@
  *      new_listener, parse_upstream, parse_route).
  *   2. Add one line to the keyword table of its section below
  *      (root_kws, listener_kws, upstream_kws, keepalive_kws, route_kws,
- *      match_kws, limits_kws, timeouts_kws). The generic handlers cover
+ *      match_kws, privacy_kws, truncate_kws, limits_kws, timeouts_kws,
+ *      pseudonyms_kws). The generic handlers cover
  *      integers (kw_integer/pr_integer), sizes (kw_size/pr_size), durations
  *      (kw_duration/pr_duration) and strings (pr_string); the line gives the
  *      key, its parse and print handlers, FIELD(struct, member) and the
