@@ -2924,6 +2924,110 @@ static const struct keyword pseudonyms_kws[] = {
     { .name = NULL },
 };
 
+/* admin: the admin listener (metrics, health, reload). user, group,
+ * run_as_root: privileges after start-up. */
+
+static void kw_admin_address(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                             void *obj)
+{
+    struct ap_config_admin *a = obj;
+    const char *s = scalar(p, node, "an address");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4], host[128];
+    const char *port_text, *why;
+    int bracketed;
+    uint16_t port;
+    show(shown, s, strlen(s));
+    why = split_hostport(s, host, sizeof(host), &port_text, &bracketed);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (why != NULL || numeric_addr(host, 0, &ss, &len) != 0 ||
+        (ss.ss_family == AF_INET6) != (bracketed != 0) ||
+        parse_port(port_text, strlen(port_text), &port) != 0) {
+        err(p, node, "invalid address '%s' (expected a.b.c.d:port or [ipv6]:port)", shown);
+        return;
+    }
+    set_port(&ss, port);
+    for (size_t i = 0; i < p->cfg->nlisteners; i++) {
+        if (same_addr(&p->cfg->listeners[i].addr, p->cfg->listeners[i].addrlen, &ss, len)) {
+            err(p, node, "admin address '%s' is also a listener", shown);
+            return;
+        }
+    }
+    free(a->address);
+    a->address = xstrdup(p, s);
+    a->addr = ss;
+    a->addrlen = len;
+}
+
+static void kw_admin_token_file(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                void *obj)
+{
+    struct ap_config_admin *a = obj;
+    const char *s = scalar(p, node, "a file path");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (*s == '\0' || access(s, R_OK) != 0) {
+        err(p, node, "cannot read token file '%s': %s", shown, *s ? strerror(errno) : "empty path");
+        return;
+    }
+    free(a->token_file);
+    a->token_file = xstrdup(p, s);
+}
+
+static void pr_opt_string(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+
+static const struct keyword admin_kws[] = {
+    { "address", kw_admin_address, pr_opt_string, FIELD(struct ap_config_admin, address) },
+    { "token_file", kw_admin_token_file, pr_opt_string, FIELD(struct ap_config_admin, token_file) },
+    { .name = NULL },
+};
+
+static void kw_admin(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (is_null(node))
+        return;
+    cfg->admin.enabled = 1;
+    cfg->admin.pos = pos_of(node);
+    parse_section(p, kw, node, &cfg->admin, NULL);
+    if (cfg->admin.address == NULL) {
+        cfg->admin.address = xstrdup(p, "127.0.0.1:9901");
+        numeric_addr("127.0.0.1", 9901, &cfg->admin.addr, &cfg->admin.addrlen);
+    }
+}
+
+static void pr_admin(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+static void kw_account(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "a name");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    if (!is_valid_name(s)) {
+        err(p, node, "invalid %s name '%s'", kw->name, show(shown, s, strlen(s)));
+        return;
+    }
+    char **field = (char **)((char *)obj + kw->off);
+    free(*field);
+    *field = xstrdup(p, s);
+}
+
+static void kw_run_as_root(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        cfg->run_as_root = (unsigned)b;
+}
+
+static void pr_run_as_root(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
 static void pr_workers(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_listen(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_upstreams(struct printer *pr, const struct keyword *kw, const void *obj,
@@ -2944,6 +3048,10 @@ static const struct keyword root_kws[] = {
     { "client_address_headers", kw_client_address_headers, pr_client_address_headers,
       .flags = 0 },
     { "pseudonyms", kw_section, pr_section, .off = 0, .sub = pseudonyms_kws },
+    { "admin", kw_admin, pr_admin, .off = 0, .sub = admin_kws },
+    { "user", kw_account, pr_opt_string, FIELD(struct ap_config, user) },
+    { "group", kw_account, pr_opt_string, FIELD(struct ap_config, group) },
+    { "run_as_root", kw_run_as_root, pr_run_as_root, .off = 0 },
     { .name = NULL },
 };
 
@@ -2951,7 +3059,8 @@ static const struct keyword root_kws[] = {
  * their policies the client address settings and the pseudonym length. */
 static const char *const root_order[] = { "workers", "log_level", "listen", "upstreams",
                                           "limits", "timeouts", "trusted_proxies",
-                                          "client_address_headers", "pseudonyms", "routes" };
+                                          "client_address_headers", "pseudonyms", "routes",
+                                          "admin", "user", "group", "run_as_root" };
 
 /* Whole-file handling. */
 
@@ -2987,6 +3096,10 @@ static void config_free(struct ap_config *cfg)
 {
     free(cfg->path);
     free(cfg->log_level);
+    free(cfg->admin.address);
+    free(cfg->admin.token_file);
+    free(cfg->user);
+    free(cfg->group);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].address);
         struct ap_config_tls_listener *t = cfg->listeners[i].tls;
@@ -3410,6 +3523,23 @@ static void pr_string(struct printer *pr, const struct keyword *kw, const void *
     out(pr, " ");
     out_quoted(pr, s != NULL ? s : "");
     out(pr, "\n");
+}
+
+static void pr_admin(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    if (!cfg->admin.enabled)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, admin_kws, &cfg->admin, indent + 2, 0);
+}
+
+static void pr_run_as_root(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", cfg->run_as_root ? "true" : "false");
 }
 
 static void pr_section(struct printer *pr, const struct keyword *kw, const void *obj, int indent)

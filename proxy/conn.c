@@ -164,6 +164,7 @@ static struct ap_exchange *exchange_new(struct ap_conn *c)
     ap_arena_init(&ex->arena, 4096, (size_t)conn_cfg(c)->limits.header_bytes * 4 + 65536);
     ap_buf_init(&ex->out_head, (size_t)conn_cfg(c)->limits.header_bytes * 2 + 4096);
     ex->start_ms = uv_now(&c->w->loop);
+    ex->start_ns = uv_hrtime();
     return ex;
 }
 
@@ -176,6 +177,10 @@ void ap_exchange_free(struct ap_exchange *ex)
     ap_upstream_detach(ex);
     if (ex->sink_busy)
         return; /* the file sink frees it when its write completes */
+    if (ex->status != 0 && !ex->counted) {
+        ex->counted = 1;
+        ap_server_count_request(ex->w, ex, ex->status);
+    }
     ap_chunkq_free(&ex->body);
     ap_chunkq_free(&ex->sent);
     ap_buf_free(&ex->out_head);
@@ -430,6 +435,10 @@ void ap_conn_send_error(struct ap_conn *c, int status, const char *reason)
     }
     ap_log(status >= 500 ? AP_LOG_WARN : AP_LOG_INFO, "%d %s: %s", status,
            ap_status_reason(status), reason);
+    if (ex != NULL)
+        ex->status = status;
+    else
+        ap_server_count_request(c->w, NULL, status);
     char body[256], head[256];
     int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, ap_status_reason(status), reason);
     if (bl < 0 || (size_t)bl >= sizeof(body))

@@ -15,6 +15,7 @@
 #include "anonproxy/ip-t.h"
 #include "anonproxy/policy-t.h"
 #include "anonproxy/pseudo-t.h"
+#include "anonproxy/tls-t.h"
 
 /* Request bodies are held in memory up to this many bytes before the
  * upstream request starts: a malformed chunked body that arrives with its
@@ -24,6 +25,30 @@
 /* Backpressure marks for bytes queued towards a peer. */
 #define AP_HIGH_WATER (256 * 1024)
 #define AP_LOW_WATER (64 * 1024)
+
+/* Counters are written by one worker thread and read by the main thread
+ * for /metrics: relaxed atomic load and store, no lock, no read-modify-write
+ * instruction on the request path. */
+#define AP_STAT_ADD(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define AP_STAT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/* Duration histogram: upper bounds in seconds (the last bucket is +Inf). */
+#define AP_HIST_BUCKETS 12
+struct ap_hist {
+    uint64_t bucket[AP_HIST_BUCKETS + 1]; /* not cumulative */
+    uint64_t count;
+    uint64_t sum_us;
+};
+
+/* Per route (by name, across reloads) and worker. */
+struct ap_route_stats {
+    uint64_t status[6]; /* [1..5]: 1xx..5xx */
+    struct ap_hist request;
+    struct ap_hist upstream;
+};
+
+/* Route names the server has seen; slot 0 counts requests with no route. */
+#define AP_MAX_ROUTE_STATS 256
 
 struct ap_server;
 struct ap_worker;
@@ -73,6 +98,7 @@ enum ap_tclass {
     AP_T_KEEPALIVE, /* idle between requests */
     AP_T_LINGER,    /* lingering close after an error response */
     AP_T_KICK,      /* run pipelined bytes from the loop */
+    AP_T_HANDSHAKE, /* TLS handshake of a new connection (per-listener timeout) */
     AP_T_NCLASSES,
 };
 
@@ -140,6 +166,8 @@ struct ap_worker {
     struct ap_tlist tq[AP_T_NCLASSES];
     struct ap_pseudo_keyring keyring; /* this worker's day keys */
     struct ap_engine_stats stats;      /* rule actions of this worker */
+    struct ap_route_stats *rstats;     /* [AP_MAX_ROUTE_STATS] */
+    int finished;                      /* its loop returned (atomic) */
     uv_timer_t key_timer;              /* prepares tomorrow's key ahead of midnight */
     char readbuf[64 * 1024]; /* every read of this loop lands here */
     int read_busy;           /* readbuf is in use by a read callback */
@@ -158,8 +186,16 @@ struct ap_server {
     uint64_t reloads_ok, reloads_failed;
     char last_reload[256];             /* result of the last reload, for STATUS= and /metrics */
     uv_signal_t sighup;
+    uv_signal_t sigusr1;
+    char *route_names[AP_MAX_ROUTE_STATS]; /* slot -> route name (main thread) */
+    unsigned nroute_names;
+    struct ap_admin *admin;
+    uv_timer_t stop_timer;
+    uv_timer_t watchdog_timer;
+    uint64_t start_time;               /* seconds since the epoch */
     struct ap_pseudo_source pseudo;    /* day keys, shared by every worker */
     struct ap_policy *default_policy;  /* strict, for routes without a policy */
+    struct ap_tls *tls;                /* TLS contexts of listeners and upstreams, shared */
     uv_loop_t *main_loop;
     uv_signal_t sigterm, sigint, sigpipe_dummy;
     uv_timer_t exit_timer;
@@ -199,6 +235,7 @@ struct ap_conn {
     unsigned close_after : 1; /* close once the response is written */
     unsigned handles_open : 2;
     unsigned nrequests;
+    struct ap_tls_conn *tls;  /* TLS listener: the session; NULL on plain TCP */
 };
 
 enum ap_resp_framing {
@@ -246,9 +283,13 @@ struct ap_exchange {
     unsigned got_final : 1;   /* a final (non-1xx) response head arrived */
     unsigned too_large : 1;
     unsigned last_chunk_sent : 1;
+    unsigned counted : 1;
     enum ap_resp_framing framing;
     int status;
     uint64_t start_ms;
+    uint64_t start_ns;        /* uv_hrtime() at the request head, for metrics */
+    uint64_t up_start_ms;     /* upstream request head written */
+    uint64_t up_ms;           /* upstream duration, when known */
 };
 
 /* A response header as offsets into ap_upconn.hbuf (which may move). */
@@ -282,10 +323,22 @@ struct ap_upconn {
     unsigned read_paused : 1;
     unsigned keep : 1;        /* may return to the pool */
     unsigned handles_open : 2;
+    struct ap_tls_conn *tls;  /* https server: the session (connected = handshake done) */
 };
 
 /* server.c */
 uint64_t ap_server_now(struct ap_worker *w);
+/* Count one finished request (ex may be NULL: refused before it had one). */
+void ap_server_count_request(struct ap_worker *w, const struct ap_exchange *ex, int status);
+void ap_hist_add(struct ap_hist *h, uint64_t us);
+extern const double ap_hist_bounds[AP_HIST_BUCKETS];
+
+/* admin.c */
+struct ap_admin;
+int ap_admin_start(struct ap_server *s, const struct ap_config_admin *cfg, char *err, size_t errlen);
+void ap_admin_stop(struct ap_server *s);
+/* systemd notification (NOTIFY_SOCKET), no-op when unset. */
+void ap_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ap_gen_ref(struct ap_gen *g);
 /* Main thread: load the configuration file again and hand it to every
  * worker. Returns 0, or -1 with the old configuration still serving. */

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -32,6 +34,59 @@
 uint64_t ap_server_now(struct ap_worker *w)
 {
     return uv_now(&w->loop);
+}
+
+const double ap_hist_bounds[AP_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                0.05,   0.1,   0.25,   0.5,   1,    5};
+
+void ap_hist_add(struct ap_hist *h, uint64_t us)
+{
+    int i = 0;
+    while (i < AP_HIST_BUCKETS && (double)us > ap_hist_bounds[i] * 1e6)
+        i++;
+    AP_STAT_ADD(h->bucket[i], 1);
+    AP_STAT_ADD(h->count, 1);
+    AP_STAT_ADD(h->sum_us, us);
+}
+
+void ap_server_count_request(struct ap_worker *w, const struct ap_exchange *ex, int status)
+{
+    if (w->rstats == NULL || status < 100 || status > 599)
+        return;
+    unsigned slot = ex != NULL && ex->route != NULL ? ex->route->stats_id : 0;
+    if (slot >= AP_MAX_ROUTE_STATS)
+        slot = 0;
+    struct ap_route_stats *rs = &w->rstats[slot];
+    AP_STAT_ADD(rs->status[status / 100], 1);
+    if (ex == NULL)
+        return;
+    ap_hist_add(&rs->request, (uv_hrtime() - ex->start_ns) / 1000);
+    if (ex->up_start_ms != 0 && ex->up_ms != 0)
+        ap_hist_add(&rs->upstream, ex->up_ms * 1000);
+}
+
+/* Give every route of `cfg` its metrics slot, by name, so that counters
+ * carry on across reloads. Main thread, before the config is published. */
+static void assign_stats_ids(struct ap_server *s, struct ap_config *cfg)
+{
+    if (s->nroute_names == 0) {
+        s->route_names[0] = strdup("-");
+        s->nroute_names = 1;
+    }
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        struct ap_config_route *r = &cfg->routes[i];
+        unsigned k = 1;
+        while (k < s->nroute_names && strcmp(s->route_names[k], r->name) != 0)
+            k++;
+        if (k == s->nroute_names && k < AP_MAX_ROUTE_STATS) {
+            s->route_names[k] = strdup(r->name);
+            if (s->route_names[k] != NULL)
+                s->nroute_names++;
+            else
+                k = 0;
+        }
+        r->stats_id = k < AP_MAX_ROUTE_STATS ? k : 0;
+    }
 }
 
 static int open_listener_fd(const struct ap_config_listener *l, char *err, size_t errlen)
@@ -353,6 +408,7 @@ static void worker_main(void *arg)
 {
     struct ap_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    __atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 }
 
 static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, struct ap_gen *g,
@@ -364,6 +420,11 @@ static int worker_init(struct ap_server *s, struct ap_worker *w, unsigned id, st
     w->lsocks = ls;
     w->nlsocks = nls;
     w->magic = AP_WORKER_MAGIC;
+    w->rstats = calloc(AP_MAX_ROUTE_STATS, sizeof(*w->rstats));
+    if (w->rstats == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     w->id = id;
     w->server = s;
     int r = uv_loop_init(&w->loop);
@@ -407,6 +468,8 @@ static void worker_destroy(struct ap_worker *w)
     ap_pseudo_keyring_free(&w->keyring);
     free(w->lsocks);
     w->lsocks = NULL;
+    free(w->rstats);
+    w->rstats = NULL;
     w->magic = 0;
 }
 
@@ -488,6 +551,10 @@ int ap_server_reload(struct ap_server *s)
     if (s->stopping)
         return -1;
     char *errors = NULL;
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    ap_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+              (unsigned long long)mono.tv_sec * 1000000ull + (unsigned long long)mono.tv_nsec / 1000);
     struct ap_config *cfg = ap_config_load(s->cfg_path, &errors);
     if (cfg == NULL) {
         /* Each error line is FILE:LINE:COL: message. */
@@ -501,8 +568,10 @@ int ap_server_reload(struct ap_server *s)
         s->reloads_failed++;
         set_reload_status(s, "reload failed: %s", errors ? "invalid configuration" : "error");
         free(errors);
+        ap_notify("READY=1\nSTATUS=%s", s->last_reload);
         return -1;
     }
+    assign_stats_ids(s, cfg);
     /* One reload at a time: wait until every worker took the previous
      * generation (one loop turn; bounded), so sockets are never handed twice. */
     for (int spins = 0; spins < 5000; spins++) {
@@ -524,6 +593,7 @@ int ap_server_reload(struct ap_server *s)
         set_reload_status(s, "reload failed: %.200s", err);
         free(gens);
         ap_config_unref(cfg);
+        ap_notify("READY=1\nSTATUS=%s", s->last_reload);
         return -1;
     }
     if (cfg->log_level != NULL)
@@ -553,7 +623,25 @@ int ap_server_reload(struct ap_server *s)
     s->reloads_ok++;
     set_reload_status(s, "reload %s", "succeeded");
     ap_log(AP_LOG_INFO, "configuration reloaded (generation %lu)", s->generation);
+    ap_notify("READY=1\nSTATUS=configuration generation %lu: %s", s->generation, s->last_reload);
     return 0;
+}
+
+/* The admin listener answers /readyz with 503 while workers drain; once
+ * every worker loop has returned, the main loop closes its last handles. */
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct ap_server *s = t->data;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (!__atomic_load_n(&s->workers[i].finished, __ATOMIC_ACQUIRE))
+            return;
+    uv_close((uv_handle_t *)t, on_handle_closed_noop);
+    ap_admin_stop(s);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    ap_notify("WATCHDOG=1");
 }
 
 static void server_stop(struct ap_server *s, const char *why)
@@ -567,9 +655,15 @@ static void server_stop(struct ap_server *s, const char *why)
         __atomic_store_n(&s->workers[i].stopping, 1, __ATOMIC_RELEASE);
         uv_async_send(&s->workers[i].wakeup);
     }
+    ap_notify("STOPPING=1\nSTATUS=draining");
     uv_close((uv_handle_t *)&s->sigterm, on_handle_closed_noop);
     uv_close((uv_handle_t *)&s->sigint, on_handle_closed_noop);
     uv_close((uv_handle_t *)&s->sighup, on_handle_closed_noop);
+    uv_close((uv_handle_t *)&s->sigusr1, on_handle_closed_noop);
+    if (uv_is_active((uv_handle_t *)&s->watchdog_timer))
+        uv_timer_stop(&s->watchdog_timer);
+    uv_close((uv_handle_t *)&s->watchdog_timer, on_handle_closed_noop);
+    uv_timer_start(&s->stop_timer, on_stop_timer, 20, 20);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -580,7 +674,57 @@ static void on_signal(uv_signal_t *h, int signum)
         ap_server_reload(s);
         return;
     }
+    if (signum == SIGUSR1) {
+        /* Log files are reopened by their owners (access logs, issue 8). */
+        ap_log(AP_LOG_INFO, "SIGUSR1: reopening log files");
+        return;
+    }
     server_stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* After every socket is bound and every file opened: switch to the
+ * configured user and group. Refuses to go on as root unless the
+ * configuration says so explicitly. */
+static int drop_privileges(const struct ap_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->user == NULL) {
+        if (geteuid() == 0 && !cfg->run_as_root) {
+            snprintf(err, errlen, "refusing to run as root: set `user:` (and `group:`) to drop "
+                                  "privileges, or `run_as_root: true` to run as root on purpose");
+            return -1;
+        }
+        return 0;
+    }
+    errno = 0;
+    struct passwd *pw = getpwnam(cfg->user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "user %.100s: %s", cfg->user, errno ? strerror(errno) : "no such user");
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (cfg->group != NULL) {
+        errno = 0;
+        struct group *gr = getgrnam(cfg->group);
+        if (gr == NULL) {
+            snprintf(err, errlen, "group %.100s: %s", cfg->group, errno ? strerror(errno) : "no such group");
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (geteuid() == 0 && setgroups(0, NULL) != 0) {
+        snprintf(err, errlen, "setgroups: %s", strerror(errno));
+        return -1;
+    }
+    if (setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "switching to %.100s: %s", cfg->user, strerror(errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && setuid(0) == 0) {
+        snprintf(err, errlen, "privileges could be regained after dropping them");
+        return -1;
+    }
+    ap_log(AP_LOG_INFO, "running as %s (uid %u, gid %u)", cfg->user, (unsigned)pw->pw_uid, (unsigned)gid);
+    return 0;
 }
 
 static int init_pseudonyms(struct ap_server *s, const struct ap_config *cfg)
@@ -636,8 +780,15 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
         goto out;
     }
     s.nworkers = cfg->workers;
+    assign_stats_ids(&s, cfg);
     if (build_gens(&s, cfg, gens, err, sizeof(err)) != 0) {
         ap_log(AP_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    if (drop_privileges(cfg, err, sizeof(err)) != 0) {
+        ap_log(AP_LOG_ERROR, "%s", err);
+        for (unsigned k = 0; k < s.nworkers; k++)
+            gen_free(gens[k]);
         goto out;
     }
     for (unsigned i = 0; i < s.nworkers; i++) {
@@ -652,13 +803,28 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
 
     uv_loop_t *main_loop = uv_default_loop();
     s.main_loop = main_loop;
+    s.start_time = (uint64_t)time(NULL);
     uv_signal_init(main_loop, &s.sigterm);
     uv_signal_init(main_loop, &s.sigint);
     uv_signal_init(main_loop, &s.sighup);
-    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
+    uv_signal_init(main_loop, &s.sigusr1);
+    uv_timer_init(main_loop, &s.stop_timer);
+    uv_timer_init(main_loop, &s.watchdog_timer);
+    s.sigterm.data = s.sigint.data = s.sighup.data = s.sigusr1.data = &s;
+    s.stop_timer.data = s.watchdog_timer.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sighup, on_signal, SIGHUP);
+    uv_signal_start(&s.sigusr1, on_signal, SIGUSR1);
+    if (ap_admin_start(&s, &cfg->admin, err, sizeof(err)) != 0) {
+        ap_log(AP_LOG_ERROR, "%s", err);
+        abort(); /* boot may abort: workers hold no request yet */
+    }
+    const char *wd = getenv("WATCHDOG_USEC");
+    unsigned long long wd_usec = wd ? strtoull(wd, NULL, 10) : 0;
+    if (wd_usec > 0)
+        uv_timer_start(&s.watchdog_timer, on_watchdog, wd_usec / 2000 ? wd_usec / 2000 : 1,
+                       wd_usec / 2000 ? wd_usec / 2000 : 1);
 
     for (unsigned i = 0; i < s.nworkers; i++) {
         if (uv_thread_create(&s.workers[i].thread, worker_main, &s.workers[i]) != 0) {
@@ -669,6 +835,8 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     for (size_t i = 0; i < cfg->nlisteners; i++)
         ap_log(AP_LOG_INFO, "listening on %s", cfg->listeners[i].address);
     ap_log(AP_LOG_INFO, "anonproxy started with %u workers", s.nworkers);
+    ap_notify("READY=1\nSTATUS=serving, configuration generation %lu\nMAINPID=%ld", s.generation,
+              (long)getpid());
 
     uv_run(main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s.nworkers; i++)
@@ -689,5 +857,7 @@ out:
     free(s.default_policy);
     ap_pseudo_source_free(&s.pseudo);
     ap_config_unref(s.cfg);
+    for (unsigned i = 0; i < s.nroute_names; i++)
+        free(s.route_names[i]);
     return rc;
 }

@@ -431,6 +431,7 @@ static void finish_exchange(struct ap_upconn *uc)
     uv_timer_stop(&uc->timer);
     ex->uc = NULL;
     uc->ex = NULL;
+    ex->up_ms = uv_now(&ex->w->loop) - ex->up_start_ms;
     chunk_list_free(ex->sent.head);
     ex->sent.head = ex->sent.tail = NULL;
     ex->sent.bytes = 0;
@@ -597,6 +598,7 @@ static void up_send(struct ap_exchange *ex)
     int need_head = !ex->head_sent;
     int need_last = ex->chunked_out && ex->body_done && !ex->last_chunk_sent;
     if (need_head) {
+        ex->up_start_ms = uv_now(&ex->w->loop);
         if (build_head(ex) != 0) {
             ap_conn_send_error(ex->c, 431, "request head too large to forward");
             return;

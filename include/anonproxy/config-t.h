@@ -113,6 +113,7 @@ struct ap_config_route {
     /* The route's privacy policy (key `privacy:`), always built: a route
      * without the key gets the strict profile. Owned by the config. */
     struct ap_policy *policy;
+    unsigned stats_id;              /* metrics slot, set by the server (0: none) */
     struct ap_config_pos pos;
 };
 
@@ -133,6 +134,17 @@ struct ap_config_timeouts {         /* all in milliseconds */
     uint64_t upstream_head;         /* request sent -> response head, default 60000 */
     uint64_t upstream_body_idle;    /* between two response body reads, default 60000 */
     uint64_t drain;                 /* graceful stop, default 30000 */
+};
+
+/* The admin listener (`admin:`): metrics, health, reload, effective
+ * config. Off unless the section is present; loopback by default. */
+struct ap_config_admin {
+    unsigned enabled : 1;
+    char *address;                /* default "127.0.0.1:9901" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *token_file;             /* optional: requests need "Authorization: Bearer <token>" */
+    struct ap_config_pos pos;
 };
 
 #define AP_CONFIG_MAGIC 0x43464731u /* "CFG1" */
@@ -161,6 +173,12 @@ struct ap_config {
      * they agree; NULL: a random key per UTC day, in memory only. */
     char *pseudonym_secret_file;
     unsigned pseudonym_bits;        /* default 64; a route's privacy.pseudonym_bits overrides */
+    struct ap_config_admin admin;
+    /* Privileges: after binding and opening files, switch to this user and
+     * group. Running as root without `user:` needs `run_as_root: true`. */
+    char *user;
+    char *group;
+    unsigned run_as_root : 1;
     int refcount;                   /* atomic; see ap_config_ref/unref */
 };
 

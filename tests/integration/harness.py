@@ -1092,6 +1092,8 @@ def make_config(port, backend=None, upstreams=None, routes=None, limits=None,
     tmo.update(timeouts or {})
     return {
         "workers": workers,
+        # Tests run as root in CI; a real deployment sets `user:` instead.
+        "run_as_root": True,
         "listen": [{"address": "127.0.0.1:%d" % port}],
         "upstreams": upstreams,
         "routes": routes,
