@@ -236,6 +236,14 @@ def cpu_seconds(pids):
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds():
+    """CPU time all CPUs spent busy (not idle, not iowait), in seconds."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu_seconds():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -463,12 +471,17 @@ class Bench:
                 except (OSError, ValueError, IndexError):
                     continue
             return ticks
+        def cpu_line():
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return sum(v[:8]), v[7] if len(v) > 7 else 0
         ours = {os.getpid()} | {pr.pid for pr in Proc.registry}
         for pr in Proc.registry:
             ours.update(children_of(pr.pid))
-        a = sample()
+        a, ca = sample(), cpu_line()
         time.sleep(1.0)
-        b = sample()
+        b, cb = sample(), cpu_line()
+        steal = (cb[1] - ca[1]) * 100.0 / (cb[0] - ca[0]) if cb[0] > ca[0] else 0.0
         hz = os.sysconf("SC_CLK_TCK")
         busy = []
         for pid, (comm, t) in b.items():
@@ -481,7 +494,11 @@ class Bench:
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
         self.result.setdefault("background_load", {})[when] = {
-            "loadavg": load, "busy": [{"pid": p, "comm": c, "cpu_pct": x} for x, c, p in busy]}
+            "loadavg": load, "steal_pct": round(steal, 1),
+            "busy": [{"pid": p, "comm": c, "cpu_pct": x} for x, c, p in busy]}
+        if steal >= 5:
+            self.notes.append(f"the hypervisor took {steal:.0f}% of the CPU time at the {when} of "
+                              "the run (steal): figures are noisy")
         if any(x >= 10 for x, _, _ in busy):
             self.notes.append(f"other processes used CPU at the {when} of the run ("
                               + ", ".join(f"{c} {x}%" for x, c, _ in busy[:5])
@@ -748,6 +765,15 @@ class Bench:
                 self.anonproxy_errors.append({"what": "job check failed", "target": name,
                                               "status": c.get("status"), "error": c.get("error")})
         self.result["job_check"] = checks
+        # A TLS listener that the config accepts but that does not answer
+        # over TLS has no figures to give: skip its rows and say why.
+        tls = checks.get("anonproxy-tls")
+        if tls is not None and tls.get("status") != 204:
+            del self.targets["anonproxy-tls"]
+            self.anonproxy_tls_note = ("anonproxy TLS not available yet: `anonproxy -t` accepts the "
+                                       "tls: key but the listener does not answer over TLS ("
+                                       + (tls.get("error") or f"status {tls.get('status')}") + ")")
+            self.notes.append(self.anonproxy_tls_note)
 
     # -- memory -------------------------------------------------------------
 
@@ -801,7 +827,10 @@ class Bench:
             time.sleep(0.3)
             with open(self.req_keep, "rb") as f:
                 req = f.read()
-            status = self.send_one(p, tls, req)
+            try:
+                status = self.send_one(p, tls, req)
+            except OSError as e:
+                raise SetupError(f"the first request failed: {e}")
             time.sleep(0.5)
 
             def rss():
@@ -845,6 +874,7 @@ class Bench:
             for tls in (False, True):
                 key = f"{kind}{'-tls' if tls else ''}"
                 if kind == "anonproxy" and tls and "anonproxy-tls" not in self.targets:
+                    # Not measured: it does not work (see the job check).
                     res[key] = {"skipped": self.anonproxy_tls_note}
                     continue
                 log(f"memory: {key}, {self.a.hold_conns} idle connections")
@@ -866,13 +896,16 @@ class Bench:
             argv = ["taskset", "-c", self.client_cpus] + argv
         before = self.backend_requests()[0] if record else None
         pids = self.server_pids(name)
+        bpids = [] if name == "direct" else [self.backend.pid]
         srv0, cli0 = cpu_seconds(pids), children_cpu_seconds()
+        be0, all0 = cpu_seconds(bpids), machine_busy_seconds()
         try:
             p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
                                cwd=self.run_dir)
         except subprocess.TimeoutExpired:
             return {"error": "wrk timed out"}
         srv1, cli1 = cpu_seconds(pids), children_cpu_seconds()
+        be1, all1 = cpu_seconds(bpids), machine_busy_seconds()
         after = self.backend_requests()[0] if record else None
         m = re.search(r"^WRKJSON (\{.*\})$", p.stdout, re.M)
         if not m:
@@ -893,6 +926,10 @@ class Bench:
             "server_cpu": (srv1 - srv0) / secs if secs > 0 else None,
             "wrk_cpu": (cli1 - cli0) / secs if secs > 0 else None,
             "server_us_per_req": (srv1 - srv0) * 1e6 / w["requests"] if w["requests"] else None,
+            # Everything else the machine did meanwhile (other users' work,
+            # kernel threads), in cores: the noise of this round.
+            "other_cpu": max(0.0, ((all1 - all0) - (srv1 - srv0) - (cli1 - cli0) - (be1 - be0)) / secs)
+                         if secs > 0 else None,
         }
         if before is not None and after is not None:
             r["backend_requests"] = after - before
@@ -937,6 +974,7 @@ class Bench:
                 "server_cpu": median([r["server_cpu"] for r in ok]),
                 "wrk_cpu": median([r["wrk_cpu"] for r in ok]),
                 "server_us_per_req": median([r["server_us_per_req"] for r in ok]),
+                "other_cpu": median([r["other_cpu"] for r in ok]),
                 "errors": sum(sum(r["errors"].values()) for r in ok),
                 "failed_rounds": len(runs[n]) - len(ok),
             }
@@ -1097,7 +1135,7 @@ class Bench:
             finally:
                 load.wait(timeout=2 * d + 30)
             out[name] = res
-        self.result["profile"] = out
+        self.result["perf"] = out
 
     @staticmethod
     def perf_report(data, sort, limit):
@@ -1224,17 +1262,18 @@ class Bench:
             L.append(f"## {title}")
             L.append("")
             L.append("| target | req/s | p50 ms | p99 ms | x nginx | x direct | errors "
-                     "| server CPU µs/req | server CPU | wrk CPU |")
-            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "| server CPU µs/req | server CPU | wrk CPU | other CPU |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for n, o in R[key]["targets"].items():
                 if "skipped" in o:
-                    L.append(f"| {n} | skipped: {o['skipped']} | | | | | | | | |")
+                    L.append(f"| {n} | skipped: {o['skipped']} | | | | | | | | | |")
                     continue
                 err = o["errors"] + o["failed_rounds"]
                 L.append(f"| {n} | {fmt(o['rps'], ',.0f')} | {fmt(o['p50_ms'], '.2f')} | "
                          f"{fmt(o['p99_ms'], '.2f')} | {fmt(o['x_nginx'], '.2f')} | "
                          f"{fmt(o['x_direct'], '.2f')} | {err} | {fmt(o['server_us_per_req'], '.1f')} | "
-                         f"{fmt(o['server_cpu'], '.0%')} | {fmt(o['wrk_cpu'], '.0%')} |")
+                         f"{fmt(o['server_cpu'], '.0%')} | {fmt(o['wrk_cpu'], '.0%')} | "
+                         f"{fmt(o['other_cpu'], '.0%')} |")
             L.append("")
         if "handshakes" in R:
             h = R["handshakes"]
@@ -1295,12 +1334,13 @@ class Bench:
             for n in self.notes:
                 L.append(f"- {n}")
             L.append("")
-        if R.get("profile"):
+        if R.get("perf"):
             L.append(f"## Profile under load (--perf, {self.a.connections} connections)")
             L.append("")
-            names = list(R["profile"])
-            calls = sorted({k for n in names for k in R["profile"][n].get("syscalls_per_request", {})},
-                           key=lambda k: -max(R["profile"][n].get("syscalls_per_request", {}).get(k, 0)
+            P = R["perf"]
+            names = list(P)
+            calls = sorted({k for n in names for k in P[n].get("syscalls_per_request", {})},
+                           key=lambda k: -max(P[n].get("syscalls_per_request", {}).get(k, 0)
                                               for n in names))
             L.append("System calls per request (errors in brackets):")
             L.append("")
@@ -1309,7 +1349,7 @@ class Bench:
             for k in calls + ["total"]:
                 cells = []
                 for n in names:
-                    pr = R["profile"][n]
+                    pr = P[n]
                     if k == "total":
                         cells.append(fmt(pr.get("syscalls_total_per_request"), ".2f"))
                         continue
@@ -1319,12 +1359,12 @@ class Bench:
                 L.append(f"| {k} | " + " | ".join(cells) + " |")
             L.append("")
             for n in names:
-                pr = R["profile"][n]
+                pr = P[n]
                 if "dso" in pr:
                     L.append(f"{n} CPU by object: " + ", ".join(f"{r['dso']} {r['pct']:.1f}%"
                                                                  for r in pr["dso"][:6]))
                     L.append("")
-            top = R["profile"].get("anonproxy", {}).get("top", [])
+            top = P.get("anonproxy", {}).get("top", [])
             if top:
                 L.append("anonproxy hottest functions (self time):")
                 L.append("")
@@ -1342,10 +1382,11 @@ class Bench:
 
     def write(self):
         self.result["gate"] = self.gate()
-        md = self.markdown()
         base = os.path.join(self.out_dir, f"{self.stamp}-{self.a.profile}")
+        # The JSON first: a report that fails to render loses no figure.
         with open(base + ".json", "w") as f:
             json.dump(self.result, f, indent=1, sort_keys=False)
+        md = self.markdown()
         with open(base + ".md", "w") as f:
             f.write(md)
         for ext in (".json", ".md"):

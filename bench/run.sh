@@ -10,7 +10,7 @@
 #     (tests/fetch-test-data.sh, npm), only when missing;
 #   - builds the release tree $BENCH_BUILD (default build-bench: meson
 #     --buildtype=release, no sanitizers) with anonproxy, backend204 and
-#     holdconns.
+#     holdconns (BENCH_NO_BUILD=1 skips this and uses what is there).
 # Output: var/bench/STAMP-PROFILE.md and .json, var/bench/latest.{md,json}.
 # Exit status: 0 done, 1 --gate failed, 2 the run could not be made.
 set -eu
@@ -33,9 +33,19 @@ fi
 
 sh tests/fetch-test-data.sh
 
-if [ ! -f "$BENCH_BUILD/build.ninja" ]; then
-  meson setup "$BENCH_BUILD" --buildtype=release >/dev/null
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  buildlog=$(mktemp)
+  if [ ! -f "$BENCH_BUILD/build.ninja" ]; then
+    meson setup "$BENCH_BUILD" --buildtype=release >"$buildlog" 2>&1 || { cat "$buildlog" >&2; exit 2; }
+  fi
+  if ! ninja -C "$BENCH_BUILD" proxy/anonproxy bench/backend204 bench/holdconns >"$buildlog" 2>&1; then
+    cat "$buildlog" >&2
+    echo "bench: the build of $BENCH_BUILD failed" >&2
+    rm -f "$buildlog"
+    exit 2
+  fi
+  rm -f "$buildlog"
 fi
-ninja -C "$BENCH_BUILD" proxy/anonproxy bench/backend204 bench/holdconns >/dev/null
 
+# exec: a signal to this script reaches run.py, which stops what it started.
 exec python3 bench/run.py --build "$BENCH_BUILD" "$@"
