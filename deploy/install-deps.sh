@@ -6,7 +6,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 build_pkgs="gcc pkg-config meson ninja-build libuv1-dev libssl-dev libmaxminddb-dev
   libyaml-dev zlib1g-dev node-llhttp libcmocka-dev ca-certificates"
-test_pkgs="python3 curl openssl clang"
+test_pkgs="python3 python3-prometheus-client curl openssl clang"
 pkgs="$build_pkgs"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"
 missing=""

@@ -288,8 +288,8 @@ struct ap_exchange {
     int status;
     uint64_t start_ms;
     uint64_t start_ns;        /* uv_hrtime() at the request head, for metrics */
-    uint64_t up_start_ms;     /* upstream request head written */
-    uint64_t up_ms;           /* upstream duration, when known */
+    uint64_t up_start_ns;     /* uv_hrtime() when the upstream request head was written */
+    uint64_t up_ns;           /* upstream duration, 0 until the response completed */
 };
 
 /* A response header as offsets into ap_upconn.hbuf (which may move). */

@@ -29,6 +29,7 @@
 #include "anonproxy/policy.h"
 #include "anonproxy/pseudo.h"
 #include "anonproxy/server.h"
+#include "anonproxy/tls.h"
 #include "net.h"
 
 uint64_t ap_server_now(struct ap_worker *w)
@@ -61,8 +62,8 @@ void ap_server_count_request(struct ap_worker *w, const struct ap_exchange *ex, 
     if (ex == NULL)
         return;
     ap_hist_add(&rs->request, (uv_hrtime() - ex->start_ns) / 1000);
-    if (ex->up_start_ms != 0 && ex->up_ms != 0)
-        ap_hist_add(&rs->upstream, ex->up_ms * 1000);
+    if (ex->up_ns != 0)
+        ap_hist_add(&rs->upstream, ex->up_ns / 1000);
 }
 
 /* Give every route of `cfg` its metrics slot, by name, so that counters
@@ -546,6 +547,20 @@ static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen 
     return 0;
 }
 
+/* Logs TLS errors (one per line, each naming its file) and frees them;
+ * returns rc. */
+static int log_tls_errors(int rc, char *errors, const char *prefix)
+{
+    for (const char *e = errors; e != NULL && *e;) {
+        const char *nl = strchr(e, '\n');
+        int n = nl ? (int)(nl - e) : (int)strlen(e);
+        ap_log(AP_LOG_ERROR, "%s%.*s", prefix, n, e);
+        e += n + (nl != NULL);
+    }
+    free(errors);
+    return rc;
+}
+
 int ap_server_reload(struct ap_server *s)
 {
     if (s->stopping)
@@ -572,6 +587,14 @@ int ap_server_reload(struct ap_server *s)
         return -1;
     }
     assign_stats_ids(s, cfg);
+    /* New certificates for new handshakes; open connections keep theirs. */
+    if (log_tls_errors(ap_tls_reload(s->tls, cfg, &errors), errors, "reload failed: ") != 0) {
+        s->reloads_failed++;
+        set_reload_status(s, "reload failed: %s", "TLS certificates");
+        ap_config_unref(cfg);
+        ap_notify("READY=1\nSTATUS=%s", s->last_reload);
+        return -1;
+    }
     /* One reload at a time: wait until every worker took the previous
      * generation (one loop turn; bounded), so sockets are never handed twice. */
     for (int spins = 0; spins < 5000; spins++) {
@@ -760,6 +783,7 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     char err[512];
     int rc = 1;
     struct ap_gen **gens = NULL;
+    char *tls_errors = NULL;
 
     signal(SIGPIPE, SIG_IGN);
     if (init_pseudonyms(&s, cfg) != 0) {
@@ -781,6 +805,8 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     }
     s.nworkers = cfg->workers;
     assign_stats_ids(&s, cfg);
+    if (log_tls_errors(ap_tls_new(cfg, &s.tls, &tls_errors), tls_errors, "") != 0)
+        goto out;
     if (build_gens(&s, cfg, gens, err, sizeof(err)) != 0) {
         ap_log(AP_LOG_ERROR, "%s", err);
         goto out;
@@ -843,6 +869,8 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
         uv_thread_join(&s.workers[i].thread);
     uv_run(main_loop, UV_RUN_DEFAULT);
     uv_loop_close(main_loop);
+    if (s.tls != NULL)
+        ap_tls_log_stats(s.tls);
     ap_log(AP_LOG_INFO, "stopped");
     rc = 0;
 out:
@@ -851,6 +879,7 @@ out:
         free(s.workers[i].lsocks); /* workers that never started */
         s.workers[i].lsocks = NULL;
     }
+    ap_tls_free(s.tls); /* after the workers: their connections hold contexts */
     free(gens);
     free(s.workers);
     ap_policy_free(s.default_policy);

@@ -13,6 +13,7 @@
 #include "anonproxy/buf.h"
 #include "anonproxy/head.h"
 #include "anonproxy/log.h"
+#include "anonproxy/tls.h"
 #include "net.h"
 
 #define RESP_HEAD_LIMIT (64 * 1024)
@@ -22,7 +23,7 @@ struct upwreq {
     struct ap_upconn *uc;
     struct ap_chunk *owned; /* chunks freed with the request */
     unsigned nbufs;
-    char sizes[][24];       /* chunk-size lines */
+    char sizes[][24];       /* chunk-size lines; the raw bytes of a TLS write */
 };
 
 static void up_close(struct ap_upconn *uc);
@@ -147,6 +148,7 @@ static void on_up_handle_closed(uv_handle_t *h)
     struct ap_worker *w = uc->w;
     ap_buf_free(&uc->hbuf);
     free(uc->hdrs);
+    ap_tls_conn_free(uc->tls);
     uc->magic = 0;
     free(uc);
     w->nupconns--;
@@ -431,7 +433,7 @@ static void finish_exchange(struct ap_upconn *uc)
     uv_timer_stop(&uc->timer);
     ex->uc = NULL;
     uc->ex = NULL;
-    ex->up_ms = uv_now(&ex->w->loop) - ex->up_start_ms;
+    ex->up_ns = uv_hrtime() - ex->up_start_ns + 1;
     chunk_list_free(ex->sent.head);
     ex->sent.head = ex->sent.tail = NULL;
     ex->sent.bytes = 0;
@@ -449,6 +451,8 @@ static void finish_exchange(struct ap_upconn *uc)
         p->nidle++;
         uc->read_paused = 0;
         up_read_start(uc);
+        if (uc->tls != NULL)
+            ap_tls_idle(uc->tls);
         uv_timer_start(&uc->timer, on_up_timer, p->up->keepalive_idle_timeout_ms, 0);
     } else {
         up_close(uc);
@@ -458,9 +462,9 @@ static void finish_exchange(struct ap_upconn *uc)
 
 /* ---- reading responses ---- */
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Response bytes as plaintext (after TLS, for an https server). */
+static void up_on_data(struct ap_upconn *uc, ssize_t nread, const uv_buf_t *buf)
 {
-    struct ap_upconn *uc = s->data;
     if (nread == 0)
         return;
     struct ap_exchange *ex = uc->ex;
@@ -559,7 +563,9 @@ static void on_up_write(uv_write_t *req, int status)
     if (ex->c != NULL && ex->c->read_paused &&
         uv_stream_get_write_queue_size((uv_stream_t *)&uc->tcp) < AP_LOW_WATER)
         ap_conn_upstream_writable(ex->c);
-    if (ex->body_done && ex->body.bytes == 0 && uc->writes_pending == 0 && !uc->got_bytes)
+    /* head_sent: a TLS handshake write is not the request. */
+    if (ex->head_sent && ex->body_done && ex->body.bytes == 0 && uc->writes_pending == 0 &&
+        !uc->got_bytes)
         uv_timer_start(&uc->timer, on_up_timer, ex->w->cfg->timeouts.upstream_head, 0);
 }
 
@@ -598,7 +604,7 @@ static void up_send(struct ap_exchange *ex)
     int need_head = !ex->head_sent;
     int need_last = ex->chunked_out && ex->body_done && !ex->last_chunk_sent;
     if (need_head) {
-        ex->up_start_ms = uv_now(&ex->w->loop);
+        ex->up_start_ns = uv_hrtime();
         if (build_head(ex) != 0) {
             ap_conn_send_error(ex->c, 431, "request head too large to forward");
             return;
@@ -654,15 +660,29 @@ static void up_send(struct ap_exchange *ex)
     ex->body.head = ex->body.tail = NULL;
     ex->body.bytes = 0;
     ex->head_sent = 1;
-    int r = uv_write(&wr->req, (uv_stream_t *)&uc->tcp, bufs, nb, on_up_write);
-    free(bufs);
-    if (r < 0) {
+    int r;
+    if (uc->tls != NULL) {
+        /* Encrypted now: the records go out as their own writes (see
+         * up_tls_send), so the plaintext chunks are done with. */
+        r = ap_tls_writev(uc->tls, bufs, nb);
+        free(bufs);
         chunk_list_free(wr->owned);
         free(wr);
-        up_fail(ex, 502, "upstream write failed");
-        return;
+        if (r < 0) {
+            up_fail(ex, 502, "upstream write failed");
+            return;
+        }
+    } else {
+        r = uv_write(&wr->req, (uv_stream_t *)&uc->tcp, bufs, nb, on_up_write);
+        free(bufs);
+        if (r < 0) {
+            chunk_list_free(wr->owned);
+            free(wr);
+            up_fail(ex, 502, "upstream write failed");
+            return;
+        }
+        uc->writes_pending++;
     }
-    uc->writes_pending++;
     if (ex->c != NULL && !ex->c->read_paused &&
         uv_stream_get_write_queue_size((uv_stream_t *)&uc->tcp) > AP_HIGH_WATER) {
         ex->c->read_paused = 1;
@@ -689,6 +709,114 @@ void ap_upstream_pump(struct ap_exchange *ex)
     if (!ex->head_sent && !ex->body_done && ex->body.bytes < AP_STREAM_THRESHOLD)
         return;
     up_send(ex);
+}
+
+/* ---- TLS to https servers ---- */
+
+/* The sender of an upstream TLS connection: each batch of records is one
+ * uv_write that on_up_write completes like a plain request write. */
+static int up_tls_send(void *ctx, const char *p, size_t n)
+{
+    struct ap_upconn *uc = ctx;
+    struct upwreq *wr = malloc(sizeof(*wr) + n);
+    if (wr == NULL)
+        return UV_ENOMEM;
+    wr->uc = uc;
+    wr->owned = NULL;
+    wr->nbufs = 0;
+    memcpy(wr->sizes, p, n);
+    uv_buf_t b = uv_buf_init((char *)wr->sizes, (unsigned)n);
+    int r = uv_write(&wr->req, (uv_stream_t *)&uc->tcp, &b, 1, on_up_write);
+    if (r < 0) {
+        free(wr);
+        return r;
+    }
+    uc->writes_pending++;
+    return 0;
+}
+
+/* A failed handshake counts against the server like a failed connect:
+ * the client gets 502 with OpenSSL's reason (e.g. "hostname mismatch"). */
+static void up_tls_failed(struct ap_upconn *uc, const char *why)
+{
+    struct ap_exchange *ex = uc->ex;
+    char msg[192];
+    snprintf(msg, sizeof(msg), "upstream TLS handshake failed: %s", why);
+    mark_failure(uc->pool, uc->w, msg);
+    up_close(uc);
+    if (ex != NULL) {
+        ex->uc = NULL;
+        if (ex->c != NULL)
+            ap_conn_send_error(ex->c, 502, msg);
+    }
+}
+
+/* The TCP connection is up: start the handshake (the connect timer keeps
+ * running and covers it). */
+static void up_tls_start(struct ap_upconn *uc)
+{
+    size_t idx = (size_t)(uc->pool->srv - uc->pool->up->servers);
+    struct ap_tls_sender snd = {up_tls_send, uc};
+    uc->tls = ap_tls_connect(uc->w->server->tls, uc->pool->up, idx, snd);
+    if (uc->tls == NULL) {
+        up_tls_failed(uc, "no TLS context for this upstream");
+        return;
+    }
+    up_read_start(uc);
+    char *unused;
+    if (ap_tls_read(uc->tls, &unused) < 0) /* sends the ClientHello */
+        up_tls_failed(uc, ap_tls_strerror(uc->tls));
+}
+
+/* The handshake completed: the connection is ready for requests. */
+static void up_tls_ready(struct ap_upconn *uc)
+{
+    uc->connected = 1;
+    uc->pool->fails = 0;
+    uv_timer_stop(&uc->timer);
+    if (uc->ex != NULL)
+        ap_upstream_pump(uc->ex);
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ap_upconn *uc = s->data;
+    if (uc->tls == NULL || nread == 0) {
+        up_on_data(uc, nread, buf);
+        return;
+    }
+    if (nread < 0) {
+        if (!uc->connected)
+            up_tls_failed(uc, nread == UV_EOF ? "connection closed during the handshake"
+                                              : uv_strerror((int)nread));
+        else
+            up_on_data(uc, nread, buf);
+        return;
+    }
+    int established = ap_tls_is_established(uc->tls);
+    ap_tls_feed(uc->tls, buf->base, (size_t)nread);
+    while (!uc->closing) {
+        char *plain;
+        ssize_t n = ap_tls_read(uc->tls, &plain);
+        if (!established && ap_tls_is_established(uc->tls)) {
+            established = 1;
+            up_tls_ready(uc);
+            if (uc->closing)
+                break;
+        }
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (!uc->connected)
+                up_tls_failed(uc, ap_tls_strerror(uc->tls));
+            else
+                up_on_data(uc, n == AP_TLS_EOF ? UV_EOF : UV_ECONNRESET, NULL);
+            break;
+        }
+        uv_buf_t b = uv_buf_init(plain, (unsigned)n);
+        up_on_data(uc, n, &b);
+    }
+    ap_tls_feed(uc->tls, NULL, 0); /* the read buffer is the worker's */
 }
 
 /* ---- connecting ---- */
@@ -719,6 +847,11 @@ static void on_connect(uv_connect_t *req, int status)
         }
         if (ex->c != NULL)
             ap_conn_send_error(ex->c, 502, why);
+        return;
+    }
+    if (uc->pool->srv->tls) {
+        uv_tcp_nodelay(&uc->tcp, 1);
+        up_tls_start(uc);
         return;
     }
     uc->connected = 1;

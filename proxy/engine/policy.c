@@ -731,7 +731,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
             drop_header(&r, h, AP_AUDIT_HEADER, rule->origin);
             continue;
         }
-        if (rule->action == AP_HDR_COOKIE && ctx->audit)
+        if (rule->action == AP_HDR_COOKIE && (ctx->audit || ctx->stats != NULL))
             audit_cookies(&r, h->value);
         int wr = run_rewrite(&r, fn, h->value.p, h->value.len, &out);
         if (wr == -ENOMEM) {
@@ -771,7 +771,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
 
     /* The target's query. */
     if (rc == 0 && req->query.p != NULL) {
-        if (ctx->audit)
+        if (ctx->audit || ctx->stats != NULL)
             audit_params(&r, req->query);
         const char *tend = req->target.p + req->target.len;
         struct ap_slice t = {req->path.p, (size_t)(tend - req->path.p)};
