@@ -18,6 +18,7 @@
 #include "anonproxy/policy.h"
 #include "anonproxy/proxyproto.h"
 #include "anonproxy/route.h"
+#include "anonproxy/tls.h"
 #include "net.h"
 
 /* How long a closing connection keeps reading (and discarding) so that the
@@ -211,7 +212,8 @@ static void on_client_write(uv_write_t *req, int status)
         ap_upstream_client_writable(c->ex);
 }
 
-int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs)
+/* Bytes as they go on the wire: plaintext, or a TLS connection's records. */
+static int conn_write_raw(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs)
 {
     size_t total = 0;
     for (unsigned i = 0; i < nbufs; i++)
@@ -248,6 +250,21 @@ int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs)
     return 0;
 }
 
+/* The sender of a client TLS connection: ciphertext goes out like any
+ * write (copied when the socket does not take it at once). */
+static int conn_tls_send(void *ctx, const char *p, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    return conn_write_raw(ctx, &b, 1);
+}
+
+int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (c->tls != NULL)
+        return ap_tls_writev(c->tls, bufs, nbufs);
+    return conn_write_raw(c, bufs, nbufs);
+}
+
 int ap_conn_write(struct ap_conn *c, const char *p, size_t n)
 {
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
@@ -266,6 +283,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     ap_buf_free(&c->pending);
     if (c->gen != NULL)
         ap_gen_unref(w, c->gen);
+    ap_tls_conn_free(c->tls);
     c->magic = 0;
     free(c);
     if (w->draining && w->nconns == 0)
@@ -347,13 +365,21 @@ static void conn_timer(struct ap_conn *c, enum ap_tclass cls, uint64_t ms)
     struct ap_tlist *l = &w->tq[cls];
     c->deadline = uv_now(&w->loop) + ms;
     c->tclass = (unsigned char)cls;
-    c->tprev = l->tail;
-    c->tnext = NULL;
-    if (l->tail)
-        l->tail->tnext = c;
+    /* Lists stay sorted: the tail is the place unless the timeout differs
+     * within the class (handshake_timeout is per listener). */
+    struct ap_conn *after = l->tail;
+    while (after != NULL && after->deadline > c->deadline)
+        after = after->tprev;
+    c->tprev = after;
+    c->tnext = after ? after->tnext : l->head;
+    if (c->tnext)
+        c->tnext->tprev = c;
+    else
+        l->tail = c;
+    if (after)
+        after->tnext = c;
     else
         l->head = c;
-    l->tail = c;
     arm_worker_timer(w, c->deadline);
 }
 
@@ -411,6 +437,8 @@ static void conn_close_after_write(struct ap_conn *c)
     conn_read_stop(c);
     ap_conn_timer_stop(c);
     c->state = AP_CS_CLOSING;
+    if (c->tls != NULL)
+        ap_tls_shutdown(c->tls); /* close_notify goes before the FIN */
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (req == NULL) {
         conn_close(c);
@@ -459,11 +487,17 @@ void ap_conn_send_error(struct ap_conn *c, int status, const char *reason)
 
 /* ---- reading ---- */
 
+static void conn_tls_read(struct ap_conn *c, const char *data, size_t len);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct ap_conn *c = s->data;
     if (nread == 0)
         return;
+    if (c->tls != NULL && nread > 0) {
+        conn_tls_read(c, buf->base, (size_t)nread);
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF)
             ap_log(AP_LOG_DEBUG, "client read failed: %s", uv_strerror((int)nread));
@@ -510,11 +544,17 @@ void ap_conn_upstream_writable(struct ap_conn *c)
 static void start_idle(struct ap_conn *c)
 {
     c->state = AP_CS_IDLE;
-    /* The first request gets the head timeout, later ones keep-alive. */
-    if (c->nrequests == 0)
+    /* The first request gets the head timeout, later ones keep-alive; a TLS
+     * connection first gets handshake_timeout for its handshake. */
+    if (c->tls != NULL && !ap_tls_is_established(c->tls)) {
+        conn_timer(c, AP_T_HANDSHAKE, c->listener->tls->handshake_timeout_ms);
+    } else if (c->nrequests == 0) {
         conn_timer(c, AP_T_HEAD, conn_cfg(c)->timeouts.request_head);
-    else
+    } else {
         conn_timer(c, AP_T_KEEPALIVE, conn_cfg(c)->timeouts.keepalive);
+        if (c->tls != NULL)
+            ap_tls_idle(c->tls); /* an idle TLS connection holds no buffer */
+    }
     conn_read_start(c);
 }
 
@@ -562,6 +602,8 @@ static void on_timer(struct ap_conn *c)
         conn_close(c);
         break;
     case AP_CS_IDLE:
+        if (c->tls != NULL && !ap_tls_is_established(c->tls))
+            ap_tls_note_timeout(c->tls);
         conn_close(c);
         break;
     case AP_CS_HEAD:
@@ -804,6 +846,50 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
         ap_upstream_pump(c->ex);
 }
 
+/* Ciphertext from a TLS client. A PROXY protocol header, when the listener
+ * expects one, comes before TLS; then every byte goes through the TLS
+ * connection and the plaintext through conn_process, record by record. */
+static void conn_tls_read(struct ap_conn *c, const char *data, size_t len)
+{
+    if (c->state == AP_CS_PROXY) {
+        ssize_t used = read_proxy_header(c, data, len);
+        if (used < 0)
+            return;
+        data += used;
+        len -= (size_t)used;
+        if (c->state == AP_CS_PROXY || len == 0)
+            return;
+    }
+    int established = ap_tls_is_established(c->tls);
+    ap_tls_feed(c->tls, data, len);
+    for (;;) {
+        char *plain;
+        ssize_t n = ap_tls_read(c->tls, &plain);
+        if (!established && ap_tls_is_established(c->tls)) {
+            established = 1;
+            /* The first request gets request_head from the handshake on. */
+            if (c->state == AP_CS_IDLE)
+                conn_timer(c, AP_T_HEAD, conn_cfg(c)->timeouts.request_head);
+        }
+        if (n == 0)
+            break;
+        if (n < 0) {
+            /* close_notify after a complete request: answer, then close. */
+            if (n == AP_TLS_EOF && c->state == AP_CS_WAIT) {
+                conn_read_stop(c);
+                c->close_after = 1;
+            } else {
+                conn_close(c);
+            }
+            break;
+        }
+        conn_process(c, plain, (size_t)n);
+        if (c->state == AP_CS_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
+            break;
+    }
+    ap_tls_feed(c->tls, NULL, 0); /* the read buffer is the worker's */
+}
+
 /* ---- accepting ---- */
 
 void ap_conn_on_accept(uv_stream_t *listener, int status)
@@ -855,6 +941,16 @@ void ap_conn_on_accept(uv_stream_t *listener, int status)
     c->gen = l->gen;
     ap_gen_ref(c->gen);
     c->listener = l->lcfg;
+    if (c->listener->tls != NULL) {
+        /* Before anything is written: an error answer in plaintext would
+         * mean nothing to a TLS client (ap_conn_send_error then closes). */
+        struct ap_tls_sender snd = {conn_tls_send, c};
+        c->tls = ap_tls_accept(w->server->tls, c->listener, w->id, snd);
+        if (c->tls == NULL) {
+            conn_close(c);
+            return;
+        }
+    }
     if (w->nconns > w->cfg->limits.connections_per_worker) {
         ap_conn_send_error(c, 503, "too many connections");
         return;
