@@ -133,6 +133,7 @@ struct parser {
     struct error overflow; /* position of the first dropped one */
     int oom;
     int upstreams_bad;     /* the upstreams section was unusable */
+    size_t privacy_rules;  /* rules and list entries of every route's privacy so far */
     struct resolved *cache;
     size_t ncache;
 };
@@ -2089,6 +2090,9 @@ static void kw_route_upstream(struct parser *p, const struct keyword *kw, yaml_n
  * engine tries them in turn for every header and parameter, and their
  * duplicate check is pairwise, so the cap stays small. */
 #define MAX_RULES 256u
+/* All routes together: aliases can give thousands of routes one big map,
+ * and each route's policy holds its own copy of it. */
+#define MAX_TOTAL_RULES 100000u
 #define MAX_SITE_ID 255u
 
 /* Headers the proxy writes or strips itself (ap_head_parse leaves them out
@@ -2274,13 +2278,21 @@ static void add_remove_header(struct parser *p, yaml_node_t *node, const char *s
         p->oom = 1;
 }
 
-/* Returns 0 when a list value is within MAX_RULES items, or reports. */
+/* Returns 0 when a map or list of `n` entries fits MAX_RULES and what is
+ * left of MAX_TOTAL_RULES (which it then takes), or reports. */
 static int check_rule_count(struct parser *p, yaml_node_t *node, size_t n)
 {
-    if (n <= MAX_RULES)
-        return 0;
-    err(p, node, "too many entries (%zu, at most %u)", n, MAX_RULES);
-    return -E2BIG;
+    if (n > MAX_RULES) {
+        err(p, node, "too many entries (%zu, at most %u)", n, MAX_RULES);
+        return -E2BIG;
+    }
+    if (n > MAX_TOTAL_RULES - p->privacy_rules) {
+        err(p, node, "too many privacy rules in all routes together (at most %u)",
+            MAX_TOTAL_RULES);
+        return -E2BIG;
+    }
+    p->privacy_rules += n;
+    return 0;
 }
 
 static void kw_remove_headers(struct parser *p, const struct keyword *kw, yaml_node_t *node,

@@ -1597,6 +1597,42 @@ static void test_privacy_caps(void **state)
     }
 }
 
+/* Aliases give many routes one big map; each route's policy copies it, so
+ * all routes together have a budget of 100000 entries. */
+static void test_privacy_total_budget(void **state)
+{
+    (void)state;
+    size_t cap = 16384 + 400 * 4;
+    char *yaml = malloc(cap);
+    assert_non_null(yaml);
+    size_t off = (size_t)snprintf(yaml, cap, "listen: [{address: 127.0.0.1:8080}]\n"
+                                             "upstreams: {u: {file: out.ndjson}}\n"
+                                             "x: &q {");
+    for (unsigned i = 0; i < 256; i++)
+        off += (size_t)snprintf(yaml + off, cap - off, "%sp%u: drop", i ? ", " : "", i);
+    off += (size_t)snprintf(yaml + off, cap - off, "}\nroutes: [");
+    for (unsigned i = 0; i < 400; i++)
+        off += (size_t)snprintf(yaml + off, cap - off, "%s{upstream: u, privacy: {query: *q}}",
+                                i ? ", " : "");
+    snprintf(yaml + off, cap - off, "]\n");
+    char *errors = NULL;
+    assert_null(parse(yaml, &errors));
+    /* 390 routes fit (99840 entries); the 10 others are refused, at the
+     * shared node, in route order. "x" is an unknown key too. */
+    const char *first = strstr(errors, "routes[390]");
+    assert_non_null(first);
+    assert_int_equal(strncmp(first, "routes[390].privacy.query: too many privacy rules in all "
+                                    "routes together (at most 100000)\n", 82), 0);
+    assert_null(strstr(errors, "routes[389]"));
+    assert_non_null(strstr(errors, "routes[399].privacy.query: too many"));
+    size_t lines = 0;
+    for (const char *c = errors; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, 11);
+    free(errors);
+    free(yaml);
+}
+
 static void test_secret_file(void **state)
 {
     (void)state;
@@ -2252,6 +2288,7 @@ int main(void)
         cmocka_unit_test(test_privacy_values),
         cmocka_unit_test(test_privacy_errors),
         cmocka_unit_test(test_privacy_caps),
+        cmocka_unit_test(test_privacy_total_budget),
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_privacy_round_trip),
         cmocka_unit_test(test_privacy_print),
