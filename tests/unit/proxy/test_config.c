@@ -1049,7 +1049,8 @@ static void test_print_format(void **state)
                         "client_address_headers: [\"x-forwarded-for\"]\n"
                         "pseudonyms:\n"
                         "  secret_file: ~ # not set: a random key per UTC day, in memory only\n"
-                        "  bits: 64\n");
+                        "  bits: 64\n"
+                        "run_as_root: false\n");
     free(text);
     ap_config_unref(cfg);
 }
