@@ -8,7 +8,9 @@
 
 static struct ap_slice strip_port(struct ap_slice h)
 {
-    if (h.len > 0 && h.p[0] == '[') {
+    if (h.len == 0)
+        return h;
+    if (h.p[0] == '[') {
         const char *rb = memchr(h.p, ']', h.len);
         if (rb != NULL)
             h.len = (size_t)(rb - h.p) + 1;
