@@ -153,7 +153,8 @@ CASES = [
     # --- Transfer-Encoding
     ("te_chunked_then_gzip",
      R(HOST, b"Transfer-Encoding: chunked, gzip", body=b"0\r\n\r\n", line=b"POST / HTTP/1.1"), E400_501, {}),
-    ("te_gzip_alone", R(HOST, b"Transfer-Encoding: gzip", body=b"abc", line=b"POST / HTTP/1.1"), {501}, {}),
+    # RFC 9112 6.3: a request whose final coding is not chunked gets 400.
+    ("te_gzip_alone", R(HOST, b"Transfer-Encoding: gzip", body=b"abc", line=b"POST / HTTP/1.1"), {400, 501}, {}),
     ("te_unknown_coding", R(HOST, b"Transfer-Encoding: foo", body=b"abc", line=b"POST / HTTP/1.1"), E400_501, {}),
     ("te_identity", R(HOST, b"Transfer-Encoding: identity", body=b"abc", line=b"POST / HTTP/1.1"), E400_501, {}),
     ("te_chunked_twice_two_headers",

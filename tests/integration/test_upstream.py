@@ -50,7 +50,10 @@ def t_upstream_down():
     cfg = make_config(port, upstreams={"backend": {"servers": ["http://127.0.0.1:%d" % free_port()]}})
     with Proxy(cfg, port=port) as p:
         expect_error(p, get("/"), 502, within=2.0)
-        ex = expect_error(p, get("/again"), 502, within=2.0, log=False)
+        # The refused server is now marked down (max_fails 1, fail_timeout
+        # 10s): with no healthy server left the answer is 503, as Envoy's
+        # "no healthy upstream".
+        ex = expect_error(p, get("/again"), 503, within=2.0, log=False)
         check(ex.first() is not None, "second request")
 
 
