@@ -1383,3 +1383,92 @@ def run_cases(cases, default_timeout=30):
             print("FAIL - %s: %s" % (name, why.replace("\n", "\\n")), flush=True)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------------------
+# TLS: a throw-away PKI made with the openssl CLI at test time
+# ---------------------------------------------------------------------------
+
+class TestPKI:
+    """A CA, an intermediate CA and leaf certificates, made in a temporary
+    directory with the `openssl` command (nothing is committed). Leaves are
+    made with leaf(); every path is absolute. Call cleanup() when done."""
+
+    def __init__(self, tmp=None):
+        self.dir = tmp or tempfile.mkdtemp(prefix="anonproxy-pki-")
+        self._own = tmp is None
+        self.serial = 100
+        self.ca, self.ca_key = self._self_signed("ca", "anonproxy test root CA")
+        self.inter, self.inter_key = self.leaf(
+            "inter", cn="anonproxy test intermediate CA", ca=True)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _run(self, args):
+        p = subprocess.run(["openssl"] + args, capture_output=True, timeout=60,
+                           cwd=self.dir)
+        if p.returncode != 0:
+            raise CaseFailure("openssl %s failed: %s" % (args[0], p.stderr.decode(
+                "utf-8", "replace")[-500:]))
+
+    def _key_args(self, kind):
+        if kind == "rsa":
+            return ["-newkey", "rsa:2048"]
+        return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+
+    def _self_signed(self, stem, cn):
+        key, crt = self.path(stem + ".key"), self.path(stem + ".pem")
+        self._run(["req", "-x509"] + self._key_args("rsa") + [
+            "-nodes", "-keyout", key, "-out", crt, "-subj", "/CN=" + cn, "-days", "3",
+            "-addext", "basicConstraints=critical,CA:true",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        return crt, key
+
+    def leaf(self, stem, cn=None, dns=(), ips=(), kind="ec", issuer="ca", days=3,
+             client=False, ca=False):
+        """Makes STEM.pem and STEM.key signed by the root ("ca") or the
+        intermediate ("inter"); returns (cert, key)."""
+        key, csr, crt = (self.path(stem + ext) for ext in (".key", ".csr", ".pem"))
+        self._run(["req"] + self._key_args(kind) + [
+            "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + (cn or stem)])
+        ext = []
+        if ca:
+            ext += ["basicConstraints=critical,CA:true",
+                    "keyUsage=critical,keyCertSign,cRLSign"]
+        else:
+            ext += ["basicConstraints=critical,CA:false",
+                    "extendedKeyUsage=%s" % ("clientAuth" if client else "serverAuth")]
+            alt = ["DNS:" + d for d in dns] + ["IP:" + i for i in ips]
+            if alt:
+                ext.append("subjectAltName=" + ",".join(alt))
+        extfile = self.path(stem + ".ext")
+        with open(extfile, "w") as f:
+            f.write("\n".join(ext) + "\n")
+        icrt, ikey = (self.ca, self.ca_key) if issuer == "ca" else (self.inter, self.inter_key)
+        self.serial += 1
+        self._run(["x509", "-req", "-in", csr, "-CA", icrt, "-CAkey", ikey,
+                   "-set_serial", str(self.serial), "-days", str(days), "-sha256",
+                   "-out", crt, "-extfile", extfile])
+        return crt, key
+
+    def cleanup(self):
+        if self._own:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tls_listener(port, certificates, **kw):
+    """A listener dict with a tls: section (extra tls keys in kw)."""
+    tls = {"certificates": certificates}
+    tls.update(kw)
+    return {"address": "127.0.0.1:%d" % port, "tls": tls}
+
+
+def s_client(port, *args, stdin=b"", timeout=10.0, env=None):
+    """`openssl s_client -connect 127.0.0.1:PORT ARGS` with `stdin` as its
+    input; returns (exit code, stdout+stderr text)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + list(args),
+                       input=stdin, capture_output=True, timeout=timeout, env=e)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
