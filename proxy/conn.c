@@ -654,7 +654,8 @@ static int on_head(struct ap_conn *c)
     }
     /* The engine rewrites the request before anything else sees it: from
      * here on, ex->req is what the backend may receive. */
-    const struct ap_policy *pol = ex->route->policy ? ex->route->policy : c->w->server->default_policy;
+    const struct ap_policy *pol = ex->route->policy;
+    AP_BUG_ON(pol == NULL); /* the config builds one for every route */
     struct ap_engine_ctx ectx = {
         .keyring = &c->w->keyring,
         .now = (int64_t)time(NULL),

@@ -194,7 +194,6 @@ struct ap_server {
     uv_timer_t watchdog_timer;
     uint64_t start_time;               /* seconds since the epoch */
     struct ap_pseudo_source pseudo;    /* day keys, shared by every worker */
-    struct ap_policy *default_policy;  /* strict, for routes without a policy */
     struct ap_tls *tls;                /* TLS contexts of listeners and upstreams, shared */
     uv_loop_t *main_loop;
     uv_signal_t sigterm, sigint, sigpipe_dummy;

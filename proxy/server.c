@@ -790,13 +790,6 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
         ap_config_unref(s.cfg);
         return 1;
     }
-    s.default_policy = calloc(1, sizeof(*s.default_policy));
-    if (s.default_policy == NULL || ap_policy_init(s.default_policy, "default", AP_PROFILE_STRICT) != 0 ||
-        ap_policy_finish(s.default_policy) != 0) {
-        ap_log(AP_LOG_ERROR, "out of memory");
-        abort(); /* boot may abort */
-    }
-    s.default_policy->clientaddr = cfg->clientaddr.magic ? &cfg->clientaddr : NULL;
     s.workers = calloc(cfg->workers, sizeof(*s.workers));
     gens = calloc(cfg->workers, sizeof(*gens));
     if (s.workers == NULL || gens == NULL) {
@@ -882,8 +875,6 @@ out:
     ap_tls_free(s.tls); /* after the workers: their connections hold contexts */
     free(gens);
     free(s.workers);
-    ap_policy_free(s.default_policy);
-    free(s.default_policy);
     ap_pseudo_source_free(&s.pseudo);
     ap_config_unref(s.cfg);
     for (unsigned i = 0; i < s.nroute_names; i++)
