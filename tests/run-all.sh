@@ -7,7 +7,7 @@ sh deploy/install-deps.sh --test
 if [ -f tests/fetch-test-data.sh ]; then sh tests/fetch-test-data.sh; fi
 if [ ! -d build-ci ]; then
   meson setup build-ci --buildtype=debugoptimized -Dwerror=true \
-    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+    -Db_sanitize=address,undefined -Db_lundef=false
 fi
 ninja -C build-ci
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
