@@ -1787,6 +1787,11 @@ void ap_tls_conn_free(struct ap_tls_conn *c)
         tl_owner = NULL;
         tl_outlen = 0;
     }
+    /* Closing without close_notify is how HTTP connections end (idle
+     * timeouts, the peer leaving); OpenSSL would take it for a truncation
+     * attack and make the session unusable for resumption. */
+    if (c->established && !c->failed)
+        SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(c->ssl);
     lctx_unref(c->lctx);
     uctx_unref(c->uctx);

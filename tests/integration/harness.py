@@ -1420,12 +1420,12 @@ class TestPKI:
     def _self_signed(self, stem, cn):
         key, crt = self.path(stem + ".key"), self.path(stem + ".pem")
         self._run(["req", "-x509"] + self._key_args("rsa") + [
-            "-nodes", "-keyout", key, "-out", crt, "-subj", "/CN=" + cn, "-days", "3",
+            "-nodes", "-keyout", key, "-out", crt, "-subj", "/CN=" + cn, "-days", "61",
             "-addext", "basicConstraints=critical,CA:true",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         return crt, key
 
-    def leaf(self, stem, cn=None, dns=(), ips=(), kind="ec", issuer="ca", days=3,
+    def leaf(self, stem, cn=None, dns=(), ips=(), kind="ec", issuer="ca", days=60,
              client=False, ca=False):
         """Makes STEM.pem and STEM.key signed by the root ("ca") or the
         intermediate ("inter"); returns (cert, key)."""
