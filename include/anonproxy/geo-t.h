@@ -162,34 +162,57 @@ struct ap_geo_cache_stats {
     uint64_t misses;
     uint64_t evictions;
     uint64_t flushes; /* clears because the database generation changed */
+    uint64_t too_long; /* answers not cached: more text than an entry holds */
     size_t entries;
     size_t capacity;
 };
 
-/* One cached answer: the network of the database that answered (the
- * longer prefix when the ASN database also answered) and what it said. */
+/* Bytes of text an entry holds: continent, country, region, city and
+ * time zone back to back. A record with more text is not cached. */
+#define AP_GEO_CACHE_TEXT 80
+
+/* One cached answer, 128 bytes (two cache lines): the network of the
+ * database that answered (the longer prefix when the ASN database also
+ * answered) and what it said, with its strings packed. */
 struct ap_geo_cache_entry {
-    uint8_t family; /* 0 = free slot */
+    double latitude;
+    double longitude;
+    uint8_t net[16];
+    uint32_t asn;
+    uint8_t family; /* 4 or 6; 0 = free slot */
     uint8_t prefix;
     int16_t status; /* 0 or -ENOENT */
-    uint32_t tick;  /* last use, for least-recently-used eviction in a set */
-    uint8_t net[16];
-    struct ap_geo_record rec;
+    uint8_t flags;
+    bool has_coords;
+    uint8_t len[5]; /* of continent, country, region, city, timezone */
+    char text[AP_GEO_CACHE_TEXT];
 };
 
 #define AP_GEO_CACHE_MAGIC 0x47434143u /* "GCAC" */
-#define AP_GEO_CACHE_WAYS 4
+#define AP_GEO_CACHE_WAYS 8
 
 /* A worker's cache: set-associative, AP_GEO_CACHE_WAYS entries per set,
- * least recently used evicted within a set. Owned by one thread; no
- * locking. */
+ * least recently used evicted within a set. A probe reads one 64-byte line
+ * of 64-bit tags (a hash of family, prefix and network; 0 = free), which
+ * stays in the CPU cache, and touches an entry only when a tag matches;
+ * eviction reads one 32-byte line of ticks. A hint per /24 (IPv4) or /48
+ * (IPv6) remembers which slot answered last, so most hits need no probe.
+ * Owned by one thread; no locking. */
 struct ap_geo_cache {
     unsigned magic;
-    struct ap_geo_cache_entry *entries; /* nsets * AP_GEO_CACHE_WAYS */
-    size_t nsets;                       /* a power of two; 0 = disabled */
+    uint64_t *tags;                     /* nsets * AP_GEO_CACHE_WAYS */
+    uint32_t *ticks;                    /* last use of each slot, for eviction */
+    struct ap_geo_cache_entry *entries; /* parallel to tags and ticks */
+    uint32_t *hints;                    /* per /24 or /48: 1 + the slot that last answered */
+    size_t nhints;                      /* a power of two */
+    size_t nsets;                       /* 0 = disabled */
     uint64_t generation;                /* of the database the entries came from */
     uint32_t tick;
     uint32_t nprefix[2][129];           /* entries per (family, prefix), to probe only those */
+    uint8_t order[2][129];              /* the prefixes present, most entries first */
+    uint8_t norder[2];
+    uint16_t order_age;                 /* puts since the order was last sorted */
+    bool order_stale;                   /* a prefix appeared or vanished */
     struct ap_geo_cache_stats stats;
 };
 

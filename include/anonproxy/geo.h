@@ -123,9 +123,9 @@ int ap_geo_db_lookup(const struct ap_geo_db *db, const struct ap_ip *ip, struct 
 
 /* ---- per-worker cache (geo/cache.c) ---- */
 
-/* Make a cache of at least `max_entries` entries (rounded up to a power of
- * two sets of AP_GEO_CACHE_WAYS); 0 makes a disabled cache that always
- * misses. Returns 0 or -ENOMEM. */
+/* Make a cache of at least `max_entries` entries (rounded up to whole sets
+ * of AP_GEO_CACHE_WAYS); 0 makes a disabled cache that always misses.
+ * Returns 0 or -ENOMEM. */
 int ap_geo_cache_init(struct ap_geo_cache *c, size_t max_entries);
 
 void ap_geo_cache_free(struct ap_geo_cache *c);
