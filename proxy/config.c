@@ -39,6 +39,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -50,6 +51,8 @@
 #include "anonproxy/config.h"
 #include "anonproxy/head.h"
 #include "anonproxy/ip.h"
+#include "anonproxy/logfmt.h"
+#include "anonproxy/logscrub.h"
 #include "anonproxy/policy.h"
 #include "anonproxy/pseudo-t.h"
 #include "anonproxy/query.h"
@@ -2639,6 +2642,207 @@ static void kw_privacy(struct parser *p, const struct keyword *kw, yaml_node_t *
 {
 }
 
+/* Routes of `type: logs` (issue 8, docs/logging.md): NDJSON log batches
+ * anonymised by the route's privacy policy and its `log_fields`, then
+ * written to the `log_sinks` it names. They have no upstream. */
+
+#define MAX_LOG_SINKS 64u       /* the logger addresses sinks with a 64-bit mask */
+#define MAX_LOG_FIELD_RULES 1000u
+
+/* Printers: defined with the others, after the printer helpers. */
+static void pr_route_type(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_route_log_sinks(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent);
+static void pr_route_log_fields(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent);
+static void pr_log_sink_type(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_when_full(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_spool_fsync(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_syslog_format(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_facility(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_log_gzip(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_log_sink_field(struct printer *pr, const struct keyword *kw, const char *v, int indent);
+static void pr_log_sink_address(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent);
+static void pr_log_url(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_log_headers(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_log_sinks(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void out_sink_refs(struct printer *pr, const char *name, struct ap_config_log_sink *const *v,
+                          size_t n, int indent);
+static void pr_access_format(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_access_template(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent);
+static void pr_access_sinks(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_access_log(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_syslog_listen_address(struct printer *pr, const struct keyword *kw, const void *obj,
+                                     int indent);
+static void pr_syslog_listen_route(struct printer *pr, const struct keyword *kw, const void *obj,
+                                   int indent);
+static void pr_syslog_listen(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+static struct ap_config_log_sink *find_log_sink(struct ap_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nlog_sinks; i++)
+        if (cfg->log_sinks[i].name != NULL && strcmp(cfg->log_sinks[i].name, name) == 0)
+            return &cfg->log_sinks[i];
+    return NULL;
+}
+
+struct sink_refs {
+    struct ap_config_log_sink **v;
+    size_t *n;
+    size_t cap;
+};
+
+static void add_sink_ref(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct sink_refs *l = obj;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    struct ap_config_log_sink *k = find_log_sink(p->cfg, s);
+    if (k == NULL) {
+        err(p, node, "unknown log sink '%s' (sinks are defined under log_sinks)", shown);
+        return;
+    }
+    for (size_t i = 0; i < *l->n; i++) {
+        if (l->v[i] == k) {
+            err(p, node, "log sink '%s' is listed twice", shown);
+            return;
+        }
+    }
+    AP_BUG_ON(*l->n >= l->cap);
+    l->v[(*l->n)++] = k;
+}
+
+/* A sink name or a list of them, resolved against log_sinks. */
+static void parse_sink_refs(struct parser *p, yaml_node_t *node, struct ap_config_log_sink ***v,
+                            size_t *n)
+{
+    size_t cap = is_null(node) ? 0 : seq_len(node);
+    if (cap > MAX_LOG_SINKS) {
+        err(p, node, "too many log sinks (%zu, at most %u)", cap, MAX_LOG_SINKS);
+        return;
+    }
+    *v = xcalloc(p, cap, sizeof(**v));
+    if (*v == NULL)
+        return;
+    struct sink_refs l = { *v, n, cap };
+    for_each_string(p, node, "a log sink name", add_sink_ref, &l);
+}
+
+static void kw_route_type(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    static const char *const names[] = { "http", "logs" };
+    struct ap_config_route *r = obj;
+    const char *s = scalar(p, node, "a route type");
+    if (s == NULL)
+        return;
+    if (strcmp(s, "http") == 0)
+        r->type = AP_ROUTE_HTTP;
+    else if (strcmp(s, "logs") == 0)
+        r->type = AP_ROUTE_LOGS;
+    else
+        bad_name(p, node, "route type", s, names, AP_ARRAY_SIZE(names));
+}
+
+static void kw_route_log_sinks(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct ap_config_route *r = obj;
+    parse_sink_refs(p, node, &r->log_sinks, &r->nlog_sinks);
+}
+
+static void add_log_field(struct parser *p, yaml_node_t *key, const char *glob, yaml_node_t *val,
+                          void *obj)
+{
+    struct ap_config_route *r = obj;
+    char shown[SHOW_MAX + 4];
+    if (glob[0] == '\0' || strlen(glob) > 128 || has_control(glob)) {
+        err(p, key, "invalid field name '%s' (1..128 characters, no control characters)",
+            show(shown, glob, strlen(glob)));
+        return;
+    }
+    const char *s = scalar(p, val, "a field action");
+    if (s == NULL)
+        return;
+    enum ap_logscrub_action action;
+    if (ap_logscrub_action_parse(s, &action) != 0) {
+        const char *names[AP_LOGSCRUB_NACTIONS];
+        for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+            names[i] = ap_logscrub_action_name((enum ap_logscrub_action)i);
+        bad_name(p, val, "field action", s, names, AP_ARRAY_SIZE(names));
+        return;
+    }
+    char *g = xstrdup(p, glob);
+    if (g == NULL)
+        return;
+    r->log_fields[r->nlog_fields++] = (struct ap_logscrub_rule){ g, action };
+}
+
+static void kw_route_log_fields(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                void *obj)
+{
+    struct ap_config_route *r = obj;
+    size_t n = node->type == YAML_MAPPING_NODE
+                   ? (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start)
+                   : 0;
+    if (n > MAX_LOG_FIELD_RULES) {
+        err(p, node, "too many field rules (%zu, at most %u)", n, MAX_LOG_FIELD_RULES);
+        return;
+    }
+    r->log_fields = xcalloc(p, n, sizeof(*r->log_fields));
+    if (r->log_fields == NULL)
+        return;
+    /* Field names match case-insensitively: "IP" and "ip" are one rule. */
+    for_each_rule(p, node, "field names", strcasecmp, add_log_field, r);
+}
+
+/* After a route's keys: an http route needs an upstream, a logs route
+ * needs sinks and has no upstream. */
+static void check_route_type(struct parser *p, yaml_node_t *item, const struct keyword *table,
+                             const struct ap_config_route *r, const struct seen *seen)
+{
+    size_t iup = 0, isinks = 0, ifields = 0;
+    for (size_t i = 0; table[i].name != NULL; i++) {
+        if (strcmp(table[i].name, "upstream") == 0)
+            iup = i;
+        else if (strcmp(table[i].name, "log_sinks") == 0)
+            isinks = i;
+        else if (strcmp(table[i].name, "log_fields") == 0)
+            ifields = i;
+    }
+    AP_BUG_ON(iup == 0 || isinks == 0 || ifields == 0);
+    if (r->type == AP_ROUTE_LOGS) {
+        if (seen[iup].key != NULL) {
+            size_t saved = push_key(p, "upstream");
+            err(p, seen[iup].key, "a route of type logs has no upstream: its records go to "
+                                  "its log_sinks");
+            pop(p, saved);
+        }
+        if (seen[isinks].key == NULL)
+            err(p, item, "missing required key 'log_sinks' (a route of type logs needs one)");
+        return;
+    }
+    if (seen[iup].key == NULL)
+        err(p, item, "missing required key 'upstream'");
+    for (size_t k = 0; k < 2; k++) {
+        size_t i = k == 0 ? isinks : ifields;
+        if (seen[i].key != NULL) {
+            size_t saved = push_key(p, table[i].name);
+            err(p, seen[i].key, "only applies to routes of type logs");
+            pop(p, saved);
+        }
+    }
+}
+
+static void free_route_logging(struct ap_config_route *r)
+{
+    free(r->log_sinks);
+    for (size_t j = 0; j < r->nlog_fields; j++)
+        free(r->log_fields[j].glob);
+    free(r->log_fields);
+}
+
 static const struct keyword match_kws[] = {
     { "host", kw_hosts, pr_hosts, .flags = 0 },
     { "path", kw_path, pr_string, FIELD(struct ap_config_route, path_prefix) },
@@ -2649,10 +2853,13 @@ static const struct keyword match_kws[] = {
 static const struct keyword route_kws[] = {
     { "name", kw_route_name, pr_string, FIELD(struct ap_config_route, name) },
     { "match", kw_section, pr_section, .off = 0, .sub = match_kws },
-    { "upstream", kw_route_upstream, pr_route_upstream, .flags = KW_REQUIRED },
+    { "type", kw_route_type, pr_route_type, .flags = 0 },
+    { "upstream", kw_route_upstream, pr_route_upstream, .flags = 0 },
     { "max_body_bytes", kw_size, pr_size, FIELD(struct ap_config_route, max_body_bytes),
       .min = 0, .max = TiB },
     { "privacy", kw_privacy, pr_privacy, .flags = 0 },
+    { "log_sinks", kw_route_log_sinks, pr_route_log_sinks, .flags = 0 },
+    { "log_fields", kw_route_log_fields, pr_route_log_fields, .flags = 0 },
     { .name = NULL },
 };
 
@@ -2692,6 +2899,7 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
         } else {
             struct seen seen[MAX_KEYWORDS];
             parse_table(p, item, route_kws, r, seen);
+            check_route_type(p, item, route_kws, r, seen);
             AP_BUG_ON(strcmp(route_kws[0].name, "name") != 0);
             if (seen[0].val != NULL)
                 name_nodes[i] = seen[0].val;
@@ -3046,6 +3254,677 @@ static void pr_upstreams(struct printer *pr, const struct keyword *kw, const voi
                          int indent);
 static void pr_routes(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 
+/* Log sinks, the access log and syslog listeners (issue 8,
+ * docs/logging.md). `log_sinks` is parsed before the routes and the access
+ * log, which name sinks; `syslog_listen` after the routes, whose `type:
+ * logs` ones it names. */
+
+#define KW_SINK_FILE 0x100u   /* only meaningful for file sinks */
+#define KW_SINK_SYSLOG 0x200u
+#define KW_SINK_HTTP 0x400u
+#define KW_SINK_ALL (KW_SINK_FILE | KW_SINK_SYSLOG | KW_SINK_HTTP)
+#define MAX_SYSLOG_LISTEN 64u
+#define MAX_LOG_HEADERS 32u
+
+/* Index k of these names is enum value k + 1. */
+static const char *const log_sink_type_names[] = { "file", "stdout", "syslog", "http" };
+static const char *const when_full_names[] = { "spool", "block", "drop_newest" };
+static const char *const spool_fsync_names[] = { "batch", "always", "never" };
+static const char *const syslog_format_names[] = { "rfc5424", "rfc3164" };
+static const char *const facility_names[] = {
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
+    "local2", "local3", "local4", "local5", "local6", "local7" };
+static const char *const log_format_names[] = { "json", "text" };
+
+/* A scalar that must be one of `names`: its index, or -1 after reporting. */
+static int parse_choice(struct parser *p, yaml_node_t *node, const char *what,
+                        const char *const *names, size_t n)
+{
+    const char *s = scalar(p, node, what);
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    bad_name(p, node, what, s, names, n);
+    return -1;
+}
+
+static unsigned sink_type_flag(enum ap_log_sink_type t)
+{
+    switch (t) {
+    case AP_LOG_SINK_FILE: return KW_SINK_FILE;
+    case AP_LOG_SINK_SYSLOG: return KW_SINK_SYSLOG;
+    case AP_LOG_SINK_HTTP: return KW_SINK_HTTP;
+    default: return 0;
+    }
+}
+
+static void kw_log_sink_type(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    int i = parse_choice(p, node, "sink type", log_sink_type_names,
+                         AP_ARRAY_SIZE(log_sink_type_names));
+    if (i >= 0)
+        k->type = (enum ap_log_sink_type)(i + 1);
+}
+
+/* A non-empty string without control characters into the char * at kw->off. */
+static void kw_log_string(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char *s = scalar(p, node, "a string");
+    if (s == NULL)
+        return;
+    if (has_control(s) || strlen(s) > 4000) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid value '%s' (at most 4000 characters, no control characters)",
+            show(shown, s, strlen(s)));
+        return;
+    }
+    char *d = xstrdup(p, s);
+    if (d == NULL)
+        return;
+    char **f = (char **)((char *)obj + kw->off);
+    free(*f);
+    *f = d;
+}
+
+static void kw_when_full(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    int i = parse_choice(p, node, "when_full policy", when_full_names, AP_ARRAY_SIZE(when_full_names));
+    if (i >= 0)
+        k->when_full = (enum ap_log_when_full)i;
+}
+
+static void kw_spool_fsync(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_spool *sp = obj;
+    int i = parse_choice(p, node, "fsync policy", spool_fsync_names, AP_ARRAY_SIZE(spool_fsync_names));
+    if (i >= 0)
+        sp->fsync = (unsigned)i;
+}
+
+static void kw_syslog_format(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    int i = parse_choice(p, node, "syslog format", syslog_format_names,
+                         AP_ARRAY_SIZE(syslog_format_names));
+    if (i >= 0)
+        k->syslog_format = (unsigned)i;
+}
+
+static void kw_facility(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    const char *s = scalar(p, node, "a facility");
+    if (s == NULL)
+        return;
+    uint64_t v;
+    if (parse_uint(s, strlen(s), &v) == 0) {
+        if (v > 23) {
+            err(p, node, "facility %s is out of range (0..23)", s);
+            return;
+        }
+        k->facility = (unsigned)v;
+        return;
+    }
+    int i = parse_choice(p, node, "facility", facility_names, AP_ARRAY_SIZE(facility_names));
+    if (i >= 0)
+        k->facility = (unsigned)i;
+}
+
+static void kw_log_gzip(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        k->gzip = (unsigned)b;
+}
+
+/* "udp://host:port", "tcp://host:port", and with `allow_unix` "unix:/path".
+ * Host names are resolved (once, now) when `allow_names`. Returns 0, or
+ * -EINVAL after reporting. */
+static int parse_log_address(struct parser *p, yaml_node_t *node, const char *s, int allow_unix,
+                             int allow_names, enum ap_log_transport *tr,
+                             struct sockaddr_storage *ss, socklen_t *len)
+{
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    const char *rest;
+    if (strncmp(s, "udp://", 6) == 0) {
+        *tr = AP_LOG_UDP;
+        rest = s + 6;
+    } else if (strncmp(s, "tcp://", 6) == 0) {
+        *tr = AP_LOG_TCP;
+        rest = s + 6;
+    } else if (allow_unix && strncmp(s, "unix:", 5) == 0) {
+        const char *path = s + 5;
+        struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+        *tr = AP_LOG_UNIX;
+        if (path[0] != '/' || strlen(path) >= sizeof(sun->sun_path)) {
+            err(p, node, "invalid address '%s' (a unix socket path is absolute and at most %zu "
+                         "characters)", shown, sizeof(sun->sun_path) - 1);
+            return -EINVAL;
+        }
+        memset(ss, 0, sizeof(*ss));
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, path, strlen(path) + 1);
+        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+        return 0;
+    } else {
+        err(p, node, "invalid address '%s' (expected udp://host:port, tcp://host:port%s)", shown,
+            allow_unix ? " or unix:/path" : "");
+        return -EINVAL;
+    }
+    char host[300];
+    const char *port_text;
+    int bracketed;
+    uint16_t port;
+    const char *why = split_hostport(rest, host, sizeof(host), &port_text, &bracketed);
+    if (why != NULL) {
+        err(p, node, "invalid address '%s': %s", shown, why);
+        return -EINVAL;
+    }
+    if (parse_port(port_text, strlen(port_text), &port) != 0) {
+        char shown_port[SHOW_MAX + 4];
+        err(p, node, "invalid port '%s' in '%s' (expected 1..65535)",
+            show(shown_port, port_text, strlen(port_text)), shown);
+        return -EINVAL;
+    }
+    if (numeric_addr(host, port, ss, len) == 0) {
+        if ((ss->ss_family == AF_INET6) != (bracketed != 0)) {
+            err(p, node, "invalid address '%s': IPv6 addresses are written in brackets, "
+                         "[addr]:port", shown);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (!allow_names || bracketed || !is_valid_hostname(host) || has_numeric_tld(host)) {
+        err(p, node, "invalid address '%s': %s", shown,
+            allow_names ? "invalid host" : "not a numeric address (host names are not allowed here)");
+        return -EINVAL;
+    }
+    lowercase(host);
+    int rc = resolve(p, host, ss, len, &why);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc != 0) {
+        char shown_host[SHOW_MAX + 4];
+        err(p, node, "cannot resolve '%s': %s", show(shown_host, host, strlen(host)), why);
+        return -EINVAL;
+    }
+    set_port(ss, port);
+    return 0;
+}
+
+static void kw_log_sink_address(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    const char *s = scalar(p, node, "an address");
+    if (s == NULL || parse_log_address(p, node, s, 1, 1, &k->transport, &k->addr, &k->addrlen) != 0)
+        return;
+    k->address = xstrdup(p, s);
+}
+
+static void kw_log_url(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    const char *url = scalar(p, node, "a URL");
+    if (url == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, url, strlen(url));
+    if (strncasecmp(url, "https://", 8) == 0) {
+        err(p, node, "https is not supported by the http log sink yet ('%s'): send to a local "
+                     "forwarder over http://", shown);
+        return;
+    }
+    if (strncasecmp(url, "http://", 7) != 0) {
+        err(p, node, "invalid URL '%s' (expected http://host[:port][/path])", shown);
+        return;
+    }
+    const char *auth = url + 7;
+    size_t alen = strcspn(auth, "/?#");
+    const char *rest = auth + alen;
+    if (strchr(rest, '#') != NULL || has_control(rest) || strchr(rest, ' ') != NULL) {
+        err(p, node, "invalid URL '%s' (no fragment, spaces or control characters)", shown);
+        return;
+    }
+    char base[400];
+    if (alen > 300) {
+        err(p, node, "invalid host in URL '%s'", shown);
+        return;
+    }
+    snprintf(base, sizeof(base), "http://%.*s", (int)alen, auth);
+    struct ap_config_server srv;
+    memset(&srv, 0, sizeof(srv));
+    if (parse_server_url(p, node, base, &srv) != 0)
+        return;
+    free(srv.url);
+    k->url = xstrdup(p, url);
+    k->url_host = srv.host;
+    k->url_authority = srv.authority;
+    k->url_port = srv.port;
+    if (rest[0] == '/') {
+        k->url_path = xstrdup(p, rest);
+    } else {
+        /* "http://h" is "/", "http://h?q" is "/?q". */
+        size_t n = strlen(rest) + 2;
+        k->url_path = malloc(n);
+        if (k->url_path == NULL)
+            p->oom = 1;
+        else
+            snprintf(k->url_path, n, "/%s", rest);
+    }
+    k->addr = srv.addr;
+    k->addrlen = srv.addrlen;
+}
+
+static void kw_log_headers(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    if (is_null(node))
+        return;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping of header names to values, got %s", type_name(node));
+        return;
+    }
+    yaml_node_pair_t *start = node->data.mapping.pairs.start;
+    size_t n = (size_t)(node->data.mapping.pairs.top - start);
+    if (n > MAX_LOG_HEADERS) {
+        err(p, node, "too many headers (%zu, at most %u)", n, MAX_LOG_HEADERS);
+        return;
+    }
+    k->headers = xcalloc(p, n, sizeof(*k->headers));
+    if (k->headers == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *key = node_at(p, start[i].key);
+        yaml_node_t *val = node_at(p, start[i].value);
+        const char *name = scalar(p, key, "a header name");
+        const char *v = scalar(p, val, "a header value");
+        if (name == NULL || v == NULL)
+            continue;
+        char shown[SHOW_MAX + 4];
+        if (!is_token(name)) {
+            err(p, key, "invalid header name '%s'", show(shown, name, strlen(name)));
+            continue;
+        }
+        static const char *const managed[] = { "host", "content-length", "content-type",
+                                               "content-encoding", "transfer-encoding",
+                                               "connection" };
+        int bad = 0;
+        for (size_t j = 0; j < AP_ARRAY_SIZE(managed); j++)
+            bad |= strcasecmp(name, managed[j]) == 0;
+        if (bad) {
+            err(p, key, "header '%s' is set by the sink itself", show(shown, name, strlen(name)));
+            continue;
+        }
+        if (!is_header_value(v)) {
+            err(p, val, "invalid header value (visible characters, no line breaks, no leading "
+                        "or trailing blanks)");
+            continue;
+        }
+        size_t len = strlen(name) + strlen(v) + 3;
+        char *line = malloc(len);
+        if (line == NULL) {
+            p->oom = 1;
+            return;
+        }
+        snprintf(line, len, "%s: %s", name, v);
+        k->headers[k->nheaders++] = line;
+    }
+}
+
+static const struct keyword log_spool_kws[] = {
+    { "dir", kw_log_string, pr_string, FIELD(struct ap_config_log_spool, dir) },
+    { "max_bytes", kw_size, pr_size, FIELD(struct ap_config_log_spool, max_bytes),
+      .min = 64 * KiB, .max = 64 * TiB },
+    { "segment_bytes", kw_size, pr_size, FIELD(struct ap_config_log_spool, segment_bytes),
+      .min = 4 * KiB, .max = GiB },
+    { "fsync", kw_spool_fsync, pr_spool_fsync, .flags = 0 },
+    { .name = NULL },
+};
+
+static const struct keyword log_batch_kws[] = {
+    { "max_events", kw_integer, pr_integer, FIELD(struct ap_config_log_sink, batch_max_events),
+      .min = 1, .max = 1000000 },
+    { "max_bytes", kw_size, pr_size, FIELD(struct ap_config_log_sink, batch_max_bytes),
+      .min = KiB, .max = 64 * MiB },
+    { "max_age", kw_duration, pr_duration, FIELD(struct ap_config_log_sink, batch_max_age_ms),
+      .min = 1, .max = HOUR_MS },
+    { .name = NULL },
+};
+
+static const struct keyword log_retry_kws[] = {
+    { "initial", kw_duration, pr_duration, FIELD(struct ap_config_log_sink, retry_initial_ms),
+      .min = 1, .max = HOUR_MS },
+    { "max", kw_duration, pr_duration, FIELD(struct ap_config_log_sink, retry_max_ms),
+      .min = 1, .max = DAY_MS },
+    { .name = NULL },
+};
+
+static const struct keyword log_sink_kws[] = {
+    { "type", kw_log_sink_type, pr_log_sink_type, .flags = KW_REQUIRED },
+    { "path", kw_log_string, pr_string, FIELD(struct ap_config_log_sink, path),
+      .flags = KW_SINK_FILE },
+    { "address", kw_log_sink_address, pr_log_sink_address, .flags = KW_SINK_SYSLOG },
+    { "format", kw_syslog_format, pr_syslog_format, .flags = KW_SINK_SYSLOG },
+    { "facility", kw_facility, pr_facility, .flags = KW_SINK_SYSLOG },
+    { "app_name", kw_log_string, pr_string, FIELD(struct ap_config_log_sink, app_name),
+      .flags = KW_SINK_SYSLOG },
+    { "max_message_bytes", kw_size, pr_size, FIELD(struct ap_config_log_sink, max_message_bytes),
+      .min = 480, .max = MiB, .flags = KW_SINK_SYSLOG },
+    { "url", kw_log_url, pr_log_url, .flags = KW_SINK_HTTP },
+    { "headers", kw_log_headers, pr_log_headers, .flags = KW_SINK_HTTP },
+    { "gzip", kw_log_gzip, pr_log_gzip, .flags = KW_SINK_HTTP },
+    { "batch", kw_section, pr_section, .off = 0, .sub = log_batch_kws, .flags = KW_SINK_HTTP },
+    { "timeout", kw_duration, pr_duration, FIELD(struct ap_config_log_sink, timeout_ms),
+      .min = 1, .max = HOUR_MS },
+    { "queue", kw_integer, pr_integer, FIELD(struct ap_config_log_sink, queue),
+      .min = 1, .max = 10000000 },
+    { "when_full", kw_when_full, pr_when_full, .flags = 0 },
+    { "spool", kw_section, pr_section, FIELD(struct ap_config_log_sink, spool),
+      .sub = log_spool_kws },
+    { "retry", kw_section, pr_section, .off = 0, .sub = log_retry_kws },
+    { .name = NULL },
+};
+
+static void parse_log_sink(struct parser *p, yaml_node_t *key, yaml_node_t *val,
+                           struct ap_config_log_sink *k)
+{
+    struct ap_config *cfg = p->cfg;
+    k->pos = pos_of(key);
+    k->queue = 10000;
+    k->when_full = AP_LOG_WHEN_FULL_SPOOL;
+    k->facility = 16;
+    k->max_message_bytes = 8 * KiB;
+    k->timeout_ms = 10 * SECOND_MS;
+    k->batch_max_events = 1000;
+    k->batch_max_bytes = MiB;
+    k->batch_max_age_ms = SECOND_MS;
+    k->retry_initial_ms = 500;
+    k->retry_max_ms = 30 * SECOND_MS;
+    k->spool.max_bytes = GiB;
+    k->spool.segment_bytes = 16 * MiB;
+    k->app_name = xstrdup(p, "anonproxy");
+    const char *name = scalar(p, key, "a sink name");
+    if (name == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, name, strlen(name));
+    if (!is_valid_name(name)) {
+        err(p, key, "invalid sink name '%s' (letters, digits, '_', '-', '.'; at most 64)", shown);
+    } else {
+        for (const struct ap_config_log_sink *q = cfg->log_sinks; q < k; q++) {
+            if (q->name != NULL && strcmp(q->name, name) == 0) {
+                err(p, key, "duplicate sink name '%s' (first at %u:%u)", shown, q->pos.line,
+                    q->pos.col);
+                break;
+            }
+        }
+    }
+    k->name = xstrdup(p, name);
+    char dir[128];
+    snprintf(dir, sizeof(dir), "/var/spool/anonproxy/%s", name);
+    k->spool.dir = xstrdup(p, dir);
+
+    size_t saved = push_key(p, name);
+    if (val->type != YAML_MAPPING_NODE) {
+        err(p, val, "expected a mapping, got %s", is_null(val) ? "nothing" : type_name(val));
+        pop(p, saved);
+        return;
+    }
+    struct seen seen[MAX_KEYWORDS];
+    parse_table(p, val, log_sink_kws, k, seen);
+    unsigned have = sink_type_flag(k->type);
+    for (size_t i = 0; log_sink_kws[i].name != NULL && k->type != 0; i++) {
+        unsigned f = log_sink_kws[i].flags & KW_SINK_ALL;
+        if (f != 0 && (f & have) == 0 && seen[i].key != NULL) {
+            size_t s2 = push_key(p, log_sink_kws[i].name);
+            err(p, seen[i].key, "only applies to %s sinks",
+                f == KW_SINK_FILE ? "file" : f == KW_SINK_SYSLOG ? "syslog" : "http");
+            pop(p, s2);
+        }
+    }
+    const char *need = k->type == AP_LOG_SINK_FILE ? "path"
+                       : k->type == AP_LOG_SINK_SYSLOG ? "address"
+                       : k->type == AP_LOG_SINK_HTTP ? "url"
+                                                      : NULL;
+    for (size_t i = 0; need != NULL && log_sink_kws[i].name != NULL; i++)
+        if (strcmp(log_sink_kws[i].name, need) == 0 && seen[i].key == NULL)
+            err(p, val, "missing required key '%s' (a %s sink needs one)", need,
+                log_sink_type_names[k->type - 1]);
+    if (k->retry_max_ms < k->retry_initial_ms)
+        err(p, val, "retry.max is shorter than retry.initial");
+    pop(p, saved);
+}
+
+static void kw_log_sinks(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (is_null(node))
+        return;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping of sink names, got %s", type_name(node));
+        return;
+    }
+    size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+    if (n > MAX_LOG_SINKS) {
+        err(p, node, "too many log sinks (%zu, at most %u)", n, MAX_LOG_SINKS);
+        return;
+    }
+    cfg->log_sinks = xcalloc(p, n, sizeof(*cfg->log_sinks));
+    if (cfg->log_sinks == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t *pair = &node->data.mapping.pairs.start[i];
+        parse_log_sink(p, node_at(p, pair->key), node_at(p, pair->value),
+                       &cfg->log_sinks[cfg->nlog_sinks++]);
+    }
+    /* Two sinks spooling into one directory would replay each other's
+     * records; the spool lock would refuse the second at start anyway. */
+    for (size_t i = 1; i < cfg->nlog_sinks; i++) {
+        const struct ap_config_log_sink *a = &cfg->log_sinks[i];
+        for (size_t j = 0; j < i && a->spool.dir != NULL; j++) {
+            const struct ap_config_log_sink *b = &cfg->log_sinks[j];
+            if (b->spool.dir == NULL || strcmp(a->spool.dir, b->spool.dir) != 0 ||
+                a->when_full != AP_LOG_WHEN_FULL_SPOOL || b->when_full != AP_LOG_WHEN_FULL_SPOOL)
+                continue;
+            yaml_node_t *k = node_at(p, node->data.mapping.pairs.start[i].key);
+            char shown[SHOW_MAX + 4];
+            size_t saved = push_key(p, a->name ? a->name : "?");
+            err(p, k, "spool.dir '%s' is also the spool of sink '%s'",
+                show(shown, a->spool.dir, strlen(a->spool.dir)), b->name ? b->name : "?");
+            pop(p, saved);
+            break;
+        }
+    }
+}
+
+/* ---- access_log ---- */
+
+static void kw_access_format(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_access_log *al = obj;
+    int i = parse_choice(p, node, "log format", log_format_names, AP_ARRAY_SIZE(log_format_names));
+    if (i >= 0)
+        al->format = (enum ap_log_format)i;
+}
+
+static void kw_access_template(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct ap_config_access_log *al = obj;
+    const char *s = scalar(p, node, "a template");
+    if (s == NULL)
+        return;
+    if (al->format != AP_LOG_FORMAT_TEXT) {
+        err(p, node, "a template applies only to format: text");
+        return;
+    }
+    struct ap_logfmt_tmpl t;
+    char why[160];
+    int rc = ap_logfmt_template_compile(s, &t, why, sizeof(why));
+    if (rc == -ENOMEM) {
+        p->oom = 1;
+        return;
+    }
+    if (rc != 0) {
+        err(p, node, "invalid template: %s", why);
+        return;
+    }
+    ap_logfmt_template_free(&t);
+    al->template = xstrdup(p, s);
+}
+
+static void kw_access_sinks(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_access_log *al = obj;
+    if (is_null(node) || (node->type == YAML_SEQUENCE_NODE && seq_len(node) == 0)) {
+        err(p, node, "at least one sink is required");
+        return;
+    }
+    parse_sink_refs(p, node, &al->sinks, &al->nsinks);
+}
+
+static const struct keyword access_log_kws[] = {
+    { "format", kw_access_format, pr_access_format, .flags = 0 },
+    { "template", kw_access_template, pr_access_template, .flags = 0 },
+    { "sinks", kw_access_sinks, pr_access_sinks, .flags = KW_REQUIRED },
+    { "worker_queue", kw_size, pr_size, FIELD(struct ap_config_access_log, worker_queue_bytes),
+      .min = 64 * KiB, .max = GiB },
+    { .name = NULL },
+};
+
+static void kw_access_log(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    struct ap_config_access_log *al = &cfg->access_log;
+    al->pos = pos_of(node);
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping with at least 'sinks', got %s",
+            is_null(node) ? "nothing" : type_name(node));
+        return;
+    }
+    al->set = 1;
+    parse_table(p, node, access_log_kws, al, NULL);
+}
+
+/* ---- syslog_listen ---- */
+
+static void kw_syslog_listen_address(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                     void *obj)
+{
+    struct ap_config_syslog_listen *l = obj;
+    const char *s = scalar(p, node, "an address");
+    if (s == NULL || parse_log_address(p, node, s, 0, 0, &l->transport, &l->addr, &l->addrlen) != 0)
+        return;
+    for (const struct ap_config_syslog_listen *q = p->cfg->syslog_listen; q < l; q++) {
+        if (q->address != NULL && q->transport == l->transport &&
+            same_addr(&q->addr, q->addrlen, &l->addr, l->addrlen)) {
+            char shown[SHOW_MAX + 4];
+            err(p, node, "duplicate syslog listener '%s' (first at %u:%u)",
+                show(shown, s, strlen(s)), q->pos.line, q->pos.col);
+            return;
+        }
+    }
+    l->address = xstrdup(p, s);
+}
+
+static void kw_syslog_listen_route(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                   void *obj)
+{
+    struct ap_config_syslog_listen *l = obj;
+    const char *s = scalar(p, node, "a route name");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    for (size_t i = 0; i < p->cfg->nroutes; i++) {
+        const struct ap_config_route *r = &p->cfg->routes[i];
+        if (r->name == NULL || strcmp(r->name, s) != 0)
+            continue;
+        if (r->type != AP_ROUTE_LOGS) {
+            err(p, node, "route '%s' is not of type logs", shown);
+            return;
+        }
+        l->route = r;
+        l->route_name = xstrdup(p, s);
+        return;
+    }
+    err(p, node, "unknown route '%s'", shown);
+}
+
+static const struct keyword syslog_listen_kws[] = {
+    { "address", kw_syslog_listen_address, pr_syslog_listen_address, .flags = KW_REQUIRED },
+    { "route", kw_syslog_listen_route, pr_syslog_listen_route, .flags = KW_REQUIRED },
+    { "max_message_bytes", kw_size, pr_size,
+      FIELD(struct ap_config_syslog_listen, max_message_bytes), .min = 480, .max = MiB },
+    { .name = NULL },
+};
+
+static void kw_syslog_listen(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (is_null(node))
+        return;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        err(p, node, "expected a list of listeners, got %s", type_name(node));
+        return;
+    }
+    size_t n = seq_len(node);
+    if (n > MAX_SYSLOG_LISTEN) {
+        err(p, node, "too many syslog listeners (%zu, at most %u)", n, MAX_SYSLOG_LISTEN);
+        return;
+    }
+    cfg->syslog_listen = xcalloc(p, n, sizeof(*cfg->syslog_listen));
+    if (cfg->syslog_listen == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        struct ap_config_syslog_listen *l = &cfg->syslog_listen[cfg->nsyslog_listen++];
+        l->pos = pos_of(item);
+        l->max_message_bytes = 64 * KiB;
+        size_t saved = push_index(p, i);
+        if (item->type != YAML_MAPPING_NODE)
+            err(p, item, "expected a mapping, got %s", type_name(item));
+        else
+            parse_table(p, item, syslog_listen_kws, l, NULL);
+        pop(p, saved);
+    }
+}
+
+static void free_logging(struct ap_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nlog_sinks; i++) {
+        struct ap_config_log_sink *k = &cfg->log_sinks[i];
+        free(k->name);
+        free(k->path);
+        free(k->address);
+        free(k->app_name);
+        free(k->url);
+        free(k->url_host);
+        free(k->url_authority);
+        free(k->url_path);
+        for (size_t j = 0; j < k->nheaders; j++)
+            free(k->headers[j]);
+        free(k->headers);
+        free(k->spool.dir);
+    }
+    free(cfg->log_sinks);
+    free(cfg->access_log.sinks);
+    free(cfg->access_log.template);
+    for (size_t i = 0; i < cfg->nsyslog_listen; i++) {
+        free(cfg->syslog_listen[i].address);
+        free(cfg->syslog_listen[i].route_name);
+    }
+    free(cfg->syslog_listen);
+}
+
 /* Table order is parse order: limits and upstreams come before routes. */
 static const struct keyword root_kws[] = {
     { "workers", kw_workers, pr_workers, .min = 1, .max = MAX_WORKERS },
@@ -3064,6 +3943,9 @@ static const struct keyword root_kws[] = {
     { "user", kw_account, pr_opt_string, FIELD(struct ap_config, user) },
     { "group", kw_account, pr_opt_string, FIELD(struct ap_config, group) },
     { "run_as_root", kw_run_as_root, pr_run_as_root, .off = 0 },
+    { "log_sinks", kw_log_sinks, pr_log_sinks, .flags = 0 },
+    { "access_log", kw_access_log, pr_access_log, .flags = 0 },
+    { "syslog_listen", kw_syslog_listen, pr_syslog_listen, .flags = 0 },
     { .name = NULL },
 };
 
@@ -3071,7 +3953,8 @@ static const struct keyword root_kws[] = {
  * their policies the client address settings and the pseudonym length. */
 static const char *const root_order[] = { "workers", "log_level", "listen", "upstreams",
                                           "limits", "timeouts", "trusted_proxies",
-                                          "client_address_headers", "pseudonyms", "routes",
+                                          "client_address_headers", "pseudonyms", "log_sinks",
+                                          "routes", "access_log", "syslog_listen",
                                           "admin", "user", "group", "run_as_root" };
 
 /* Whole-file handling. */
@@ -3102,6 +3985,7 @@ static void set_defaults(struct parser *p, struct ap_config *cfg)
     ap_cidr_list_init(&cfg->trusted_proxies);
     ap_clientaddr_config_init(&cfg->clientaddr, &cfg->trusted_proxies);
     cfg->pseudonym_bits = AP_PSEUDO_BITS_DEFAULT;
+    cfg->access_log.worker_queue_bytes = 4 * MiB;
 }
 
 static void config_free(struct ap_config *cfg)
@@ -3148,8 +4032,10 @@ static void config_free(struct ap_config *cfg)
         free(u->tls.client_key);
     }
     free(cfg->upstreams);
+    free_logging(cfg);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         struct ap_config_route *r = &cfg->routes[i];
+        free_route_logging(r);
         free(r->name);
         for (size_t j = 0; j < r->nhosts; j++)
             free(r->hosts[j]);
@@ -3741,6 +4627,8 @@ static void pr_route_upstream(struct printer *pr, const struct keyword *kw, cons
                               int indent)
 {
     const struct ap_config_route *r = obj;
+    if (r->upstream == NULL)
+        return; /* routes of type logs */
     line_start(pr, indent, kw->name);
     out(pr, " ");
     out_quoted(pr, r->upstream->name);
@@ -3937,6 +4825,210 @@ static void pr_url_keep(struct printer *pr, const struct keyword *kw, const void
         return;
     }
     pr_string_list(pr, kw->name, pol->url_keep, pol->nurl_keep, indent);
+}
+
+/* Printers of the logging keys (issue 8). */
+
+static void pr_route_type(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_route *r = obj;
+    if (r->type != AP_ROUTE_LOGS)
+        return; /* http routes print as they always did */
+    line_start(pr, indent, kw->name);
+    out(pr, " logs\n");
+}
+
+static void pr_route_log_sinks(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent)
+{
+    const struct ap_config_route *r = obj;
+    if (r->type == AP_ROUTE_LOGS)
+        out_sink_refs(pr, kw->name, r->log_sinks, r->nlog_sinks, indent);
+}
+
+static void pr_route_log_fields(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent)
+{
+    const struct ap_config_route *r = obj;
+    if (r->type != AP_ROUTE_LOGS)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, r->nlog_fields ? "\n" : " {}\n");
+    for (size_t i = 0; i < r->nlog_fields; i++) {
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, r->log_fields[i].glob);
+        out(pr, ": %s\n", ap_logscrub_action_name(r->log_fields[i].action));
+    }
+}
+
+static void pr_log_sink_type(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", k->type >= 1 && k->type <= 4 ? log_sink_type_names[k->type - 1] : "?");
+}
+
+static void pr_when_full(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", when_full_names[k->when_full]);
+}
+
+static void pr_spool_fsync(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_spool *sp = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", spool_fsync_names[sp->fsync]);
+}
+
+static void pr_syslog_format(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", syslog_format_names[k->syslog_format]);
+}
+
+static void pr_facility(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", facility_names[k->facility]);
+}
+
+static void pr_log_gzip(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", k->gzip ? "true" : "false");
+}
+
+static void pr_log_sink_field(struct printer *pr, const struct keyword *kw, const char *v, int indent)
+{
+    line_start(pr, indent, kw->name);
+    out(pr, " ");
+    out_quoted(pr, v != NULL ? v : "");
+    out(pr, "\n");
+}
+
+static void pr_log_sink_address(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent)
+{
+    pr_log_sink_field(pr, kw, ((const struct ap_config_log_sink *)obj)->address, indent);
+}
+
+static void pr_log_url(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    pr_log_sink_field(pr, kw, ((const struct ap_config_log_sink *)obj)->url, indent);
+}
+
+static void pr_log_headers(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, k->nheaders ? "\n" : " {}\n");
+    for (size_t i = 0; i < k->nheaders; i++) {
+        const char *colon = strchr(k->headers[i], ':');
+        char name[256];
+        size_t nl = (size_t)(colon - k->headers[i]);
+        if (nl >= sizeof(name))
+            nl = sizeof(name) - 1;
+        memcpy(name, k->headers[i], nl);
+        name[nl] = '\0';
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, name);
+        out(pr, ": ");
+        out_quoted(pr, colon + 2);
+        out(pr, "\n");
+    }
+}
+
+static void pr_log_sinks(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    if (cfg->nlog_sinks == 0)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t i = 0; i < cfg->nlog_sinks; i++) {
+        const struct ap_config_log_sink *k = &cfg->log_sinks[i];
+        out(pr, "%*s", indent + 2, "");
+        out_quoted(pr, k->name);
+        out(pr, ":\n");
+        print_table(pr, log_sink_kws, k, indent + 4, KW_SINK_ALL & ~sink_type_flag(k->type));
+    }
+}
+
+static void out_sink_refs(struct printer *pr, const char *name, struct ap_config_log_sink *const *v,
+                          size_t n, int indent)
+{
+    line_start(pr, indent, name);
+    out(pr, " [");
+    for (size_t i = 0; i < n; i++) {
+        out(pr, i ? ", " : "");
+        out_quoted(pr, v[i]->name);
+    }
+    out(pr, "]\n");
+}
+
+static void pr_access_format(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_access_log *al = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", log_format_names[al->format]);
+}
+
+static void pr_access_template(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent)
+{
+    const struct ap_config_access_log *al = obj;
+    if (al->format != AP_LOG_FORMAT_TEXT)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, " ");
+    out_quoted(pr, al->template != NULL ? al->template : AP_LOGFMT_DEFAULT_TEMPLATE);
+    out(pr, "\n");
+}
+
+static void pr_access_sinks(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_access_log *al = obj;
+    out_sink_refs(pr, kw->name, al->sinks, al->nsinks, indent);
+}
+
+static void pr_access_log(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    if (!cfg->access_log.set)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, access_log_kws, &cfg->access_log, indent + 2, 0);
+}
+
+static void pr_syslog_listen_address(struct printer *pr, const struct keyword *kw, const void *obj,
+                                     int indent)
+{
+    pr_log_sink_field(pr, kw, ((const struct ap_config_syslog_listen *)obj)->address, indent);
+}
+
+static void pr_syslog_listen_route(struct printer *pr, const struct keyword *kw, const void *obj,
+                                   int indent)
+{
+    pr_log_sink_field(pr, kw, ((const struct ap_config_syslog_listen *)obj)->route_name, indent);
+}
+
+static void pr_syslog_listen(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    if (cfg->nsyslog_listen == 0)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t i = 0; i < cfg->nsyslog_listen; i++) {
+        pr->dash = 1;
+        print_table(pr, syslog_listen_kws, &cfg->syslog_listen[i], indent + 4, 0);
+    }
 }
 
 int ap_config_print(const struct ap_config *cfg, FILE *fp)

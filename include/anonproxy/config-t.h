@@ -10,6 +10,7 @@
 
 #include "anonproxy/clientaddr-t.h"
 #include "anonproxy/ip-t.h"
+#include "anonproxy/logscrub-t.h"
 #include "anonproxy/policy-t.h"
 
 /* Where a value came from, for error messages and --print-config. */
@@ -100,6 +101,99 @@ struct ap_config_upstream {
     struct ap_config_upstream_tls tls; /* used by its https servers */
 };
 
+/* Log sinks, the access log and the syslog listener (issue 8: proxy/logger.c,
+ * docs/logging.md). */
+enum ap_log_sink_type {
+    AP_LOG_SINK_FILE = 1,  /* append to a file; reopened on SIGUSR1 and after logrotate */
+    AP_LOG_SINK_STDOUT,
+    AP_LOG_SINK_SYSLOG,    /* RFC 5424/3164 over UDP, TCP (octet counting) or a unix socket */
+    AP_LOG_SINK_HTTP,      /* NDJSON batches POSTed to a URL */
+};
+
+enum ap_log_transport {
+    AP_LOG_UDP = 1,
+    AP_LOG_TCP,
+    AP_LOG_UNIX,           /* a unix datagram socket such as /dev/log */
+};
+
+enum ap_log_when_full {
+    AP_LOG_WHEN_FULL_SPOOL = 0, /* spill to the on-disk spool (default) */
+    AP_LOG_WHEN_FULL_BLOCK,     /* hold records in the workers' queues; drop only when those are full */
+    AP_LOG_WHEN_FULL_DROP_NEWEST,
+};
+
+enum ap_log_format {
+    AP_LOG_FORMAT_JSON = 0,
+    AP_LOG_FORMAT_TEXT,
+};
+
+struct ap_config_log_spool {
+    char *dir;                     /* default /var/spool/anonproxy/<sink name> */
+    uint64_t max_bytes;            /* default 1 GiB */
+    uint64_t segment_bytes;        /* default 16 MiB */
+    unsigned fsync;                /* enum ap_logspool_fsync: batch (default), always, never */
+};
+
+struct ap_config_log_sink {
+    char *name;
+    enum ap_log_sink_type type;
+    char *path;                    /* file */
+    char *address;                 /* syslog: as written, "udp://h:p", "tcp://h:p", "unix:/path" */
+    enum ap_log_transport transport;
+    struct sockaddr_storage addr;  /* syslog udp/tcp, http: resolved at load time */
+    socklen_t addrlen;
+    unsigned syslog_format;        /* enum ap_syslogmsg_format: rfc5424 (default) or rfc3164 */
+    unsigned facility;             /* 0..23, default 16 (local0) */
+    char *app_name;                /* default "anonproxy" */
+    uint32_t max_message_bytes;    /* syslog: longer messages are cut; default 8192 (UDP), 64 KiB */
+    char *url;                     /* http: as written */
+    char *url_host;                /* http: host, for Host */
+    char *url_authority;           /* http: "host:port" or "host" */
+    char *url_path;                /* http: path and query, default "/" */
+    uint16_t url_port;
+    char **headers;                /* http: extra "Name: value" lines */
+    size_t nheaders;
+    unsigned gzip : 1;             /* http: Content-Encoding: gzip */
+    uint64_t timeout_ms;           /* connect and request timeout, default 10s */
+    uint32_t queue;                /* records held in memory, default 10000 */
+    enum ap_log_when_full when_full;
+    struct ap_config_log_spool spool;
+    uint32_t batch_max_events;     /* http: default 1000 */
+    uint64_t batch_max_bytes;      /* http: default 1 MiB */
+    uint64_t batch_max_age_ms;     /* http: default 1s */
+    uint64_t retry_initial_ms;     /* first back-off cap, default 500ms */
+    uint64_t retry_max_ms;         /* back-off cap, default 30s */
+    struct ap_config_pos pos;
+};
+
+struct ap_config_access_log {
+    unsigned set : 1;              /* an access_log: section was written */
+    enum ap_log_format format;     /* json (default) or text */
+    char *template;                /* text format; default the combined-like AP_ACCESSLOG_DEFAULT_TEMPLATE */
+    struct ap_config_log_sink **sinks; /* into ap_config.log_sinks */
+    size_t nsinks;
+    uint64_t worker_queue_bytes;   /* per-worker queue towards the logger thread, default 4 MiB */
+    struct ap_config_pos pos;
+};
+
+struct ap_config_route;
+
+struct ap_config_syslog_listen {
+    char *address;                 /* "udp://h:p" or "tcp://h:p" as written */
+    enum ap_log_transport transport;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *route_name;
+    const struct ap_config_route *route; /* a `type: logs` route: its policy and sinks */
+    uint32_t max_message_bytes;    /* default 64 KiB */
+    struct ap_config_pos pos;
+};
+
+enum ap_route_type {
+    AP_ROUTE_HTTP = 0,             /* forwarded to its upstream (default) */
+    AP_ROUTE_LOGS,                 /* NDJSON log batches, anonymised, to log sinks */
+};
+
 struct ap_config_route {
     char *name;
     char **hosts;          /* exact "a.example" or wildcard "*.example.com"; empty = any;
@@ -113,6 +207,13 @@ struct ap_config_route {
     /* The route's privacy policy (key `privacy:`), always built: a route
      * without the key gets the strict profile. Owned by the config. */
     struct ap_policy *policy;
+    /* `type: logs` routes (issue 8): where their records go and the
+     * route's own field rules (`log_fields:`), before the built-in ones. */
+    enum ap_route_type type;
+    struct ap_config_log_sink **log_sinks;
+    size_t nlog_sinks;
+    struct ap_logscrub_rule *log_fields;
+    size_t nlog_fields;
     unsigned stats_id;              /* metrics slot, set by the server (0: none) */
     struct ap_config_pos pos;
 };
@@ -179,6 +280,12 @@ struct ap_config {
     char *user;
     char *group;
     unsigned run_as_root : 1;
+    /* Logging (issue 8): named sinks, the access log, syslog listeners. */
+    struct ap_config_log_sink *log_sinks;
+    size_t nlog_sinks;
+    struct ap_config_access_log access_log;
+    struct ap_config_syslog_listen *syslog_listen;
+    size_t nsyslog_listen;
     int refcount;                   /* atomic; see ap_config_ref/unref */
 };
 
