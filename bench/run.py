@@ -358,7 +358,7 @@ def make_cert(run_dir):
     key = os.path.join(run_dir, "key.pem")
     cert = os.path.join(run_dir, "cert.pem")
     p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-                        "-days", "2", "-subj", "/CN=localhost",
+                        "-days", "90", "-subj", "/CN=localhost",
                         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                         "-keyout", key, "-out", cert],
                        capture_output=True, text=True, timeout=60)
