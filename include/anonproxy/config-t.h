@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "anonproxy/clientaddr-t.h"
+#include "anonproxy/geo-t.h"
 #include "anonproxy/ip-t.h"
 #include "anonproxy/logscrub-t.h"
 #include "anonproxy/policy-t.h"
@@ -274,6 +275,15 @@ struct ap_config {
      * they agree; NULL: a random key per UTC day, in memory only. */
     char *pseudonym_secret_file;
     unsigned pseudonym_bits;        /* default 64; a route's privacy.pseudonym_bits overrides */
+    /* Geolocation (`geo:`): when enabled, every route's requests get the
+     * coarse location headers (see docs/geo.md). The strings of `opts`
+     * point to copies owned by the config; `hosting_asns` too. */
+    struct {
+        unsigned enabled : 1;
+        struct ap_geo_options opts;
+        uint64_t check_interval_ms; /* how often the files are checked for replacement, default 60 s */
+        struct ap_config_pos pos;
+    } geo;
     struct ap_config_admin admin;
     /* Privileges: after binding and opening files, switch to this user and
      * group. Running as root without `user:` needs `run_as_root: true`. */
