@@ -11,7 +11,8 @@ enum ap_detect_kind {
     AP_DETECT_MAC,       /* six hex pairs separated by ':' or '-' */
     AP_DETECT_IMEI,      /* exactly 15 digits passing the Luhn check */
     AP_DETECT_PHONE,     /* E.164: '+' (or %2B) and 7..15 digits, the first not 0 */
-    AP_DETECT_CLICKID,   /* a whole-string http(s) URL whose query has a click id */
+    AP_DETECT_CLICKID,   /* a whole-string http(s) URL whose query has a click id,
+                            and members named like a click id */
     AP_DETECT_REGEX,     /* a route's own regular expression */
     AP_DETECT_NKINDS
 };

@@ -28,6 +28,12 @@ bool ap_detect_scan_next(struct ap_detect_scan *sc, struct ap_detect_match *m);
  * runs before a scan: a string without '@', digits, ':' or "http" cannot. */
 bool ap_detect_may_match(unsigned mask, const char *s, size_t len);
 
+/* Is a member or parameter name a click id (ap_query_is_click_id), or a
+ * name ending in one after '_', '$' or '.' ("initial_gclid",
+ * "$session_entry_gclid", "ep.fbclid")? The click-id detector drops such
+ * members whatever their value. */
+bool ap_detect_is_clickid_key(const char *k, size_t n);
+
 /* Do the `n` ASCII digits pass the Luhn check? */
 bool ap_detect_luhn_is_valid(const char *digits, size_t n);
 

@@ -839,24 +839,45 @@ static int detect_value(struct walk *w, const char *v, size_t n, struct vres *re
     size_t curn = n;
     bool changed = false;
     int rc;
-    if (w->det_mask && ap_detect_may_match(w->det_mask, v, n)) {
+    unsigned mask = w->det_mask & ~(1u << AP_DETECT_CLICKID);
+    if (w->det_mask & (1u << AP_DETECT_CLICKID)) {
+        /* Click ids first: the match is the whole URL, and the other
+         * detectors then look inside what is left of it. */
+        struct ap_detect_scan sc;
+        struct ap_detect_match m;
+        ap_detect_scan_init(&sc, 1u << AP_DETECT_CLICKID, v, n);
+        if (ap_detect_scan_next(&sc, &m)) {
+            struct vres r;
+            if ((rc = clickid_value(w, v, n, &r)) != 0)
+                return rc;
+            if (r.kind == V_DROP) {
+                note(w, AP_BODY_DROP, AP_DETECT_CLICKID, "click-id", "detector");
+                res->kind = V_DROP;
+                return 0;
+            }
+            note(w, AP_BODY_CLEAN_URL, AP_DETECT_CLICKID, "click-id", "detector");
+            v = cur = r.p;
+            n = curn = r.n;
+            changed = true;
+        }
+    }
+    if (mask && ap_detect_may_match(mask, v, n)) {
         struct ap_detect_scan sc;
         struct ap_detect_match m;
         struct sbuf b = {0};
         size_t last = 0;
-        ap_detect_scan_init(&sc, w->det_mask, v, n);
+        bool found = false;
+        ap_detect_scan_init(&sc, mask, v, n);
         while (ap_detect_scan_next(&sc, &m)) {
             enum ap_body_action a = pol->detect[m.kind];
             const char *name = ap_detect_kind_name(m.kind);
             struct vres r = {V_KEEP, NULL, 0};
-            if (a == AP_BODY_DROP && m.kind != AP_DETECT_CLICKID) {
+            if (a == AP_BODY_DROP) {
                 note(w, AP_BODY_DROP, m.kind, name, "detector");
                 res->kind = V_DROP;
                 return 0;
             }
-            if (m.kind == AP_DETECT_CLICKID)
-                rc = clickid_value(w, v + m.off, m.len, &r);
-            else if (a == AP_BODY_TRUNCATE_IP)
+            if (a == AP_BODY_TRUNCATE_IP)
                 rc = truncate_value(w, v + m.off, m.len, &r);
             else
                 rc = pseudo_value(w, v + m.off, m.len, &r);
@@ -869,13 +890,13 @@ static int detect_value(struct walk *w, const char *v, size_t n, struct vres *re
             }
             if (r.n == m.len && memcmp(r.p, v + m.off, m.len) == 0)
                 continue; /* already coarse (a truncated address): nothing to do */
-            note(w, m.kind == AP_DETECT_CLICKID ? AP_BODY_CLEAN_URL : a, m.kind, name, "detector");
+            note(w, a, m.kind, name, "detector");
             if ((rc = sb_put(w, &b, v + last, m.off - last)) != 0 || (rc = sb_put(w, &b, r.p, r.n)) != 0)
                 return rc;
             last = m.off + m.len;
-            changed = true;
+            found = changed = true;
         }
-        if (changed) {
+        if (found) {
             if ((rc = sb_put(w, &b, v + last, n - last)) != 0)
                 return rc;
             cur = b.p;
@@ -1096,6 +1117,17 @@ static int skip_json(struct walk *w, struct emit *e, size_t *pos)
     return rc != 0 ? fail(w, rc, *pos) : 0;
 }
 
+/* Is this member named like a click id, with no rule deciding it? Then the
+ * click-id detector drops it whatever it holds. */
+static bool clickid_key(struct walk *w, bool kept, struct sset child, const struct key *k)
+{
+    if (kept || !(w->det_mask & (1u << AP_DETECT_CLICKID)) || k->n < 4)
+        return false;
+    if (child.n && ss_final(w, child) != NULL)
+        return false;
+    return ap_detect_is_clickid_key(k->p, k->n);
+}
+
 /* Geo objects to add to an object that lacks their member. */
 struct geo_pending {
     const struct ap_body_rule *rule;
@@ -1137,7 +1169,7 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
         if ((rc = ap_json_scan_string(s, lim, &i, &kf)) != 0)
             return fail(w, rc, i);
         struct key k = {s + ks + 1, i - ks - 2, false, 0};
-        if ((kf & AP_JSON_STR_ESCAPED) && (ss.n || w->audit)) {
+        if ((kf & AP_JSON_STR_ESCAPED) && (ss.n || w->audit || (w->det_mask & (1u << AP_DETECT_CLICKID)))) {
             char *dk = ap_arena_alloc(w->arena, k.n ? k.n : 1);
             if (dk == NULL)
                 return -ENOMEM;
@@ -1157,7 +1189,14 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
                 geo[g].seen = true;
         size_t old = path_push(w, &k, AP_BODY_LAYER_NONE);
         bool dropped = false;
-        rc = j_value(w, e, &i, child, kept, !first && nkept == 0 ? mstart : SIZE_MAX, &dropped);
+        if (clickid_key(w, kept, child, &k)) {
+            if ((rc = skip_json(w, e, &i)) == 0) {
+                note(w, AP_BODY_DROP, AP_DETECT_CLICKID, "click-id", "detector");
+                dropped = true;
+            }
+        } else {
+            rc = j_value(w, e, &i, child, kept, !first && nkept == 0 ? mstart : SIZE_MAX, &dropped);
+        }
         path_pop(w, old);
         ss_pop(w, child);
         if (rc != 0)
@@ -1484,7 +1523,17 @@ static int f_params(struct walk *w, struct emit *e, size_t start, size_t end, st
         struct vres res = {V_KEEP, NULL, 0};
         bool this_kept = kept;
         rc = 0;
-        if (fr != NULL && (fr->action == AP_BODY_DROP || fr->action == AP_BODY_SET || fr->action == AP_BODY_GEO)) {
+        if (fr == NULL && !kept && (w->det_mask & (1u << AP_DETECT_CLICKID))) {
+            if (k.p == NULL && (rc = pct_decoded(w, s + ps, ne - ps, &k.p, &k.n)) != 0)
+                return rc;
+            if (ap_detect_is_clickid_key(k.p, k.n)) {
+                res.kind = V_DROP;
+                note(w, AP_BODY_DROP, AP_DETECT_CLICKID, "click-id", "detector");
+            }
+        }
+        if (res.kind == V_DROP) {
+            /* decided above */
+        } else if (fr != NULL && (fr->action == AP_BODY_DROP || fr->action == AP_BODY_SET || fr->action == AP_BODY_GEO)) {
             if (fr->action == AP_BODY_DROP) {
                 res.kind = V_DROP;
             } else if (fr->action == AP_BODY_SET) {

@@ -79,13 +79,17 @@ static inline bool is_hex(unsigned char c)
 
 /* ---- e-mail ---- */
 
-/* Length of the '@' at s[p]: 1 for '@', 3 for "%40", 0 otherwise. */
+/* Length of the '@' at s[p]: 1 for '@', 3 for "%40", 5 for "%2540", 0
+ * otherwise. */
 static size_t at_len(const char *s, size_t len, size_t p)
 {
     if (s[p] == '@')
         return 1;
     if (s[p] == '%' && len - p >= 3 && s[p + 1] == '4' && s[p + 2] == '0')
         return 3;
+    /* Encoded twice ("%2540"), as trackers that encode an encoded URL send it. */
+    if (s[p] == '%' && len - p >= 5 && s[p + 1] == '2' && s[p + 2] == '5' && s[p + 3] == '4' && s[p + 4] == '0')
+        return 5;
     return 0;
 }
 
@@ -364,6 +368,16 @@ static bool find_clickid(const char *s, size_t len, size_t from, size_t *off, si
         }
         i++;
     }
+    return false;
+}
+
+bool ap_detect_is_clickid_key(const char *k, size_t n)
+{
+    if (ap_query_is_click_id(k, n))
+        return true;
+    for (size_t i = 0; i + 1 < n; i++)
+        if ((k[i] == '_' || k[i] == '$' || k[i] == '.') && ap_query_is_click_id(k + i + 1, n - i - 1))
+            return true;
     return false;
 }
 
