@@ -12,6 +12,7 @@
 
 #include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
+#include "anonproxy/geo.h"
 #include "anonproxy/head.h"
 #include "anonproxy/ip.h"
 #include "anonproxy/log.h"
@@ -631,6 +632,37 @@ static void stash_pending(struct ap_conn *c, const char *data, size_t len)
         c->close_after = 1; /* more pipelined bytes than we hold: serve, then close */
 }
 
+/* Coarse location headers from the full client address, which is then
+ * forgotten. Inbound headers of the same names are removed first, so a
+ * client cannot forge them; the visitor key of the population floor is
+ * the truncated address. */
+static int add_geo_headers(struct ap_exchange *ex)
+{
+    const struct ap_geo *geo = ex->gen->geo->geo;
+    struct ap_request *req = &ex->req;
+    for (size_t i = 0; i < req->nheaders; i++)
+        for (int f = 0; f < AP_GEO_OUT_COUNT; f++) {
+            const char *name = ap_geo_header_name(geo, (enum ap_geo_out)f);
+            if (name != NULL && ap_slice_eq_ci(req->headers[i].name, name))
+                req->headers[i].flags |= AP_HEADER_DROPPED;
+        }
+    if (ex->res.client.family == 0)
+        return 0;
+    if (ap_geo_lookup(ex->gen->geo_worker, &ex->res.client, &ex->res.client_trunc,
+                      sizeof(ex->res.client_trunc), (int64_t)time(NULL), &ex->geo) != 0)
+        return 0; /* not found, private or reserved: no location */
+    for (int f = 0; f < AP_GEO_OUT_COUNT; f++) {
+        const char *name = ap_geo_header_name(geo, (enum ap_geo_out)f);
+        char v[AP_GEO_HEADER_MAX];
+        if (name == NULL)
+            continue;
+        int n = ap_geo_format_header(&ex->geo, (enum ap_geo_out)f, v, sizeof(v));
+        if (n > 0 && ap_request_add_header(req, &ex->arena, name, strlen(name), v, (size_t)n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The request head is complete in c->head: parse, route, start upstream. */
 static int on_head(struct ap_conn *c)
 {
@@ -666,7 +698,11 @@ static int on_head(struct ap_conn *c)
         ap_conn_send_error(c, 503, "request could not be anonymised");
         return -1;
     }
-    /* The full address served the engine (and later geolocation) only. */
+    if (ex->gen->geo_worker != NULL && add_geo_headers(ex) != 0) {
+        ap_conn_send_error(c, 503, "request could not be anonymised");
+        return -1;
+    }
+    /* The full address served the engine and geolocation only. */
     memset(&ex->res.client, 0, sizeof(ex->res.client));
     ex->max_body = ex->route->max_body_bytes ? ex->route->max_body_bytes : cfg->limits.body_bytes;
     if (ex->req.content_length > 0 && (uint64_t)ex->req.content_length > ex->max_body) {

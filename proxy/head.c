@@ -604,3 +604,24 @@ int ap_head_serialize(const struct ap_request *r, struct ap_slice host, enum ap_
     rc = rc ? rc : ap_buf_append(b, "\r\n", 2);
     return rc;
 }
+
+int ap_request_add_header(struct ap_request *req, struct ap_arena *arena, const char *name,
+                          size_t name_len, const char *value, size_t value_len)
+{
+    if (req->nheaders == req->headers_cap) {
+        size_t nc = req->headers_cap * 2 + 8;
+        struct ap_header *nh = ap_arena_alloc(arena, nc * sizeof(*nh));
+        if (nh == NULL)
+            return -12; /* -ENOMEM */
+        if (req->nheaders > 0)
+            memcpy(nh, req->headers, req->nheaders * sizeof(*nh));
+        req->headers = nh;
+        req->headers_cap = nc;
+    }
+    char *n = ap_arena_strndup(arena, name, name_len);
+    char *v = ap_arena_strndup(arena, value, value_len);
+    if (n == NULL || v == NULL)
+        return -12;
+    req->headers[req->nheaders++] = (struct ap_header){{n, name_len}, {v, value_len}, 0};
+    return 0;
+}

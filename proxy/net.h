@@ -10,6 +10,7 @@
 #include "anonproxy/arena-t.h"
 #include "anonproxy/buf-t.h"
 #include "anonproxy/config-t.h"
+#include "anonproxy/geo-t.h"
 #include "anonproxy/head-t.h"
 #include "anonproxy/http-t.h"
 #include "anonproxy/ip-t.h"
@@ -112,8 +113,17 @@ struct ap_tlist {
  * accepted under it or requests started under it still need it. */
 #define AP_GEN_MAGIC 0x47454e31u
 
+/* A geolocation service shared by the generations of every worker that use
+ * it: closed by the last of them (atomic count). */
+struct ap_geo_shared {
+    struct ap_geo *geo;
+    int refs;
+};
+
 struct ap_gen {
     unsigned magic;
+    struct ap_geo_shared *geo;      /* NULL without `geo:` */
+    struct ap_geo_worker *geo_worker; /* this worker's cache over geo */
     unsigned long id;               /* 1, 2, ... per reload */
     struct ap_config *cfg;          /* one reference */
     struct ap_upstream_state *ups;  /* indexed like cfg->upstreams */
@@ -191,6 +201,8 @@ struct ap_server {
     unsigned nroute_names;
     struct ap_admin *admin;
     uv_timer_t stop_timer;
+    uv_timer_t geo_timer;              /* checks the geo databases for replacement */
+    struct ap_geo_shared *geo;         /* of the current configuration */
     uv_timer_t watchdog_timer;
     uint64_t start_time;               /* seconds since the epoch */
     struct ap_pseudo_source pseudo;    /* day keys, shared by every worker */
@@ -256,6 +268,7 @@ struct ap_exchange {
     struct ap_arena arena;
     struct ap_request req;
     struct ap_engine_result res; /* client address decided by the engine, audit */
+    struct ap_geo_result geo;    /* coarse location (level none without geo) */
     llhttp_t parser;          /* request framing (body, chunked) */
     const char *feed_start, *feed_end; /* bytes of the current llhttp_execute */
     const char *tv_end;       /* end of the last header-value span (trailers) */

@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "anonproxy/config.h"
+#include "anonproxy/geo.h"
 #include "anonproxy/log.h"
 #include "anonproxy/policy.h"
 #include "anonproxy/pseudo.h"
@@ -150,10 +151,76 @@ static void on_handle_closed_noop(uv_handle_t *h)
 {
 }
 
+/* ---- geolocation ---- */
+
+static struct ap_geo_shared *geo_shared_ref(struct ap_geo_shared *g)
+{
+    if (g != NULL)
+        __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+    return g;
+}
+
+/* Any thread: the last reference closes the service (its workers are
+ * freed by then: every generation frees its worker before its reference). */
+static void geo_shared_unref(struct ap_geo_shared *g)
+{
+    if (g == NULL || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    ap_geo_close(g->geo);
+    free(g);
+}
+
+/* Main thread: open the databases of `cfg` (blocking: they are verified). */
+static struct ap_geo_shared *geo_open(const struct ap_config *cfg, char *err, size_t errlen)
+{
+    struct ap_geo_shared *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char why[256];
+    if (ap_geo_open(&g->geo, &cfg->geo.opts, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "geo: %s", why);
+        free(g);
+        return NULL;
+    }
+    g->refs = 1;
+    return g;
+}
+
+/* Main thread timer: a database replaced on disk (geoipupdate renames a new
+ * file over the old) is opened, verified and swapped, off the workers.
+ * Lookups in flight finish on the old one; a bad file keeps the old one. */
+static void on_geo_timer(uv_timer_t *t)
+{
+    struct ap_server *s = t->data;
+    if (s->geo == NULL || !ap_geo_is_changed(s->geo->geo))
+        return;
+    char err[256];
+    if (ap_geo_reload(s->geo->geo, err, sizeof(err)) != 0)
+        ap_log(AP_LOG_ERROR, "geo: database reload failed, the old one keeps serving: %s", err);
+    else
+        ap_log(AP_LOG_INFO, "geo: database reloaded");
+}
+
+static void geo_timer_arm(struct ap_server *s, const struct ap_config *cfg)
+{
+    if (s->geo_timer.loop == NULL)
+        return; /* not started yet: ap_server_run arms it */
+    uv_timer_stop(&s->geo_timer);
+    if (s->geo != NULL) {
+        uint64_t ms = cfg->geo.check_interval_ms ? cfg->geo.check_interval_ms : 60000;
+        uv_timer_start(&s->geo_timer, on_geo_timer, ms, ms);
+    }
+}
+
 /* ---- generations ---- */
 
 static void gen_free(struct ap_gen *g)
 {
+    if (g->geo_worker != NULL)
+        ap_geo_worker_free(g->geo_worker);
+    geo_shared_unref(g->geo);
     if (g->ups != NULL) {
         for (size_t i = 0; i < g->cfg->nupstreams; i++) {
             free(g->ups[i].pools);
@@ -197,7 +264,7 @@ void ap_gen_unref(struct ap_worker *w, struct ap_gen *g)
  * reused. `sink_fds` are the main thread's descriptors, dup'ed per worker. */
 static struct ap_gen *gen_build(struct ap_config *cfg, unsigned worker_id, unsigned long id,
                                 const struct ap_lsock *prev, size_t nprev, const int *sink_fds,
-                                char *err, size_t errlen)
+                                struct ap_geo_shared *geo, char *err, size_t errlen)
 {
     struct ap_gen *g = calloc(1, sizeof(*g));
     if (g == NULL)
@@ -215,6 +282,11 @@ static struct ap_gen *gen_build(struct ap_config *cfg, unsigned worker_id, unsig
         g->ups[i].fd = -1;
     for (size_t i = 0; i < cfg->nlisteners; i++)
         g->lfds[i] = -1;
+    if (geo != NULL) {
+        g->geo = geo_shared_ref(geo);
+        if (ap_geo_worker_new(&g->geo_worker, geo->geo) != 0)
+            goto oom;
+    }
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         const struct ap_config_upstream *up = &cfg->upstreams[i];
         g->ups[i].up = up;
@@ -518,17 +590,28 @@ static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen 
     int *sinks = open_sinks(cfg, err, errlen);
     if (sinks == NULL)
         return -1;
+    struct ap_geo_shared *geo = NULL;
+    if (cfg->geo.enabled && (geo = geo_open(cfg, err, errlen)) == NULL) {
+        close_sinks(sinks, cfg->nupstreams);
+        return -1;
+    }
     unsigned long id = s->generation + 1;
     for (unsigned i = 0; i < s->nworkers; i++) {
-        gens[i] = gen_build(cfg, i, id, s->workers[i].lsocks, s->workers[i].nlsocks, sinks, err, errlen);
+        gens[i] = gen_build(cfg, i, id, s->workers[i].lsocks, s->workers[i].nlsocks, sinks, geo,
+                            err, errlen);
         if (gens[i] == NULL) {
             while (i-- > 0)
                 gen_free(gens[i]);
             close_sinks(sinks, cfg->nupstreams);
+            geo_shared_unref(geo);
             return -1;
         }
     }
     close_sinks(sinks, cfg->nupstreams);
+    /* The main thread keeps its own reference for the replacement check. */
+    geo_shared_unref(s->geo);
+    s->geo = geo;
+    geo_timer_arm(s, cfg);
     /* Remember the sockets for the next reload. */
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct ap_lsock *ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
@@ -686,6 +769,7 @@ static void server_stop(struct ap_server *s, const char *why)
     if (uv_is_active((uv_handle_t *)&s->watchdog_timer))
         uv_timer_stop(&s->watchdog_timer);
     uv_close((uv_handle_t *)&s->watchdog_timer, on_handle_closed_noop);
+    uv_close((uv_handle_t *)&s->geo_timer, on_handle_closed_noop);
     uv_timer_start(&s->stop_timer, on_stop_timer, 20, 20);
 }
 
@@ -829,6 +913,9 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     uv_signal_init(main_loop, &s.sigusr1);
     uv_timer_init(main_loop, &s.stop_timer);
     uv_timer_init(main_loop, &s.watchdog_timer);
+    uv_timer_init(main_loop, &s.geo_timer);
+    s.geo_timer.data = &s;
+    geo_timer_arm(&s, cfg);
     s.sigterm.data = s.sigint.data = s.sighup.data = s.sigusr1.data = &s;
     s.stop_timer.data = s.watchdog_timer.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
@@ -875,6 +962,7 @@ out:
     ap_tls_free(s.tls); /* after the workers: their connections hold contexts */
     free(gens);
     free(s.workers);
+    geo_shared_unref(s.geo);
     ap_pseudo_source_free(&s.pseudo);
     ap_config_unref(s.cfg);
     for (unsigned i = 0; i < s.nroute_names; i++)

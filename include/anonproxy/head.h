@@ -44,6 +44,11 @@ struct ap_buf;
 int ap_head_serialize(const struct ap_request *req, struct ap_slice host, enum ap_head_framing framing,
                       uint64_t body_len, struct ap_buf *out);
 
+/* Append a header to `req`, copying name and value into `arena` (the
+ * header array grows in the arena when full). Returns 0 or -ENOMEM. */
+int ap_request_add_header(struct ap_request *req, struct ap_arena *arena, const char *name,
+                          size_t name_len, const char *value, size_t value_len);
+
 /* True when `c` may appear in a token (RFC 9110 tchar). */
 int ap_head_is_tchar(unsigned char c);
 
