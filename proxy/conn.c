@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <time.h>
 
+#include "anonproxy/accesslog.h"
 #include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/geo.h"
 #include "anonproxy/head.h"
 #include "anonproxy/ip.h"
 #include "anonproxy/log.h"
+#include "anonproxy/logrelay.h"
 #include "anonproxy/policy.h"
 #include "anonproxy/proxyproto.h"
 #include "anonproxy/route.h"
@@ -173,6 +175,8 @@ static struct ap_exchange *exchange_new(struct ap_conn *c)
 void ap_exchange_free(struct ap_exchange *ex)
 {
     AP_CHECK_OBJ(ex, AP_EXCHANGE_MAGIC);
+    if (!ex->sink_busy)
+        ap_accesslog_exchange_done(ex); /* once: the final free */
     if (ex->c != NULL && ex->c->ex == ex)
         ex->c->ex = NULL;
     ex->c = NULL;
@@ -261,6 +265,9 @@ static int conn_tls_send(void *ctx, const char *p, size_t n)
 
 int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs)
 {
+    if (c->ex != NULL)
+        for (unsigned i = 0; i < nbufs; i++)
+            c->ex->resp_bytes += bufs[i].len;
     if (c->tls != NULL)
         return ap_tls_writev(c->tls, bufs, nbufs);
     return conn_write_raw(c, bufs, nbufs);
@@ -464,10 +471,12 @@ void ap_conn_send_error(struct ap_conn *c, int status, const char *reason)
     }
     ap_log(status >= 500 ? AP_LOG_WARN : AP_LOG_INFO, "%d %s: %s", status,
            ap_status_reason(status), reason);
-    if (ex != NULL)
+    if (ex != NULL) {
         ex->status = status;
-    else
+    } else {
         ap_server_count_request(c->w, NULL, status);
+        ap_accesslog_conn_error(c, status);
+    }
     char body[256], head[256];
     int bl = snprintf(body, sizeof(body), "%d %s: %s\n", status, ap_status_reason(status), reason);
     if (bl < 0 || (size_t)bl >= sizeof(body))
@@ -693,6 +702,7 @@ static int on_head(struct ap_conn *c)
         .now = (int64_t)time(NULL),
         .arena = &ex->arena,
         .stats = &c->w->stats,
+        .audit = ap_accesslog_wants_audit(), /* the access log lists the rules that fired */
     };
     if (ap_engine_rewrite(pol, &ectx, &c->peer, &ex->req, &ex->res) != 0) {
         ap_conn_send_error(c, 503, "request could not be anonymised");
@@ -741,7 +751,10 @@ static int on_head(struct ap_conn *c)
             }
         }
     }
-    ap_upstream_start(ex);
+    if (ex->route->type == AP_ROUTE_LOGS)
+        ap_logrelay_exchange(ex); /* application logs to log sinks (issue 8) */
+    else
+        ap_upstream_start(ex);
     return c->state == AP_CS_CLOSING ? -1 : 0;
 }
 
@@ -880,7 +893,7 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
         }
     }
     if (c->ex != NULL && (c->state == AP_CS_BODY || c->state == AP_CS_WAIT))
-        ap_upstream_pump(c->ex);
+        c->ex->route->type == AP_ROUTE_LOGS ? ap_logrelay_exchange(c->ex) : ap_upstream_pump(c->ex);
 }
 
 /* Ciphertext from a TLS client. A PROXY protocol header, when the listener

@@ -302,6 +302,7 @@ struct ap_exchange {
     uint64_t start_ns;        /* uv_hrtime() at the request head, for metrics */
     uint64_t up_start_ns;     /* uv_hrtime() when the upstream request head was written */
     uint64_t up_ns;           /* upstream duration, 0 until the response completed */
+    uint64_t resp_bytes;      /* bytes queued to the client for it (access log, issue 8) */
 };
 
 /* A response header as offsets into ap_upconn.hbuf (which may move). */

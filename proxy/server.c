@@ -26,7 +26,9 @@
 
 #include "anonproxy/config.h"
 #include "anonproxy/geo.h"
+#include "anonproxy/accesslog.h"
 #include "anonproxy/log.h"
+#include "anonproxy/logger.h"
 #include "anonproxy/policy.h"
 #include "anonproxy/pseudo.h"
 #include "anonproxy/server.h"
@@ -784,6 +786,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGUSR1) {
         /* Log files are reopened by their owners (access logs, issue 8). */
         ap_log(AP_LOG_INFO, "SIGUSR1: reopening log files");
+        ap_accesslog_reopen();
         return;
     }
     server_stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -888,6 +891,13 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
         ap_log(AP_LOG_ERROR, "%s", err);
         goto out;
     }
+    /* Log sinks, spools and syslog listeners (issue 8): before the
+     * privilege drop (port 514, /var/log) and before the workers. */
+    if (ap_logger_start(cfg, &s.pseudo, s.nworkers) != 0) {
+        for (unsigned k = 0; k < s.nworkers; k++)
+            gen_free(gens[k]);
+        goto out;
+    }
     if (drop_privileges(cfg, err, sizeof(err)) != 0) {
         ap_log(AP_LOG_ERROR, "%s", err);
         for (unsigned k = 0; k < s.nworkers; k++)
@@ -947,6 +957,8 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     uv_run(main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s.nworkers; i++)
         uv_thread_join(&s.workers[i].thread);
+    /* Every record the workers queued is in the rings now. */
+    ap_logger_stop(cfg->timeouts.drain < 3000 ? (unsigned)cfg->timeouts.drain : 3000);
     uv_run(main_loop, UV_RUN_DEFAULT);
     uv_loop_close(main_loop);
     if (s.tls != NULL)
@@ -954,6 +966,7 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     ap_log(AP_LOG_INFO, "stopped");
     rc = 0;
 out:
+    ap_logger_stop(0); /* a failed start; nothing when already stopped */
     for (unsigned i = 0; i < s.nworkers; i++) {
         worker_destroy(&s.workers[i]);
         free(s.workers[i].lsocks); /* workers that never started */

@@ -35,6 +35,13 @@ int ap_logfmt_json(const struct ap_logfmt_rec *r, struct ap_buf *out);
  * Absent values are "-". Returns 0, -E2BIG, -ENOMEM. */
 int ap_logfmt_text(const struct ap_logfmt_tmpl *t, const struct ap_logfmt_rec *r, struct ap_buf *out);
 
+/* Append `n` bytes as a JSON string with its quotes: valid UTF-8 passes,
+ * quotes, backslashes and controls are escaped, and every byte that is not
+ * part of a valid UTF-8 sequence is written as \u00XX (read as Latin-1), so
+ * the output is always valid JSON. n == 0 gives "" (not null). Returns 0,
+ * -E2BIG, -ENOMEM. */
+int ap_logfmt_json_string(struct ap_buf *out, const char *p, size_t n);
+
 /* Bytes ap_logfmt_encode needs for `r`. */
 size_t ap_logfmt_encoded_len(const struct ap_logfmt_rec *r);
 

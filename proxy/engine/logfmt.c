@@ -165,11 +165,10 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return len;
 }
 
-static int json_str(struct ap_buf *b, struct ap_slice s)
+int ap_logfmt_json_string(struct ap_buf *b, const char *p0, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    if (s.len == 0)
-        return ap_buf_append(b, "null", 4);
+    struct ap_slice s = {p0, n};
     if (ap_buf_reserve(b, s.len * 6 + 2) != 0)
         return -E2BIG;
     char *o = b->data + b->len;
@@ -205,6 +204,13 @@ static int json_str(struct ap_buf *b, struct ap_slice s)
     *o++ = '"';
     b->len = (size_t)(o - b->data);
     return 0;
+}
+
+static int json_str(struct ap_buf *b, struct ap_slice s)
+{
+    if (s.len == 0)
+        return ap_buf_append(b, "null", 4);
+    return ap_logfmt_json_string(b, s.p, s.len);
 }
 
 static int text_str(struct ap_buf *b, struct ap_slice s)
