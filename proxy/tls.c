@@ -709,6 +709,11 @@ static int on_ticket_key(SSL *s, unsigned char key_name[16], unsigned char *iv,
         if (rc != 0 && (set_hmac_key(hctx, k.hmac, sizeof(k.hmac)) != 1 ||
                         EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1))
             rc = -1;
+        /* TLS 1.3 clients use a ticket once (RFC 8446, C.4): without a new
+         * one, a resumed connection would leave them nothing to resume the
+         * next time. */
+        if (rc == 1 && SSL_version(s) == TLS1_3_VERSION)
+            rc = 2;
     }
     OPENSSL_cleanse(&k, sizeof(k));
     return rc;
