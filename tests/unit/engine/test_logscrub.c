@@ -75,14 +75,18 @@ static char *pseudo_of(const char *v)
 
 static void assert_absent(const char *hay, const char *needle)
 {
+    assert_non_null(hay);
+    assert_non_null(needle);
     if (strstr(hay, needle) != NULL)
-        fail_msg("'%s' still present in %s", needle, hay);
+        fail_msg("'%s' still present in %s", needle ? needle : "", hay ? hay : "");
 }
 
 static void assert_present(const char *hay, const char *needle)
 {
+    assert_non_null(hay);
+    assert_non_null(needle);
     if (strstr(hay, needle) == NULL)
-        fail_msg("'%s' missing from %s", needle, hay);
+        fail_msg("'%s' missing from %s", needle ? needle : "", hay ? hay : "");
 }
 
 static void test_builtin_fields(void **state)
