@@ -17,7 +17,9 @@
  * omit the padding, and may not hold whitespace or anything after the
  * padding; bits left over in the last character must be zero (so every
  * input has one decoding and one encoding). An empty input decodes to
- * nothing. Returns 0 or -EINVAL. */
+ * nothing. A string without '=' whose length needs none reports
+ * AP_BASE64_NOPAD for the url alphabet and padding for the standard one.
+ * Returns 0 or -EINVAL. */
 int ap_base64_decode(const char *s, size_t len, char *out, size_t *outlen, unsigned *style);
 
 /* Length ap_base64_encode writes for `len` bytes in `style`. */

@@ -62,7 +62,11 @@ int ap_base64_decode(const char *s, size_t len, char *out, size_t *outlen, unsig
         return -EINVAL;
     *outlen = o;
     if (style != NULL)
-        *style = (alpha == 2 ? AP_BASE64_URL : 0) | (pad == 0 && len % 4 != 0 ? AP_BASE64_NOPAD : 0);
+        /* Without '=' and with a length that needs none, the padding is
+         * unknown: base64url is then taken as unpadded (how JWTs and
+         * Snowplow send it) and standard base64 as padded (btoa). */
+        *style = (alpha == 2 ? AP_BASE64_URL : 0) |
+                 (pad == 0 && (len % 4 != 0 || alpha == 2) ? AP_BASE64_NOPAD : 0);
     return 0;
 }
 

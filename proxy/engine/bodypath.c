@@ -111,8 +111,14 @@ int ap_bodypath_parse(const char *text, struct ap_bodypath_step **steps_out, siz
                     st->layer = (enum ap_body_layer)l;
                 }
             }
-            if (st->op != AP_BODYPATH_LAYER || !(text[j] == '\0' || text[j] == '.' || text[j] == '[')) {
+            if (st->op != AP_BODYPATH_LAYER) {
                 i++;
+                rc = -EINVAL;
+                goto fail;
+            }
+            if (!(text[j] == '\0' || text[j] == '.' || text[j] == '[')) {
+                /* A layer holds a document: a step into it must follow. */
+                i = j;
                 rc = -EINVAL;
                 goto fail;
             }
@@ -182,6 +188,7 @@ bracket:
                 while (text[i] >= '0' && text[i] <= '9' && i - s < 10)
                     v = v * 10 + (uint64_t)(text[i++] - '0');
                 if (text[i] != ']' || v > UINT32_MAX || (text[s] == '0' && i - s > 1)) {
+                    i = s;
                     rc = -EINVAL;
                     goto fail;
                 }

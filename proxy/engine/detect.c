@@ -467,7 +467,8 @@ bool ap_detect_may_match(unsigned mask, const char *s, size_t len)
         return true;
     if ((mask & (1u << AP_DETECT_PHONE)) && (acc & (C_MISC | C_PCT)) && (acc & C_DIGIT))
         return true;
-    if ((mask & (1u << AP_DETECT_CLICKID)) && len > 8 && (s[0] == 'h' || s[0] == 'H') && (acc & C_MISC))
+    if ((mask & (1u << AP_DETECT_CLICKID)) && len > 8 && (s[0] == 'h' || s[0] == 'H') &&
+        memchr(s, '?', len) != NULL)
         return true;
     return false;
 }
