@@ -73,12 +73,111 @@ static int fail(struct ap_head_error *err, int status, const char *reason)
     return -1;
 }
 
+/* Word-at-a-time tests (8 bytes per step) for the long runs of a head:
+ * the request target and header values. Each says whether some byte of
+ * the word is outside the run's set; the exact byte is then found one at a
+ * time, so a false alarm would only cost time (and there is none: the
+ * tests are exact). */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/* Some byte of w is below n (n <= 128). */
+static uint64_t has_below(uint64_t w, unsigned n)
+{
+    return (w - ONES * n) & ~w & HIGHS;
+}
+
+/* Some byte of w equals c. */
+static uint64_t has_byte(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (ONES * c);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+/* Some byte of w is 0x7f or above. */
+static uint64_t has_del_or_high(uint64_t w)
+{
+    return (w | ((w & ~HIGHS) + ONES)) & HIGHS;
+}
+
+static int is_target_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '#';
+}
+
+/* Length of the run of request-target bytes (VCHAR but '#') at p. */
+static size_t target_span(const char *p, size_t len)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = load64(p + i);
+        if (has_below(w, 0x21) | has_del_or_high(w) | has_byte(w, '#'))
+            break;
+    }
+    while (i < len && is_target_char((unsigned char)p[i]))
+        i++;
+    return i;
+}
+
+static int is_value_char(unsigned char c)
+{
+    return (c >= 0x20 || c == '\t') && c != 0x7f;
+}
+
+/* Some byte of the word is a CTL but HTAB (which only needs a closer look). */
+static uint64_t value_word_suspect(uint64_t w)
+{
+    return has_below(w, 0x20) | has_byte(w, 0x7f);
+}
+
+/* Does every byte of p[0, len) belong in a field value (no CTL but HTAB)? */
+static int is_value(const char *p, size_t len)
+{
+    if (len >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8)
+            if (value_word_suspect(load64(p + i)))
+                break;
+        if (i + 8 > len) {
+            /* The tail as one word that overlaps bytes already checked. */
+            if (!value_word_suspect(load64(p + len - 8)))
+                return 1;
+            i = len - 8;
+        }
+        /* A word to look at byte by byte (a tab, or the error), then the
+         * rest the simple way: values with tabs are rare. */
+        p += i;
+        len -= i;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!is_value_char((unsigned char)p[i]))
+            return 0;
+    return 1;
+}
+
+/* Length of the run of tchar bytes at p. */
+static size_t token_span(const char *p, size_t len)
+{
+    size_t i = 0;
+    while (i + 4 <= len && (tchar_table[(unsigned char)p[i]] & tchar_table[(unsigned char)p[i + 1]] &
+                            tchar_table[(unsigned char)p[i + 2]] & tchar_table[(unsigned char)p[i + 3]]))
+        i += 4;
+    while (i < len && tchar_table[(unsigned char)p[i]])
+        i++;
+    return i;
+}
+
 static int check_request_line(const char *p, size_t len, const struct ap_head_limits *lim,
                               struct ap_head_error *err)
 {
-    size_t i = 0;
-    while (i < len && tchar_table[(unsigned char)p[i]])
-        i++;
+    size_t i = token_span(p, len);
     if (i == 0)
         return fail(err, 400, "invalid method");
     if (i > METHOD_MAX)
@@ -86,13 +185,11 @@ static int check_request_line(const char *p, size_t len, const struct ap_head_li
     if (i == len || p[i] != ' ')
         return fail(err, 400, "invalid character in method");
     size_t t = ++i;
-    while (i < len && p[i] != ' ') {
-        unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c >= 0x7f)
-            return fail(err, 400, "invalid character in request target");
-        if (c == '#')
+    i += target_span(p + i, len - i);
+    if (i < len && p[i] != ' ') {
+        if (p[i] == '#')
             return fail(err, 400, "fragment in request target");
-        i++;
+        return fail(err, 400, "invalid character in request target");
     }
     if (i == t)
         return fail(err, 400, "empty request target");
@@ -112,9 +209,7 @@ static int check_header_line(const char *p, size_t len, struct ap_head_error *er
 {
     if (p[0] == ' ' || p[0] == '\t')
         return fail(err, 400, "obsolete line folding");
-    size_t i = 0;
-    while (i < len && tchar_table[(unsigned char)p[i]])
-        i++;
+    size_t i = token_span(p, len);
     if (i == len)
         return fail(err, 400, "header line without colon");
     if (p[i] != ':') {
@@ -124,10 +219,39 @@ static int check_header_line(const char *p, size_t len, struct ap_head_error *er
     }
     if (i == 0)
         return fail(err, 400, "empty header name");
-    for (i++; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return fail(err, 400, "invalid character in header value");
+    i++;
+    if (!is_value(p + i, len - i))
+        return fail(err, 400, "invalid character in header value");
+    return 0;
+}
+
+/* The byte-order checks of the scan over buf[i, end), the unchecked part of
+ * the current line, which holds no LF: a CR that is not right before the
+ * LF at `end` (or the last byte received) is a bare CR, and a byte other
+ * than CR past the line or head limit is too much. Whichever comes first in
+ * the buffer is the error, as if the bytes were checked one by one. */
+static int check_bytes(struct ap_head_scan *s, const char *buf, size_t i, size_t end,
+                       const struct ap_head_limits *lim, struct ap_head_error *err)
+{
+    size_t line_lim = s->nlines == 0 ? (size_t)lim->target_bytes + REQUEST_LINE_SLACK
+                                     : (size_t)lim->line_bytes;
+    size_t line_at = s->line_start + line_lim; /* first byte past the line limit */
+    size_t limit_at = line_at < lim->head_bytes ? line_at : lim->head_bytes;
+    const char *cr = i < end ? memchr(buf + i, '\r', end - i) : NULL;
+    size_t cr_at = cr != NULL && (size_t)(cr - buf) + 1 < end ? (size_t)(cr - buf) : end;
+    size_t over = limit_at > i ? limit_at : i;
+    if (over < end && buf[over] == '\r')
+        over = end; /* the final CR, or a bare CR found above at `over` */
+    if (cr_at < end && cr_at < over) {
+        s->off = cr_at;
+        return fail(err, 400, "bare CR in request head");
+    }
+    if (over < end) {
+        s->off = over;
+        if (over < line_at)
+            return fail(err, 431, "request head too large");
+        return s->nlines == 0 ? fail(err, 414, "request line too long")
+                              : fail(err, 431, "header line too long");
     }
     return 0;
 }
@@ -136,75 +260,58 @@ int ap_head_scan(struct ap_head_scan *s, const char *buf, size_t len,
                  const struct ap_head_limits *lim, struct ap_head_error *err)
 {
     size_t i = s->off;
-    for (; i < len; i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (c == '\r') {
-            if (i + 1 < len && buf[i + 1] != '\n') {
-                s->off = i;
-                return fail(err, 400, "bare CR in request head");
-            }
-            if (i + 1 == len)
-                break; /* wait for the byte after CR */
-            continue;
+    while (i < len) {
+        const char *lf = memchr(buf + i, '\n', len - i);
+        if (lf == NULL) {
+            /* An incomplete line: check what arrived, then wait. */
+            if (check_bytes(s, buf, i, len, lim, err) != 0)
+                return -1;
+            /* A CR last is looked at again with the byte after it. */
+            s->off = buf[len - 1] == '\r' ? len - 1 : len;
+            return 0;
         }
-        if (c != '\n') {
-            size_t linelen = i - s->line_start + 1;
-            if (s->nlines == 0) {
-                if (linelen > lim->target_bytes + REQUEST_LINE_SLACK) {
-                    s->off = i;
-                    return fail(err, 414, "request line too long");
-                }
-            } else if (linelen > lim->line_bytes) {
-                s->off = i;
-                return fail(err, 431, "header line too long");
-            }
-            if (i + 1 > lim->head_bytes) {
-                s->off = i;
-                return fail(err, 431, "request head too large");
-            }
-            continue;
-        }
-        if (i == s->line_start || buf[i - 1] != '\r') {
-            s->off = i;
+        size_t e = (size_t)(lf - buf);
+        if (e == s->line_start || buf[e - 1] != '\r') {
+            if (check_bytes(s, buf, i, e, lim, err) != 0)
+                return -1;
+            s->off = e;
             return fail(err, 400, "bare LF in request head");
         }
         const char *line = buf + s->line_start;
-        size_t linelen = i - 1 - s->line_start;
+        size_t linelen = e - 1 - s->line_start;
+        size_t line_lim = s->nlines == 0 ? (size_t)lim->target_bytes + REQUEST_LINE_SLACK
+                                         : (size_t)lim->line_bytes;
+        /* Within the limits, a line that passes its content check holds no
+         * CR (a CTL everywhere): the byte-order checks are only needed when
+         * something is wrong. */
+        int within = linelen <= line_lim && e - 1 <= lim->head_bytes;
+        if (!within && check_bytes(s, buf, i, e, lim, err) != 0)
+            return -1;
         if (linelen == 0) {
             if (s->nlines == 0) {
-                s->off = i;
+                s->off = e;
                 return fail(err, 400, "empty line before request line");
             }
-            s->off = i + 1;
-            return (int)(i + 1);
+            s->off = e + 1;
+            return (int)(e + 1);
         }
         int rc = s->nlines == 0 ? check_request_line(line, linelen, lim, err)
                                 : check_header_line(line, linelen, err);
         if (rc != 0) {
-            s->off = i;
+            if (within && check_bytes(s, buf, i, e, lim, err) != 0)
+                return -1; /* an earlier bare CR */
+            s->off = e;
             return rc;
         }
         s->nlines++;
         if (s->nlines - 1 > lim->header_count) {
-            s->off = i;
+            s->off = e;
             return fail(err, 431, "too many header fields");
         }
-        s->line_start = i + 1;
+        s->line_start = e + 1;
+        i = e + 1;
     }
     s->off = i;
-    return 0;
-}
-
-static const char *const hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-connection", "te", "trailer",
-    "transfer-encoding", "upgrade",
-};
-
-int ap_head_is_hop_by_hop(struct ap_slice name)
-{
-    for (size_t i = 0; i < AP_ARRAY_SIZE(hop_by_hop); i++)
-        if (ap_slice_eq_ci(name, hop_by_hop[i]))
-            return 1;
     return 0;
 }
 
@@ -410,6 +517,63 @@ static int has_dot_segment(struct ap_slice path)
     return 0;
 }
 
+/* Headers the parser acts on. */
+enum special {
+    SPECIAL_NONE = 0,
+    SPECIAL_HOST,
+    SPECIAL_CONTENT_LENGTH,
+    SPECIAL_TRANSFER_ENCODING,
+    SPECIAL_CONNECTION,
+    SPECIAL_EXPECT,
+    SPECIAL_HOP_BY_HOP, /* the other hop-by-hop headers: dropped */
+};
+
+/* What `name` is to the parser. The length and first letter pick the one
+ * candidate to compare, since every header of every request asks. */
+static enum special special_header(struct ap_slice name)
+{
+    if (name.len == 0)
+        return SPECIAL_NONE;
+    unsigned char c = lower((unsigned char)name.p[0]);
+    switch (name.len) {
+    case 2:
+        return c == 't' && ap_slice_eq_ci(name, "te") ? SPECIAL_HOP_BY_HOP : SPECIAL_NONE;
+    case 4:
+        return c == 'h' && ap_slice_eq_ci(name, "host") ? SPECIAL_HOST : SPECIAL_NONE;
+    case 6:
+        return c == 'e' && ap_slice_eq_ci(name, "expect") ? SPECIAL_EXPECT : SPECIAL_NONE;
+    case 7:
+        return (c == 't' && ap_slice_eq_ci(name, "trailer")) ||
+                       (c == 'u' && ap_slice_eq_ci(name, "upgrade"))
+                   ? SPECIAL_HOP_BY_HOP
+                   : SPECIAL_NONE;
+    case 10:
+        if (c == 'c' && ap_slice_eq_ci(name, "connection"))
+            return SPECIAL_CONNECTION;
+        return c == 'k' && ap_slice_eq_ci(name, "keep-alive") ? SPECIAL_HOP_BY_HOP : SPECIAL_NONE;
+    case 14:
+        return c == 'c' && ap_slice_eq_ci(name, "content-length") ? SPECIAL_CONTENT_LENGTH
+                                                                  : SPECIAL_NONE;
+    case 16:
+        return c == 'p' && ap_slice_eq_ci(name, "proxy-connection") ? SPECIAL_HOP_BY_HOP
+                                                                    : SPECIAL_NONE;
+    case 17:
+        return c == 't' && ap_slice_eq_ci(name, "transfer-encoding") ? SPECIAL_TRANSFER_ENCODING
+                                                                     : SPECIAL_NONE;
+    default:
+        return SPECIAL_NONE;
+    }
+}
+
+/* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding
+ * and Upgrade (RFC 9110 7.6.1, and Proxy-Connection, which some clients
+ * still send). */
+int ap_head_is_hop_by_hop(struct ap_slice name)
+{
+    enum special sp = special_header(name);
+    return sp == SPECIAL_HOP_BY_HOP || sp == SPECIAL_CONNECTION || sp == SPECIAL_TRANSFER_ENCODING;
+}
+
 int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
                   struct ap_arena *arena, struct ap_head_error *err)
 {
@@ -443,9 +607,9 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
 
     /* Count header lines to size the array once. */
     size_t nlines = 0;
-    for (const char *p = eol + 2; p < buf + len; p++)
-        if (*p == '\n')
-            nlines++;
+    for (const char *p = eol + 2, *end = buf + len;
+         p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+        nlines++;
     req->headers_cap = nlines + 8; /* room for headers the engine adds */
     req->headers = ap_arena_alloc(arena, req->headers_cap * sizeof(*req->headers));
     if (req->headers == NULL)
@@ -463,14 +627,23 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
         const char *e = memchr(p, '\r', (size_t)(end - p));
         if (e == NULL || e == p)
             break; /* blank line: end of head */
-        const char *colon = memchr(p, ':', (size_t)(e - p));
-        if (colon == NULL)
+        /* Names are short: a loop beats a call to memchr. */
+        const char *colon = p;
+        while (colon < e && *colon != ':')
+            colon++;
+        if (colon == e)
             return fail(err, 400, "header line without colon");
         struct ap_slice name = {p, (size_t)(colon - p)};
         struct ap_slice value = trim_ows(colon + 1, (size_t)(e - colon - 1));
         p = e + 2;
 
-        if (ap_slice_eq_ci(name, "host")) {
+        enum special sp = special_header(name);
+        if (sp == SPECIAL_NONE) {
+            AP_BUG_ON(req->nheaders >= req->headers_cap);
+            req->headers[req->nheaders++] = (struct ap_header){name, value, 0};
+            continue;
+        }
+        if (sp == SPECIAL_HOST) {
             if (++nhost > 1)
                 return fail(err, 400, "duplicate Host header");
             if (!valid_authority(value))
@@ -478,7 +651,7 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
             req->host = value;
             continue;
         }
-        if (ap_slice_eq_ci(name, "content-length")) {
+        if (sp == SPECIAL_CONTENT_LENGTH) {
             int64_t cl;
             if (parse_content_length(value, &cl) != 0)
                 return fail(err, 400, "invalid Content-Length");
@@ -487,27 +660,24 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
             req->content_length = cl;
             continue;
         }
-        if (ap_slice_eq_ci(name, "transfer-encoding")) {
+        if (sp == SPECIAL_TRANSFER_ENCODING) {
             nte++;
             if (each_list_element(value, te_element, &te) != 0 || te.invalid)
                 return fail(err, 400, "invalid Transfer-Encoding");
             continue;
         }
-        if (ap_slice_eq_ci(name, "connection")) {
+        if (sp == SPECIAL_CONNECTION) {
             if (each_list_element(value, conn_element, &cs) != 0)
                 return fail(err, 400, "invalid Connection header");
             continue;
         }
-        if (ap_slice_eq_ci(name, "expect")) {
+        if (sp == SPECIAL_EXPECT) {
             if (!ap_slice_eq_ci(value, "100-continue"))
                 return fail(err, 417, "unsupported expectation");
             req->expect_continue = req->version_minor == 1;
             continue;
         }
-        if (ap_head_is_hop_by_hop(name))
-            continue;
-        AP_BUG_ON(req->nheaders >= req->headers_cap);
-        req->headers[req->nheaders++] = (struct ap_header){name, value, 0};
+        /* SPECIAL_HOP_BY_HOP: never forwarded. */
     }
     if (cs.overflow)
         return fail(err, 400, "too many names in Connection header");

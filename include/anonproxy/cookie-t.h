@@ -30,6 +30,13 @@ struct ap_cookie_policy {
     const struct ap_cookie_rule *rules;
     size_t nrules;
     enum ap_cookie_action default_action;
+    /* Built by ap_cookie_policy_compile from rules as they were then: a
+     * lookup takes one hash of the name. A policy never compiled, or whose
+     * rules changed since, is matched one glob at a time, with the same
+     * result. */
+    struct ap_text_globset rule_set;
+    const struct ap_cookie_rule *compiled_rules;
+    size_t compiled_nrules;
 };
 
 /* One rewrite's context, on the caller's stack. */

@@ -10,6 +10,15 @@
 /* Set the magic and the defaults: no rules, every cookie dropped. */
 void ap_cookie_policy_init(struct ap_cookie_policy *policy);
 
+/* Compile policy->rules for fast lookups once they are final
+ * (configuration time: it mallocs); compiling again rebuilds. Returns 0 or
+ * -ENOMEM (the policy then stays usable, uncompiled). Results never depend
+ * on whether a policy is compiled. */
+int ap_cookie_policy_compile(struct ap_cookie_policy *policy);
+
+/* Free what ap_cookie_policy_compile built; the policy stays usable. */
+void ap_cookie_policy_release(struct ap_cookie_policy *policy);
+
 /* The action the policy gives a cookie name (exact bytes, not decoded). */
 enum ap_cookie_action ap_cookie_action_for(const struct ap_cookie_policy *policy, const char *name,
                                            size_t len);

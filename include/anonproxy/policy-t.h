@@ -10,6 +10,7 @@
 #include "anonproxy/http-t.h"
 #include "anonproxy/ip-t.h"
 #include "anonproxy/query-t.h"
+#include "anonproxy/text-t.h"
 
 enum ap_profile {
     AP_PROFILE_STRICT = 0, /* the default: the CNIL's conditions for analytics proxies */
@@ -77,6 +78,13 @@ struct ap_policy {
     struct ap_query_policy query;
     char **hdr_origin_strs;       /* owned copies of rule origins */
     size_t nhdr_origin_strs;
+    /* Built by ap_policy_finish from `headers` as they were then
+     * (case-insensitive): a header name costs one hash, not a glob match
+     * per rule. Rules added afterwards are still honoured: the engine then
+     * matches one glob at a time. */
+    struct ap_text_globset header_set;
+    const struct ap_header_rule *compiled_headers;
+    size_t compiled_nheaders;
 };
 
 /* What a rule did, for the audit and the counters. */

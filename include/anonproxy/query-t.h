@@ -2,6 +2,7 @@
 #ifndef ANONPROXY_QUERY_T_H
 #define ANONPROXY_QUERY_T_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "anonproxy/text-t.h"
@@ -50,6 +51,30 @@ struct ap_query_policy {
     const char *const *url_keep;
     size_t nurl_keep;
     unsigned strict_referrer : 1; /* REFERRER drops external referrers */
+    /* Built by ap_query_policy_compile from rules and url_keep as they were
+     * then (the compiled_* fields remember which): lookups take one hash
+     * of the name instead of a glob match per rule. A policy that was never
+     * compiled, or whose rules or url_keep changed since, is matched one
+     * glob at a time, with the same result. */
+    struct ap_text_globset rule_set;
+    struct ap_text_globset keep_set;
+    const struct ap_query_rule *compiled_rules;
+    size_t compiled_nrules;
+    const char *const *compiled_url_keep;
+    size_t compiled_nurl_keep;
+};
+
+/* Told how the rewrite of a request target or query decided each of its
+ * parameters (ap_query_rewrite_target, ap_query_rewrite_url,
+ * ap_query_rewrite), in order, before the parameter is written: `name` is
+ * the name as received (percent-encoded, a slice of the input), `action`
+ * what the policy gives it and `click_id` whether that is because it is a
+ * click id. Parameters inside URL values are not reported. A call that
+ * fails with -ENOBUFS may have reported some parameters; a retry reports
+ * them again from the first. */
+struct ap_query_observer {
+    void (*fn)(void *ctx, const char *name, size_t len, enum ap_query_action action, bool click_id);
+    void *ctx;
 };
 
 /* Everything one rewrite needs besides its input. Lives on the caller's
@@ -63,6 +88,7 @@ struct ap_query_ctx {
     size_t site_host_len;
     struct ap_text_fn pseudo;      /* AP_QUERY_PSEUDO; fn NULL: such parameters are dropped */
     struct ap_text_fn truncate_ip; /* AP_QUERY_TRUNCATE_IP; fn NULL: dropped */
+    struct ap_query_observer observer; /* fn NULL: nobody is told */
 };
 
 #endif

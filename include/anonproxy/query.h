@@ -23,6 +23,16 @@
  * CLEAN_URL allowlist, non-strict referrers. */
 void ap_query_policy_init(struct ap_query_policy *policy);
 
+/* Compile policy->rules and the CLEAN_URL allowlist (policy->url_keep, or
+ * its default) for fast lookups; call it once the policy's rules and
+ * url_keep are final (configuration time: it mallocs). Compiling again
+ * rebuilds. Returns 0 or -ENOMEM (the policy then stays usable,
+ * uncompiled). Results never depend on whether a policy is compiled. */
+int ap_query_policy_compile(struct ap_query_policy *policy);
+
+/* Free what ap_query_policy_compile built; the policy stays usable. */
+void ap_query_policy_release(struct ap_query_policy *policy);
+
 /* Is the percent-encoded parameter name a click id (gclid, dclid, gbraid,
  * wbraid, fbclid, msclkid, ttclid, twclid, li_fat_id, mc_eid, _hsenc,
  * mkt_tok, igshid, yclid)? Compared after decoding and case-insensitively. */

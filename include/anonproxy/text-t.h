@@ -4,6 +4,7 @@
 #define ANONPROXY_TEXT_T_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A value transformer supplied by another module: the pseudonymiser (HMAC)
  * or the IP truncator. The engine's rewriters call it without knowing which.
@@ -26,5 +27,35 @@ struct ap_text_fn {
 #define AP_TEXT_NOCASE 0x1u /* ASCII letters compare case-insensitively */
 #define AP_TEXT_PCT 0x2u    /* the subject is percent-encoded: match its decoded bytes */
 #define AP_TEXT_PLUS 0x4u   /* with AP_TEXT_PCT: '+' decodes to a space (form encoding) */
+
+/* What ap_text_globset_find returns when no pattern matches. */
+#define AP_TEXT_GLOBSET_NONE SIZE_MAX
+
+#define AP_TEXT_GLOBSET_MAGIC 0x47534554u /* "GSET" */
+
+struct ap_text_globset_lit;
+struct ap_text_globset_glob;
+
+/* An ordered list of glob patterns compiled for "which is the first pattern
+ * that matches this name?" (ap_text_globset_*): patterns without '*' or '?'
+ * are found through a hash table of their (lower-cased with
+ * AP_TEXT_NOCASE) bytes, so a lookup costs one hash of the name whatever
+ * the number of literal patterns; only real globs are matched one by one.
+ * Built at configuration time (it mallocs), read-only afterwards, so any
+ * number of threads may look names up at once. */
+struct ap_text_globset {
+    unsigned magic;
+    unsigned flags;                      /* 0 or AP_TEXT_NOCASE */
+    size_t n;                            /* patterns added; their indexes are 0..n-1 */
+    struct ap_text_globset_lit *lits;    /* literal patterns, first of each name only */
+    size_t nlits;
+    uint32_t *slots;                     /* open addressing: index into lits + 1, 0 empty */
+    size_t mask;                         /* slots has mask + 1 entries (a power of two) */
+    uint64_t *words;                     /* the literal patterns, each padded with zero
+                                            bytes to whole 8-byte words */
+    size_t nwords, words_cap;
+    struct ap_text_globset_glob *globs;  /* patterns with '*' or '?', in index order */
+    size_t nglobs;
+};
 
 #endif

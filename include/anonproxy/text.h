@@ -17,6 +17,27 @@
  * in the worst case, without allocating. */
 bool ap_text_matches_glob(const char *glob, const char *s, size_t len, unsigned flags);
 
+/* Start an empty set. `flags` is 0 (names compare byte for byte) or
+ * AP_TEXT_NOCASE (ASCII letters compare case-insensitively). Allocates
+ * nothing; ap_text_globset_free releases what ap_text_globset_add adds. */
+void ap_text_globset_init(struct ap_text_globset *set, unsigned flags);
+
+/* Append the NUL-terminated pattern `glob` (the syntax of
+ * ap_text_matches_glob) with the next index, set->n. The set keeps its own
+ * copy. Returns 0, -EINVAL (NULL pattern, or more than UINT32_MAX - 1
+ * patterns) or -ENOMEM (the set is unchanged). */
+int ap_text_globset_add(struct ap_text_globset *set, const char *glob);
+
+/* The smallest index i such that pattern i matches the `len` bytes at `s`
+ * (exactly ap_text_matches_glob(pattern_i, s, len, set->flags)), or
+ * AP_TEXT_GLOBSET_NONE. The subject is taken as it is: decode a
+ * percent-encoded name first. Allocates nothing. */
+size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, size_t len);
+
+/* Release the set's memory and leave it empty (as after
+ * ap_text_globset_init with the same flags). */
+void ap_text_globset_free(struct ap_text_globset *set);
+
 /* Decode the percent-encoding of `len` bytes at `s` into `out`, which must
  * hold at least `len` bytes (decoding never grows). "%XX" with two hex
  * digits becomes one byte; a '%' not followed by two hex digits is copied

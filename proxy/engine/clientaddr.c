@@ -96,6 +96,7 @@ struct rev_list {
     bool active;
     bool quoted;  /* Forwarded: track quoted strings */
     const char *name;
+    size_t name_len;
 };
 
 static void rev_list_init(struct rev_list *it, const struct ap_header *headers, size_t nheaders,
@@ -107,6 +108,7 @@ static void rev_list_init(struct rev_list *it, const struct ap_header *headers, 
     it->active = false;
     it->quoted = h == AP_CLIENTADDR_HDR_FORWARDED;
     it->name = header_name(h);
+    it->name_len = strlen(it->name);
 }
 
 /* Start of the element ending at `end`: one past the nearest comma outside
@@ -144,7 +146,7 @@ static bool rev_list_next(struct rev_list *it, const char **ep, size_t *elen, bo
             while (it->line > 0) {
                 it->line--;
                 const struct ap_slice *n = &it->headers[it->line].name;
-                if (name_is(n->p, n->len, it->name)) {
+                if (n->len == it->name_len && name_is(n->p, n->len, it->name)) {
                     it->active = true;
                     it->end = it->headers[it->line].value.len;
                     break;
@@ -386,7 +388,7 @@ static bool walk(const struct ap_clientaddr_config *cfg, const struct ap_ip *pee
     unsigned hops = 0;
     const char *e;
     size_t elen;
-    bool unbalanced;
+    bool unbalanced = false;
 
     rev_list_init(&it, headers, nheaders, h);
     while (rev_list_next(&it, &e, &elen, &unbalanced)) {
@@ -504,16 +506,29 @@ int ap_clientaddr_resolve(const struct ap_clientaddr_config *cfg, const struct a
 
 bool ap_clientaddr_is_address_header(const char *name, size_t len)
 {
-    static const char *const names[] = {
-        "x-forwarded-for", "x-real-ip",        "forwarded",   "true-client-ip",
-        "cf-connecting-ip", "fastly-client-ip", "x-client-ip", "x-cluster-client-ip",
-    };
-    if (name == NULL)
+    /* Every header of every request is asked about: the length and the
+     * first letter pick the one candidate to compare. */
+    if (name == NULL || len == 0)
         return false;
-    for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
-        if (name_is(name, len, names[i]))
-            return true;
-    return false;
+    char c = ascii_lower(name[0]);
+    switch (len) {
+    case 9:
+        return (c == 'x' && name_is(name, len, "x-real-ip")) ||
+               (c == 'f' && name_is(name, len, "forwarded"));
+    case 11:
+        return c == 'x' && name_is(name, len, "x-client-ip");
+    case 14:
+        return c == 't' && name_is(name, len, "true-client-ip");
+    case 15:
+        return c == 'x' && name_is(name, len, "x-forwarded-for");
+    case 16:
+        return (c == 'c' && name_is(name, len, "cf-connecting-ip")) ||
+               (c == 'f' && name_is(name, len, "fastly-client-ip"));
+    case 19:
+        return c == 'x' && name_is(name, len, "x-cluster-client-ip");
+    default:
+        return false;
+    }
 }
 
 const char *ap_clientaddr_stop_name(enum ap_clientaddr_stop stop)

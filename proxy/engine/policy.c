@@ -9,6 +9,7 @@
 #include "anonproxy/common.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 #include "anonproxy/arena.h"
 #include "anonproxy/clientaddr.h"
@@ -327,7 +328,19 @@ int ap_policy_finish(struct ap_policy *pol)
         pol->query.nurl_keep = pol->nurl_keep;
     }
     pol->query.strict_referrer = pol->profile == AP_PROFILE_STRICT;
-    return 0;
+    /* The rules are final: compile them for the request path. */
+    ap_text_globset_free(&pol->header_set);
+    ap_text_globset_init(&pol->header_set, AP_TEXT_NOCASE);
+    for (size_t i = 0; i < pol->nheaders && rc == 0; i++)
+        rc = ap_text_globset_add(&pol->header_set, pol->headers[i].glob);
+    if (rc == 0) {
+        pol->compiled_headers = pol->headers;
+        pol->compiled_nheaders = pol->nheaders;
+        rc = ap_cookie_policy_compile(&pol->cookies);
+    }
+    if (rc == 0)
+        rc = ap_query_policy_compile(&pol->query);
+    return rc;
 }
 
 void ap_policy_free(struct ap_policy *pol)
@@ -354,6 +367,11 @@ void ap_policy_free(struct ap_policy *pol)
     for (size_t i = 0; i < pol->nhdr_origin_strs; i++)
         free(pol->hdr_origin_strs[i]);
     free(pol->hdr_origin_strs);
+    ap_text_globset_free(&pol->header_set);
+    if (pol->cookies.magic == AP_COOKIE_POLICY_MAGIC)
+        ap_cookie_policy_release(&pol->cookies);
+    if (pol->query.magic == AP_QUERY_POLICY_MAGIC)
+        ap_query_policy_release(&pol->query);
     free(pol->name);
     free(pol->site_id);
     free(pol->addr_header);
@@ -369,6 +387,9 @@ struct run {
     struct ap_engine_result *res;
     struct ap_slice scope;
     struct ap_slice site_host; /* Host without port */
+    size_t addr_header_len;    /* strlen(pol->addr_header), once per request */
+    size_t params_seen;        /* query parameters the current rewrite try has decided */
+    size_t params_counted;     /* query parameters already counted (over every try) */
 };
 
 static void count(struct run *r, enum ap_audit_kind kind, enum ap_audit_action act,
@@ -470,6 +491,20 @@ static int rw_target(struct run *r, const char *in, size_t len, char *out, size_
     return ap_query_rewrite_target(&q, in, len, out, cap, olen);
 }
 
+static void observe_param(void *vctx, const char *name, size_t len, enum ap_query_action a,
+                          bool click_id);
+
+/* rw_target that counts the parameters as it decides them. */
+static int rw_target_counted(struct run *r, const char *in, size_t len, char *out, size_t cap,
+                             size_t *olen)
+{
+    struct ap_query_ctx q;
+    query_ctx(r, &q);
+    q.observer = (struct ap_query_observer){observe_param, r};
+    r->params_seen = 0;
+    return ap_query_rewrite_target(&q, in, len, out, cap, olen);
+}
+
 static int rw_cookie(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
 {
     struct ap_cookie_ctx c = {&r->pol->cookies, {pseudo_fn, r}};
@@ -522,21 +557,27 @@ static int rw_pseudo(struct run *r, const char *in, size_t len, char *out, size_
 
 static const struct ap_header_rule *find_header_rule(const struct ap_policy *pol, struct ap_slice name)
 {
+    if (pol->header_set.magic == AP_TEXT_GLOBSET_MAGIC && pol->compiled_headers == pol->headers &&
+        pol->compiled_nheaders == pol->nheaders) {
+        size_t i = ap_text_globset_find(&pol->header_set, name.p, name.len);
+        return i == AP_TEXT_GLOBSET_NONE ? NULL : &pol->headers[i];
+    }
     for (size_t i = 0; i < pol->nheaders; i++)
         if (ap_text_matches_glob(pol->headers[i].glob, name.p, name.len, AP_TEXT_NOCASE))
             return &pol->headers[i];
     return NULL;
 }
 
-static int is_removed_address_header(const struct ap_policy *pol, struct ap_slice name)
+static int is_removed_address_header(const struct run *r, struct ap_slice name)
 {
+    const struct ap_policy *pol = r->pol;
     if (ap_clientaddr_is_address_header(name.p, name.len))
         return 1;
     for (size_t i = 0; i < pol->nremove_headers; i++)
         if (ap_slice_eq_ci(name, pol->remove_headers[i]))
             return 1;
     /* The outbound address header is always ours, never the client's. */
-    return ap_slice_eq_ci(name, pol->addr_header);
+    return name.len == r->addr_header_len && ap_slice_eq_ci(name, pol->addr_header);
 }
 
 static int append_header(struct run *r, const char *name, struct ap_slice value)
@@ -584,8 +625,8 @@ static void audit_cookies(struct run *r, struct ap_slice v)
     }
 }
 
-/* Per-parameter audit of the request target's query. */
-static void audit_params(struct run *r, struct ap_slice q)
+/* Count one query parameter's decision. */
+static void count_param(struct run *r, struct ap_slice name, enum ap_query_action a, bool click_id)
 {
     static const enum ap_audit_action map[AP_QUERY_NACTIONS] = {
         [AP_QUERY_KEEP] = AP_ACT_KEEP,         [AP_QUERY_DROP] = AP_ACT_DROP,
@@ -593,25 +634,61 @@ static void audit_params(struct run *r, struct ap_slice q)
         [AP_QUERY_CLEAN_URL] = AP_ACT_CLEAN,   [AP_QUERY_ORIGIN_ONLY] = AP_ACT_ORIGIN,
         [AP_QUERY_REFERRER] = AP_ACT_ORIGIN,
     };
-    size_t i = 0;
+    if (click_id) {
+        count(r, AP_AUDIT_PARAM, AP_ACT_DROP, name, "click id");
+        return;
+    }
+    /* The rewrite drops a parameter whose action it does not know. */
+    enum ap_audit_action act = (unsigned)a < AP_QUERY_NACTIONS ? map[a] : AP_ACT_DROP;
+    count(r, AP_AUDIT_PARAM, act, name, a == r->pol->query.default_action ? "default" : "query rules");
+}
+
+/* Per-parameter audit of the request target's query, from its parameter
+ * number `skip` on (the ones before were counted as the rewrite decided
+ * them). The names are taken as received: the query module decodes them
+ * itself, as the rewrite does, so decoding here would audit another name. */
+static void audit_params(struct run *r, struct ap_slice q, size_t skip)
+{
+    size_t i = 0, no = 0;
     while (i < q.len) {
         size_t s = i;
-        while (i < q.len && q.p[i] != '&')
-            i++;
+        const char *amp = memchr(q.p + i, '&', q.len - i);
+        i = amp ? (size_t)(amp - q.p) : q.len;
         size_t e = i++;
-        if (e == s)
+        if (e == s || no++ < skip)
             continue;
         const char *eq = memchr(q.p + s, '=', e - s);
         struct ap_slice name = {q.p + s, eq ? (size_t)(eq - (q.p + s)) : e - s};
-        /* Both take the name as received and decode it themselves, as the
-         * rewrite does: decoding here too would audit another name. */
-        if (ap_query_is_click_id(name.p, name.len)) {
-            count(r, AP_AUDIT_PARAM, AP_ACT_DROP, name, "click id");
-            continue;
-        }
-        enum ap_query_action a = ap_query_action_for(&r->pol->query, name.p, name.len);
-        count(r, AP_AUDIT_PARAM, map[a], name, a == r->pol->query.default_action ? "default" : "query rules");
+        bool click = ap_query_is_click_id(name.p, name.len);
+        count_param(r, name, click ? AP_QUERY_DROP : ap_query_action_for(&r->pol->query, name.p, name.len),
+                    click);
     }
+}
+
+/* ap_query_observer of the target's rewrite: counts each parameter as the
+ * rewrite decides it, so the query is walked once. A retry with a larger
+ * buffer decides the same parameters again: those are counted once. */
+static void observe_param(void *vctx, const char *name, size_t len, enum ap_query_action a,
+                          bool click_id)
+{
+    struct run *r = vctx;
+    if (r->params_seen++ < r->params_counted)
+        return;
+    r->params_counted++;
+    count_param(r, (struct ap_slice){name, len}, a, click_id);
+}
+
+/* True when the rewrite of `t` (path and query) walks exactly the
+ * parameters of req->query, so its decisions can be counted as the audit of
+ * req->query. Always so for a request from ap_head_parse; a hand-made one
+ * (a '#' in the target, a query slice elsewhere) is audited separately. */
+static bool rewrite_walks_query(const struct ap_request *req, struct ap_slice t)
+{
+    if (t.len == 0 || t.p[0] != '/')
+        return false;
+    const char *q = memchr(t.p, '?', t.len);
+    return q != NULL && q + 1 == req->query.p && t.p + t.len == req->query.p + req->query.len &&
+           memchr(t.p, '#', t.len) == NULL;
 }
 
 static int set_client_address(struct run *r)
@@ -656,7 +733,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
     AP_CHECK_OBJ(req, AP_REQUEST_MAGIC);
     memset(res, 0, sizeof(*res));
-    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}};
+    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, strlen(pol->addr_header), 0, 0};
     if (ctx->stats != NULL)
         ctx->stats->requests++;
 
@@ -697,7 +774,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
         struct ap_header *h = &req->headers[i];
         if (h->flags & (AP_HEADER_CONNECTION_NAMED | AP_HEADER_DROPPED))
             continue;
-        if (is_removed_address_header(pol, h->name)) {
+        if (is_removed_address_header(&r, h->name)) {
             drop_header(&r, h, AP_AUDIT_HEADER, "client address header");
             continue;
         }
@@ -771,12 +848,22 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
 
     /* The target's query. */
     if (rc == 0 && req->query.p != NULL) {
-        if (ctx->audit || ctx->stats != NULL)
-            audit_params(&r, req->query);
         const char *tend = req->target.p + req->target.len;
         struct ap_slice t = {req->path.p, (size_t)(tend - req->path.p)};
         struct ap_slice out;
-        int wr = run_rewrite(&r, rw_target, t.p, t.len, &out);
+        rewrite_fn fn = rw_target;
+        if (ctx->audit || ctx->stats != NULL) {
+            /* One walk decides and counts; otherwise the audit walks first. */
+            if (rewrite_walks_query(req, t))
+                fn = rw_target_counted;
+            else
+                audit_params(&r, req->query, 0);
+        }
+        int wr = run_rewrite(&r, fn, t.p, t.len, &out);
+        /* A failed rewrite may have stopped early: the audit still names
+         * every parameter. */
+        if (fn == rw_target_counted && wr != 0)
+            audit_params(&r, req->query, r.params_counted);
         if (wr == -ENOMEM) {
             rc = wr;
         } else if (wr != 0) {

@@ -58,33 +58,68 @@ void ap_query_policy_init(struct ap_query_policy *policy)
     policy->default_action = AP_QUERY_KEEP;
 }
 
-/* Click-id test on an already decoded name: the length picks the few
- * candidates, so most names cost one switch. */
+/* ASCII case-insensitive equality with a lower-case literal of `len`
+ * bytes (strncasecmp would follow the locale). */
+static bool eq_lower(const char *s, const char *lit, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (lower((unsigned char)s[i]) != (unsigned char)lit[i])
+            return false;
+    return true;
+}
+
+/* Click-id test on an already decoded name: length and first letter pick
+ * the one or two candidates of click_ids[], so most names cost a switch.
+ * test_query checks that this agrees with click_ids[]. */
 static bool is_click_id_plain(const char *n, size_t len)
 {
+    if (len < 5)
+        return false;
+    unsigned char c = lower((unsigned char)n[0]);
     switch (len) {
     case 5:
+        return (c == 'g' && eq_lower(n, "gclid", 5)) || (c == 'd' && eq_lower(n, "dclid", 5)) ||
+               (c == 'y' && eq_lower(n, "yclid", 5));
     case 6:
+        switch (c) {
+        case 'g': return eq_lower(n, "gbraid", 6);
+        case 'w': return eq_lower(n, "wbraid", 6);
+        case 'f': return eq_lower(n, "fbclid", 6);
+        case 't': return eq_lower(n, "ttclid", 6) || eq_lower(n, "twclid", 6);
+        case 'm': return eq_lower(n, "mc_eid", 6);
+        case '_': return eq_lower(n, "_hsenc", 6);
+        case 'i': return eq_lower(n, "igshid", 6);
+        default: return false;
+        }
     case 7:
+        return c == 'm' && (eq_lower(n, "msclkid", 7) || eq_lower(n, "mkt_tok", 7));
     case 9:
-        break;
+        return c == 'l' && eq_lower(n, "li_fat_id", 9);
     default:
         return false;
     }
-    for (size_t k = 0; k < AP_ARRAY_SIZE(click_ids); k++)
-        if (strlen(click_ids[k]) == len && strncasecmp(click_ids[k], n, len) == 0)
-            return true;
-    return false;
 }
 
 /* Decoded names up to this length are decoded once on the stack; longer
  * ones are matched through the decoding glob matcher. */
 #define NAME_STACK 128
 
+/* Does the name hold anything that percent-decoding changes? Most do not,
+ * and then they are matched as they are. */
+static bool needs_decoding(const char *name, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '%' || name[i] == '+')
+            return true;
+    return false;
+}
+
 bool ap_query_is_click_id(const char *name, size_t len)
 {
     AP_BUG_ON(name == NULL && len > 0);
     if (len <= NAME_STACK) {
+        if (!needs_decoding(name, len))
+            return is_click_id_plain(name, len);
         char dec[NAME_STACK];
         size_t dl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
         return is_click_id_plain(dec, dl);
@@ -95,35 +130,122 @@ bool ap_query_is_click_id(const char *name, size_t len)
     return false;
 }
 
+static bool rules_are_compiled(const struct ap_query_policy *policy)
+{
+    return policy->rule_set.magic == AP_TEXT_GLOBSET_MAGIC && policy->compiled_rules == policy->rules &&
+           policy->compiled_nrules == policy->nrules;
+}
+
+static bool keep_is_compiled(const struct ap_query_policy *policy)
+{
+    return policy->keep_set.magic == AP_TEXT_GLOBSET_MAGIC &&
+           policy->compiled_url_keep == policy->url_keep &&
+           policy->compiled_nurl_keep == policy->nurl_keep;
+}
+
+void ap_query_policy_release(struct ap_query_policy *policy)
+{
+    AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
+    ap_text_globset_free(&policy->rule_set);
+    ap_text_globset_free(&policy->keep_set);
+    /* A zero magic marks the sets as not built. */
+    memset(&policy->rule_set, 0, sizeof(policy->rule_set));
+    memset(&policy->keep_set, 0, sizeof(policy->keep_set));
+    policy->compiled_rules = NULL;
+    policy->compiled_nrules = 0;
+    policy->compiled_url_keep = NULL;
+    policy->compiled_nurl_keep = 0;
+}
+
+int ap_query_policy_compile(struct ap_query_policy *policy)
+{
+    AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
+    AP_BUG_ON(policy->rules == NULL && policy->nrules > 0);
+    ap_query_policy_release(policy);
+    struct ap_text_globset rules, keep;
+    /* Parameter names are case-sensitive; they are decoded before lookup. */
+    ap_text_globset_init(&rules, 0);
+    ap_text_globset_init(&keep, 0);
+    int rc = 0;
+    for (size_t k = 0; k < policy->nrules && rc == 0; k++)
+        rc = ap_text_globset_add(&rules, policy->rules[k].glob);
+    const char *const *kl = policy->url_keep ? policy->url_keep : default_url_keep;
+    size_t kn = policy->url_keep ? policy->nurl_keep : AP_ARRAY_SIZE(default_url_keep);
+    for (size_t k = 0; k < kn && rc == 0; k++)
+        rc = ap_text_globset_add(&keep, kl[k]);
+    if (rc != 0) {
+        ap_text_globset_free(&rules);
+        ap_text_globset_free(&keep);
+        return rc;
+    }
+    policy->rule_set = rules;
+    policy->keep_set = keep;
+    policy->compiled_rules = policy->rules;
+    policy->compiled_nrules = policy->nrules;
+    policy->compiled_url_keep = policy->url_keep;
+    policy->compiled_nurl_keep = policy->nurl_keep;
+    return 0;
+}
+
+/* The action for a decoded name; *click tells a click id from a rule. */
+static enum ap_query_action decide_plain(const struct ap_query_policy *policy, const char *n,
+                                         size_t nl, bool *click)
+{
+    *click = is_click_id_plain(n, nl);
+    if (*click)
+        return AP_QUERY_DROP;
+    if (rules_are_compiled(policy)) {
+        size_t k = ap_text_globset_find(&policy->rule_set, n, nl);
+        return k == AP_TEXT_GLOBSET_NONE ? policy->default_action : policy->rules[k].action;
+    }
+    for (size_t k = 0; k < policy->nrules; k++)
+        if (ap_text_matches_glob(policy->rules[k].glob, n, nl, 0))
+            return policy->rules[k].action;
+    return policy->default_action;
+}
+
+/* The action for a percent-encoded name, as ap_query_action_for. */
+static enum ap_query_action decide(const struct ap_query_policy *policy, const char *name, size_t len,
+                                   bool *click)
+{
+    if (len <= NAME_STACK) {
+        if (!needs_decoding(name, len))
+            return decide_plain(policy, name, len, click);
+        char dec[NAME_STACK];
+        size_t nl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
+        return decide_plain(policy, dec, nl, click);
+    }
+    *click = ap_query_is_click_id(name, len);
+    if (*click)
+        return AP_QUERY_DROP;
+    for (size_t k = 0; k < policy->nrules; k++)
+        if (ap_text_matches_glob(policy->rules[k].glob, name, len, NAME_FLAGS))
+            return policy->rules[k].action;
+    return policy->default_action;
+}
+
 enum ap_query_action ap_query_action_for(const struct ap_query_policy *policy, const char *name,
                                          size_t len)
 {
     AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
     AP_BUG_ON(name == NULL && len > 0);
-    char dec[NAME_STACK];
-    const char *n = name;
-    size_t nl = len;
-    unsigned flags = NAME_FLAGS;
-    if (len <= NAME_STACK) {
-        /* Most names need no decoding at all. */
-        if (memchr(name, '%', len) != NULL || memchr(name, '+', len) != NULL) {
-            nl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
-            n = dec;
-        }
-        flags = 0;
-        if (is_click_id_plain(n, nl))
-            return AP_QUERY_DROP;
-    } else if (ap_query_is_click_id(name, len)) {
-        return AP_QUERY_DROP;
-    }
-    for (size_t k = 0; k < policy->nrules; k++)
-        if (ap_text_matches_glob(policy->rules[k].glob, n, nl, flags))
-            return policy->rules[k].action;
-    return policy->default_action;
+    bool click;
+    return decide(policy, name, len, &click);
 }
 
 static bool url_keeps(const struct ap_query_policy *policy, const char *name, size_t len)
 {
+    if (len <= NAME_STACK && keep_is_compiled(policy)) {
+        char dec[NAME_STACK];
+        const char *n = name;
+        size_t nl = len;
+        if (needs_decoding(name, len)) {
+            nl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
+            n = dec;
+        }
+        return !is_click_id_plain(n, nl) &&
+               ap_text_globset_find(&policy->keep_set, n, nl) != AP_TEXT_GLOBSET_NONE;
+    }
     if (ap_query_is_click_id(name, len))
         return false;
     const char *const *keep = policy->url_keep ? policy->url_keep : default_url_keep;
@@ -459,27 +581,29 @@ static int rewrite_query(const struct ap_query_ctx *ctx, const char *q, size_t l
                          const char *first_sep)
 {
     const struct ap_query_policy *policy = ctx->policy;
+    const size_t first_sep_len = strlen(first_sep);
     bool any = false;
     size_t i = 0;
     while (i < len) {
         size_t s = i;
-        while (i < len && q[i] != '&')
-            i++;
+        const char *amp = memchr(q + i, '&', len - i);
+        i = amp ? (size_t)(amp - q) : len;
         size_t e = i;
         i++;
         if (e == s)
             continue;
-        size_t n = s;
-        while (n < e && q[n] != '=')
-            n++;
-        enum ap_query_action act = ap_query_action_for(policy, q + s, n - s);
+        const char *eq = memchr(q + s, '=', e - s);
+        size_t n = eq ? (size_t)(eq - q) : e;
+        bool click;
+        enum ap_query_action act = decide(policy, q + s, n - s, &click);
+        if (ctx->observer.fn != NULL)
+            ctx->observer.fn(ctx->observer.ctx, q + s, n - s, act, click);
         /* An action we do not know is a bug in the policy builder; dropping
          * is the safe reading of it. */
         if (act == AP_QUERY_DROP || (unsigned)act >= AP_QUERY_NACTIONS)
             continue;
         size_t mark = w->len;
-        const char *sep = any ? "&" : first_sep;
-        if (!wput(w, sep, strlen(sep)))
+        if (!(any ? wput(w, "&", 1) : wput(w, first_sep, first_sep_len)))
             return -ENOBUFS;
         bool has_value = n + 1 < e;
         if (act == AP_QUERY_KEEP || !has_value) {

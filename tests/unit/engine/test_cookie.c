@@ -29,11 +29,20 @@ static int fake_pseudo(void *ctx, const char *val, size_t len, char *out, size_t
 static struct ap_cookie_policy policy;
 static struct ap_cookie_ctx ctx;
 
+/* Every test runs twice: on policies as built (each rule's glob matched in
+ * turn) and compiled (ap_cookie_policy_compile): the results must be the
+ * same. */
+static bool compiled;
+
 static void setup(const struct ap_cookie_rule *rules, size_t n)
 {
+    if (policy.magic == AP_COOKIE_POLICY_MAGIC)
+        ap_cookie_policy_release(&policy);
     ap_cookie_policy_init(&policy);
     policy.rules = rules;
     policy.nrules = n;
+    if (compiled)
+        assert_int_equal(ap_cookie_policy_compile(&policy), 0);
     memset(&ctx, 0, sizeof(ctx));
     ctx.policy = &policy;
     ctx.pseudo.fn = fake_pseudo;
@@ -166,6 +175,71 @@ static void test_long_header(void **state)
     free(out);
 }
 
+/* Literal names by hash, globs in order, first match wins, case-sensitive,
+ * no decoding; rules changed after compiling are still honoured. */
+static void test_compiled_rules(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {
+        {"_pk_id*", AP_COOKIE_PSEUDO}, {"_pk_id.1", AP_COOKIE_KEEP}, {"sid", AP_COOKIE_PSEUDO},
+        {"SID", AP_COOKIE_KEEP},       {"s?d", AP_COOKIE_DROP},      {"s%69d", AP_COOKIE_KEEP},
+        {"consent", AP_COOKIE_KEEP},   {"*", AP_COOKIE_DROP},
+    };
+    struct ap_cookie_policy comp;
+    ap_cookie_policy_init(&comp);
+    comp.rules = rules;
+    comp.nrules = AP_ARRAY_SIZE(rules);
+    comp.default_action = AP_COOKIE_KEEP;
+    assert_int_equal(ap_cookie_policy_compile(&comp), 0);
+    static const struct {
+        const char *name;
+        enum ap_cookie_action want;
+    } cases[] = {
+        {"_pk_id.1", AP_COOKIE_PSEUDO}, {"_pk_id", AP_COOKIE_PSEUDO}, {"sid", AP_COOKIE_PSEUDO},
+        {"SID", AP_COOKIE_KEEP},        {"Sid", AP_COOKIE_DROP},      {"s%69d", AP_COOKIE_KEEP},
+        {"consent", AP_COOKIE_KEEP},    {"Consent", AP_COOKIE_DROP},  {"consentx", AP_COOKIE_DROP},
+        {"", AP_COOKIE_DROP},
+    };
+    for (size_t k = 0; k < AP_ARRAY_SIZE(cases); k++) {
+        assert_int_equal(ap_cookie_action_for(&comp, cases[k].name, strlen(cases[k].name)),
+                         cases[k].want);
+        struct ap_cookie_policy plain = comp;
+        memset(&plain.rule_set, 0, sizeof(plain.rule_set)); /* as never compiled */
+        assert_int_equal(ap_cookie_action_for(&plain, cases[k].name, strlen(cases[k].name)),
+                         cases[k].want);
+    }
+    comp.nrules = 3; /* without "SID" and what follows */
+    assert_int_equal(ap_cookie_action_for(&comp, "SID", 3), AP_COOKIE_KEEP);
+    assert_int_equal(ap_cookie_action_for(&comp, "consent", 7), AP_COOKIE_KEEP);
+    comp.default_action = AP_COOKIE_DROP;
+    assert_int_equal(ap_cookie_action_for(&comp, "consent", 7), AP_COOKIE_DROP);
+    comp.nrules = AP_ARRAY_SIZE(rules);
+    ap_cookie_policy_release(&comp);
+    assert_int_equal(ap_cookie_action_for(&comp, "SID", 3), AP_COOKIE_KEEP);
+}
+
+static int group_plain(void **state)
+{
+    (void)state;
+    compiled = false;
+    return 0;
+}
+
+static int group_compiled(void **state)
+{
+    (void)state;
+    compiled = true;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (policy.magic == AP_COOKIE_POLICY_MAGIC)
+        ap_cookie_policy_release(&policy);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +250,9 @@ int main(void)
         cmocka_unit_test(test_pseudo),
         cmocka_unit_test(test_small_buffer),
         cmocka_unit_test(test_long_header),
+        cmocka_unit_test(test_compiled_rules),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
+    rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);
+    return rc;
 }

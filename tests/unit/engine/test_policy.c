@@ -852,6 +852,96 @@ static void test_arena_exhaustion(void **state)
     free(ref_target);
 }
 
+/* Header rules are compiled (literal names by hash, globs in order) by
+ * ap_policy_finish: the first matching rule still wins, names compare
+ * case-insensitively, route rules come before the profile's, and a rule
+ * added after ap_policy_finish is still honoured. */
+static void test_header_rules_compiled(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes:\n"
+            "  - upstream: u\n"
+            "    privacy:\n"
+            "      headers: {\"x-*\": drop, x-keep: keep, accept: drop, \"Sec-CH-UA-?odel\": keep, "
+            "dnt: {set: \"0\"}}\n");
+    request(f, "GET /c HTTP/1.1\r\nHost: a.example\r\nX-Keep: 1\r\nACCEPT: */*\r\n"
+               "accept-encoding: gzip\r\nSec-CH-UA-Model: \"m\"\r\nSEC-CH-UA-MODELS: x\r\n"
+               "Dnt: 1\r\nuser-agent: curl/8.0\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_null(FWD(f, "X-Keep"));             /* "x-*" was added first */
+    assert_null(FWD(f, "Accept"));             /* the route's rule before the profile's */
+    assert_string_equal(FWD(f, "Accept-Encoding"), "gzip");
+    assert_string_equal(FWD(f, "Sec-CH-UA-Model"), "\"m\"");
+    assert_null(FWD(f, "Sec-CH-UA-Models"));
+    assert_string_equal(FWD(f, "DNT"), "0");
+    assert_string_equal(FWD(f, "User-Agent"), "curl/8");
+
+    /* A rule added after ap_policy_finish. */
+    struct ap_policy pol;
+    assert_int_equal(ap_policy_init(&pol, "late", AP_PROFILE_STRICT), 0);
+    assert_int_equal(ap_policy_finish(&pol), 0);
+    assert_int_equal(ap_policy_add_header_rule(&pol, "X-Late", AP_HDR_KEEP, NULL), 0);
+    request(f, "GET /c HTTP/1.1\r\nHost: a.example\r\nx-late: 1\r\nAccept: */*\r\n\r\n");
+    struct ap_ip ip;
+    ap_ip_parse(&ip, "192.0.2.1", 9);
+    assert_int_equal(ap_engine_rewrite(&pol, &f->ctx, &ip, &f->req, &f->res), 0);
+    assert_string_equal(FWD(f, "X-Late"), "1");
+    assert_string_equal(FWD(f, "Accept"), "*/*");
+    ap_policy_free(&pol);
+}
+
+/* The query is walked once: the audit and the counters come from the
+ * rewrite's own decisions, one entry per parameter in received order, also
+ * when the rewrite is tried again in a larger buffer. */
+static void test_audit_params_once(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes: [{upstream: u, privacy: {query: {\"k*\": drop, url: clean-url}}}]\n");
+    static char raw[4096];
+    char slashes[601];
+    memset(slashes, '/', sizeof(slashes) - 1);
+    slashes[600] = '\0';
+    static const char *const names[] = {"a", "kx", "%67clid", "uid", "url", "e_c", "K"};
+    static const char *const rules[] = {"default", "query rules", "click id", "query rules",
+                                        "query rules", "default", "default"};
+    static const enum ap_audit_action acts[] = {AP_ACT_KEEP, AP_ACT_DROP, AP_ACT_DROP, AP_ACT_PSEUDO,
+                                                AP_ACT_CLEAN, AP_ACT_KEEP, AP_ACT_KEEP};
+    for (int big = 0; big < 2; big++) {
+        /* The big URL's slashes come back as "%2F": three times longer than
+         * the target, past the first buffer the engine tries. */
+        snprintf(raw, sizeof(raw),
+                 "GET /c?a=1&kx=2&&%%67clid=3&uid=4&url=http://h/%s&e_c=5&K HTTP/1.1\r\n"
+                 "Host: a.example\r\n\r\n",
+                 big ? slashes : "p");
+        request(f, raw);
+        memset(&f->stats, 0, sizeof(f->stats));
+        f->ctx.audit = 1;
+        assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+        f->ctx.audit = 0;
+        if (big)
+            assert_true(f->req.target.len > 3 * 600);
+        size_t k = 0;
+        for (size_t i = 0; i < f->res.naudit; i++) {
+            const struct ap_audit_entry *e = &f->res.audit[i];
+            if (e->kind != AP_AUDIT_PARAM)
+                continue;
+            assert_true(k < AP_ARRAY_SIZE(names));
+            assert_int_equal(e->name.len, strlen(names[k]));
+            assert_memory_equal(e->name.p, names[k], e->name.len);
+            assert_string_equal(ap_audit_action_name(e->action), ap_audit_action_name(acts[k]));
+            assert_string_equal(e->rule, rules[k]);
+            k++;
+        }
+        assert_int_equal(k, AP_ARRAY_SIZE(names));
+        uint64_t counted = 0;
+        for (int a = 0; a < AP_ACT_NACTIONS; a++)
+            counted += f->stats.actions[AP_AUDIT_PARAM][a];
+        assert_int_equal(counted, AP_ARRAY_SIZE(names));
+        assert_int_equal(f->stats.actions[AP_AUDIT_PARAM][AP_ACT_KEEP], 3);
+        assert_int_equal(f->stats.actions[AP_AUDIT_PARAM][AP_ACT_DROP], 2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -871,6 +961,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_param_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_rules_compiled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_params_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

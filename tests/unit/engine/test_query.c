@@ -75,12 +75,31 @@ struct fixture {
 
 static struct fixture fx;
 
+/* Every test runs twice: on policies as built (each rule's glob matched in
+ * turn) and compiled (ap_query_policy_compile): the results must be the
+ * same. */
+static bool compiled;
+
+static void maybe_compile(void)
+{
+    if (compiled)
+        assert_int_equal(ap_query_policy_compile(&fx.policy), 0);
+}
+
+static void reset_policy(void)
+{
+    if (fx.policy.magic == AP_QUERY_POLICY_MAGIC)
+        ap_query_policy_release(&fx.policy);
+    ap_query_policy_init(&fx.policy);
+}
+
 static void setup_ctx(const struct ap_query_rule *rules, size_t nrules, enum ap_query_action dflt)
 {
-    ap_query_policy_init(&fx.policy);
+    reset_policy();
     fx.policy.rules = rules;
     fx.policy.nrules = nrules;
     fx.policy.default_action = dflt;
+    maybe_compile();
     memset(&fx.ctx, 0, sizeof(fx.ctx));
     fx.ctx.policy = &fx.policy;
     fx.ctx.pseudo.fn = fake_pseudo;
@@ -299,13 +318,16 @@ static void test_clean_url(void **state)
     static const char *const keep[] = {"ref*", "lang"};
     fx.policy.url_keep = keep;
     fx.policy.nurl_keep = 2;
+    maybe_compile();
     assert_string_equal(rw("dl=https%3A%2F%2Fx%2F%3Futm_source%3Da%26referrer%3Db%26lang%3Dde%26fbclid%3D1"),
                         "dl=https%3A%2F%2Fx%2F%3Freferrer%3Db%26lang%3Dde");
     fx.policy.nurl_keep = 0;
+    maybe_compile();
     assert_string_equal(rw("dl=https%3A%2F%2Fx%2F%3Flang%3Dde"), "dl=https%3A%2F%2Fx%2F");
 
     /* The raw-URL entry point. */
-    ap_query_policy_init(&fx.policy);
+    reset_policy();
+    maybe_compile();
     char out[256];
     size_t n;
     const char *u = "https://a:b@ex.com/p?utm_source=s&x=1&utm_medium=m#top";
@@ -550,6 +572,167 @@ static void test_long_input(void **state)
     free(out);
 }
 
+/* A rule table on which compiled and uncompiled lookups are compared. */
+static const struct ap_query_rule mix_rules[] = {
+    {"uid", AP_QUERY_PSEUDO},   {"u*", AP_QUERY_DROP},      {"UID", AP_QUERY_KEEP},
+    {"a b", AP_QUERY_TRUNCATE_IP}, {"e\xc3\xa9", AP_QUERY_CLEAN_URL}, {"x?", AP_QUERY_ORIGIN_ONLY},
+    {"%41", AP_QUERY_REFERRER}, {"", AP_QUERY_DROP},         {"gclid", AP_QUERY_KEEP},
+    {"*id", AP_QUERY_PSEUDO},   {"idsite", AP_QUERY_KEEP},  {"verylongparametername", AP_QUERY_DROP},
+};
+
+/* Names as received: plain, percent-encoded, '+', malformed escapes,
+ * case variants, click ids, lengths around 8-byte words and past the
+ * 128-byte stack copy. */
+static const char *const mix_names[] = {
+    "uid", "u%69d", "%75%69%64", "UID", "Uid", "user", "a+b", "a%20b", "a b", "e%C3%A9", "e%c3%a9",
+    "xy", "x", "xyz", "%41", "%2541", "A", "", "gclid", "GCLID", "%67clid", "g%43lid", "fbclid",
+    "sid", "cid", "id", "idsite", "IDSITE", "idsitex", "%zz", "a%2", "verylongparametername",
+    "verylongparameternam%65", "verylongparameternamE",
+};
+
+static void test_compiled_agrees(void **state)
+{
+    (void)state;
+    struct ap_query_policy plain, comp;
+    ap_query_policy_init(&plain);
+    ap_query_policy_init(&comp);
+    plain.rules = comp.rules = mix_rules;
+    plain.nrules = comp.nrules = AP_ARRAY_SIZE(mix_rules);
+    plain.default_action = comp.default_action = AP_QUERY_ORIGIN_ONLY;
+    assert_int_equal(ap_query_policy_compile(&comp), 0);
+    char name[400];
+    for (size_t k = 0; k < AP_ARRAY_SIZE(mix_names); k++) {
+        size_t len = strlen(mix_names[k]);
+        assert_int_equal(ap_query_action_for(&comp, mix_names[k], len),
+                         ap_query_action_for(&plain, mix_names[k], len));
+        /* The same name, padded past the stack copy with "%30" escapes
+         * that a glob ending in '*' must see decoded. */
+        memcpy(name, mix_names[k], len);
+        for (size_t i = 0; i < 60; i++)
+            memcpy(name + len + 3 * i, "%30", 3);
+        assert_int_equal(ap_query_action_for(&comp, name, len + 180),
+                         ap_query_action_for(&plain, name, len + 180));
+    }
+    /* Spot checks of what they agree on. */
+    assert_int_equal(ap_query_action_for(&comp, "u%69d", 5), AP_QUERY_PSEUDO);
+    assert_int_equal(ap_query_action_for(&comp, "UID", 3), AP_QUERY_KEEP);
+    assert_int_equal(ap_query_action_for(&comp, "user", 4), AP_QUERY_DROP);
+    assert_int_equal(ap_query_action_for(&comp, "a+b", 3), AP_QUERY_TRUNCATE_IP);
+    assert_int_equal(ap_query_action_for(&comp, "%2541", 5), AP_QUERY_REFERRER);
+    assert_int_equal(ap_query_action_for(&comp, "%41", 3), AP_QUERY_ORIGIN_ONLY);
+    assert_int_equal(ap_query_action_for(&comp, "g%43lid", 7), AP_QUERY_DROP);
+    assert_int_equal(ap_query_action_for(&comp, "sid", 3), AP_QUERY_PSEUDO);
+    assert_int_equal(ap_query_action_for(&comp, "IDSITE", 6), AP_QUERY_ORIGIN_ONLY);
+
+    /* Rules changed after compiling are still honoured. */
+    static const struct ap_query_rule other[] = {{"uid", AP_QUERY_KEEP}};
+    comp.rules = other;
+    comp.nrules = 1;
+    assert_int_equal(ap_query_action_for(&comp, "uid", 3), AP_QUERY_KEEP);
+    assert_int_equal(ap_query_action_for(&comp, "user", 4), AP_QUERY_ORIGIN_ONLY);
+    comp.rules = mix_rules;
+    comp.nrules = 2;
+    assert_int_equal(ap_query_action_for(&comp, "UID", 3), AP_QUERY_ORIGIN_ONLY);
+    ap_query_policy_release(&comp);
+    ap_query_policy_release(&plain); /* never compiled: nothing to free */
+}
+
+/* The CLEAN_URL allowlist, compiled: percent-encoded names, globs, click
+ * ids never kept, and the default list when url_keep is NULL. */
+static void test_compiled_url_keep(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"dl", AP_QUERY_CLEAN_URL}};
+    static const char *const keep[] = {"utm_*", "lang", "gclid"};
+    for (int c = 0; c < 2; c++) {
+        setup_ctx(rules, 1, AP_QUERY_KEEP);
+        assert_string_equal(rw("dl=%2Fp%3Futm_%2573ource%3D1%26x%3D2%26utm_medium%3D3"),
+                            "dl=%2Fp%3Futm_%2573ource%3D1%26utm_medium%3D3");
+        fx.policy.url_keep = keep;
+        fx.policy.nurl_keep = AP_ARRAY_SIZE(keep);
+        if (c)
+            assert_int_equal(ap_query_policy_compile(&fx.policy), 0);
+        assert_string_equal(rw("dl=%2Fp%3Futm_x%3D1%26l%2561ng%3D2%26gclid%3D3%26Lang%3D4"),
+                            "dl=%2Fp%3Futm_x%3D1%26l%2561ng%3D2");
+    }
+}
+
+struct seen {
+    char names[16][32];
+    enum ap_query_action acts[16];
+    bool clicks[16];
+    size_t n;
+};
+
+static void observe(void *ctx, const char *name, size_t len, enum ap_query_action a, bool click)
+{
+    struct seen *s = ctx;
+    assert_true(s->n < 16 && len < 32);
+    memcpy(s->names[s->n], name, len);
+    s->names[s->n][len] = '\0';
+    s->acts[s->n] = a;
+    s->clicks[s->n++] = click;
+}
+
+static void test_observer(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"uid", AP_QUERY_PSEUDO}, {"url", AP_QUERY_CLEAN_URL},
+                                                 {"gclid", AP_QUERY_KEEP}};
+    setup_ctx(rules, AP_ARRAY_SIZE(rules), AP_QUERY_KEEP);
+    struct seen s = {.n = 0};
+    fx.ctx.observer = (struct ap_query_observer){observe, &s};
+    const char *t = "/p?u%69d=1&&url=%2Fx%3Fgclid%3D1%26a%3D2&%47CLID=3&b&=4#frag";
+    assert_string_equal(rw_target(t), "/p?u%69d=p340ca71c&url=%2Fx&b&=4");
+    /* In order, names as received, empty parameters and those inside the
+     * URL value left out. */
+    assert_int_equal(s.n, 5);
+    assert_string_equal(s.names[0], "u%69d");
+    assert_int_equal(s.acts[0], AP_QUERY_PSEUDO);
+    assert_false(s.clicks[0]);
+    assert_string_equal(s.names[1], "url");
+    assert_int_equal(s.acts[1], AP_QUERY_CLEAN_URL);
+    assert_string_equal(s.names[2], "%47CLID");
+    assert_int_equal(s.acts[2], AP_QUERY_DROP);
+    assert_true(s.clicks[2]);
+    assert_string_equal(s.names[3], "b");
+    assert_int_equal(s.acts[3], AP_QUERY_KEEP);
+    assert_false(s.clicks[3]);
+    assert_string_equal(s.names[4], "");
+    /* A buffer too small stops the walk early; the retry reports again
+     * from the first parameter. */
+    s.n = 0;
+    char small[8];
+    size_t n;
+    assert_int_equal(ap_query_rewrite_target(&fx.ctx, t, strlen(t), small, sizeof(small), &n), -ENOBUFS);
+    assert_true(s.n >= 1 && s.n < 5);
+    s.n = 0;
+    rw_target(t);
+    assert_int_equal(s.n, 5);
+}
+
+static int group_plain(void **state)
+{
+    (void)state;
+    compiled = false;
+    return 0;
+}
+
+static int group_compiled(void **state)
+{
+    (void)state;
+    compiled = true;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (fx.policy.magic == AP_QUERY_POLICY_MAGIC)
+        ap_query_policy_release(&fx.policy);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +747,11 @@ int main(void)
         cmocka_unit_test(test_small_buffers),
         cmocka_unit_test(test_documented_bound),
         cmocka_unit_test(test_long_input),
+        cmocka_unit_test(test_compiled_agrees),
+        cmocka_unit_test(test_compiled_url_keep),
+        cmocka_unit_test(test_observer),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
+    rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);
+    return rc;
 }

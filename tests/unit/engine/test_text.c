@@ -114,6 +114,177 @@ static void test_glob_long_subject(void **state)
     free(s);
 }
 
+/* ---- compiled sets ---- */
+
+static size_t find(const struct ap_text_globset *set, const char *s)
+{
+    return ap_text_globset_find(set, s, strlen(s));
+}
+
+static void add_all(struct ap_text_globset *set, const char *const *globs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ap_text_globset_add(set, globs[i]), 0);
+    assert_int_equal(set->n, n);
+}
+
+static void test_globset_exact_and_glob(void **state)
+{
+    (void)state;
+    static const char *const globs[] = {"Accept", "X-*", "accept-language", "User-Agent",
+                                        "x-device-id", "*-Id", "?"};
+    struct ap_text_globset set;
+    ap_text_globset_init(&set, AP_TEXT_NOCASE);
+    add_all(&set, globs, AP_ARRAY_SIZE(globs));
+    assert_int_equal(find(&set, "accept"), 0);
+    assert_int_equal(find(&set, "ACCEPT"), 0);
+    /* The glob added before the literal wins: first match. */
+    assert_int_equal(find(&set, "X-Device-Id"), 1);
+    assert_int_equal(find(&set, "Accept-Language"), 2);
+    assert_int_equal(find(&set, "user-agent"), 3);
+    assert_int_equal(find(&set, "Foo-Id"), 5);
+    assert_int_equal(find(&set, "a"), 6);
+    assert_int_equal(find(&set, ""), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&set, "Acceptx"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&set, "Accep"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&set, "User-Agent2"), AP_TEXT_GLOBSET_NONE);
+    ap_text_globset_free(&set);
+    /* A freed set is empty and can be filled again. */
+    assert_int_equal(set.n, 0);
+    assert_int_equal(find(&set, "accept"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(ap_text_globset_add(&set, "accept"), 0);
+    assert_int_equal(find(&set, "Accept"), 0);
+    ap_text_globset_free(&set);
+}
+
+static void test_globset_case(void **state)
+{
+    (void)state;
+    struct ap_text_globset exact, nocase;
+    ap_text_globset_init(&exact, 0);
+    ap_text_globset_init(&nocase, AP_TEXT_NOCASE);
+    static const char *const globs[] = {"utm_source", "a@[", "\xc3\x89t\xc3\xa9", "_pk_id*"};
+    add_all(&exact, globs, AP_ARRAY_SIZE(globs));
+    add_all(&nocase, globs, AP_ARRAY_SIZE(globs));
+    assert_int_equal(find(&exact, "utm_source"), 0);
+    assert_int_equal(find(&exact, "UTM_source"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&nocase, "UTM_SOURCE"), 0);
+    /* Only ASCII letters fold: '@' and '`', '[' and '{' differ by the case
+     * bit too, and so do the two bytes of UTF-8 "É" and "é". */
+    assert_int_equal(find(&nocase, "A@["), 1);
+    assert_int_equal(find(&nocase, "a`{"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&nocase, "\xc3\x89T\xc3\xa9"), 2);
+    assert_int_equal(find(&nocase, "\xc3\xa9t\xc3\xa9"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&exact, "_pk_id.3.1fff"), 3);
+    assert_int_equal(find(&exact, "_PK_ID.3"), AP_TEXT_GLOBSET_NONE);
+    assert_int_equal(find(&nocase, "_PK_ID.3"), 3);
+    /* A NUL byte is part of the subject. */
+    assert_int_equal(ap_text_globset_find(&exact, "utm_source\0", 11), AP_TEXT_GLOBSET_NONE);
+    ap_text_globset_free(&exact);
+    ap_text_globset_free(&nocase);
+}
+
+static void test_globset_first_match(void **state)
+{
+    (void)state;
+    static const char *const globs[] = {"a", "a", "b*", "b", "", "c?", "cd"};
+    struct ap_text_globset set;
+    ap_text_globset_init(&set, 0);
+    add_all(&set, globs, AP_ARRAY_SIZE(globs));
+    assert_int_equal(find(&set, "a"), 0);
+    assert_int_equal(find(&set, "b"), 2);
+    assert_int_equal(find(&set, ""), 4);
+    assert_int_equal(find(&set, "cd"), 5);
+    ap_text_globset_free(&set);
+    assert_int_equal(ap_text_globset_add(&set, NULL), -EINVAL);
+    ap_text_globset_free(&set);
+}
+
+/* Names of every length around the 8-byte words the set compares. */
+static void test_globset_lengths(void **state)
+{
+    (void)state;
+    char names[40][41];
+    struct ap_text_globset set;
+    ap_text_globset_init(&set, AP_TEXT_NOCASE);
+    for (size_t n = 0; n < 40; n++) {
+        for (size_t i = 0; i < n; i++)
+            names[n][i] = (char)('a' + (i * 7 + n) % 26);
+        names[n][n] = '\0';
+        assert_int_equal(ap_text_globset_add(&set, names[n]), 0);
+    }
+    for (size_t n = 0; n < 40; n++) {
+        char up[41];
+        for (size_t i = 0; i <= n; i++)
+            up[i] = (char)(names[n][i] >= 'a' ? names[n][i] - 32 : names[n][i]);
+        assert_int_equal(find(&set, up), n);
+        if (n > 0) {
+            up[n - 1] ^= 1; /* last byte differs: the tail word */
+            assert_int_equal(find(&set, up), AP_TEXT_GLOBSET_NONE);
+        }
+    }
+    ap_text_globset_free(&set);
+}
+
+static uint64_t rnd_state = 0x2545F4914F6CDD1Dull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* The set gives what a first-match walk with ap_text_matches_glob gives,
+ * on patterns and subjects from a small alphabet so that matches are
+ * frequent (case pairs, '@' and '`', bytes above 0x7f, NUL in subjects). */
+static void test_globset_agrees_with_glob(void **state)
+{
+    (void)state;
+    static const char pat_chars[] = "aAbB@`\xc1\xe1*?";
+    static const char subj_chars[] = "aAbB@`\xc1\xe1";
+    for (int round = 0; round < 300; round++) {
+        unsigned flags = round % 2 ? AP_TEXT_NOCASE : 0;
+        char globs[12][16];
+        size_t n = 1 + rnd() % 12;
+        struct ap_text_globset set;
+        ap_text_globset_init(&set, flags);
+        for (size_t i = 0; i < n; i++) {
+            size_t len = rnd() % 12;
+            /* Mostly literals, as real policies are. */
+            size_t nchars = rnd() % 3 ? sizeof(pat_chars) - 3 : sizeof(pat_chars) - 1;
+            for (size_t k = 0; k < len; k++)
+                globs[i][k] = pat_chars[rnd() % nchars];
+            globs[i][len] = '\0';
+            assert_int_equal(ap_text_globset_add(&set, globs[i]), 0);
+        }
+        for (int t = 0; t < 200; t++) {
+            char subj[16];
+            size_t len;
+            if (rnd() % 2) {
+                /* A pattern's bytes, case-flipped at random: often a hit. */
+                const char *g = globs[rnd() % n];
+                len = strlen(g);
+                for (size_t k = 0; k < len; k++) {
+                    char c = g[k] == '*' || g[k] == '?' ? 'a' : g[k];
+                    subj[k] = rnd() % 2 ? (char)(c ^ 0x20) : c;
+                }
+            } else {
+                len = rnd() % 14;
+                for (size_t k = 0; k < len; k++)
+                    subj[k] = rnd() % 16 ? subj_chars[rnd() % (sizeof(subj_chars) - 1)] : '\0';
+            }
+            size_t want = AP_TEXT_GLOBSET_NONE;
+            for (size_t i = 0; i < n && want == AP_TEXT_GLOBSET_NONE; i++)
+                if (ap_text_matches_glob(globs[i], subj, len, flags))
+                    want = i;
+            assert_int_equal(ap_text_globset_find(&set, subj, len), want);
+        }
+        ap_text_globset_free(&set);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +294,11 @@ int main(void)
         cmocka_unit_test(test_pct_decode),
         cmocka_unit_test(test_pct_encode),
         cmocka_unit_test(test_glob_long_subject),
+        cmocka_unit_test(test_globset_exact_and_glob),
+        cmocka_unit_test(test_globset_case),
+        cmocka_unit_test(test_globset_first_match),
+        cmocka_unit_test(test_globset_lengths),
+        cmocka_unit_test(test_globset_agrees_with_glob),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

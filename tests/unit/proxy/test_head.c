@@ -230,6 +230,110 @@ static void test_arena_cap(void **state)
     ap_arena_free(&a);
 }
 
+/* Scan `len` bytes in one piece and return the reason ("" when accepted). */
+static const char *reason_of(const char *s, size_t len)
+{
+    struct ap_head_scan st;
+    struct ap_head_error err = {0, NULL};
+    memset(&st, 0, sizeof(st));
+    static const struct ap_head_limits big = {
+        .line_bytes = 8192, .head_bytes = 65536, .header_count = 100, .target_bytes = 8192};
+    int rc = ap_head_scan(&st, s, len, &big, &err);
+    assert_true(rc != 0);
+    return rc > 0 ? "" : err.reason;
+}
+
+/* Values and targets are checked several bytes at a time: every position
+ * of a bad byte, around and across those words, is still found, and the
+ * bytes that are allowed (HTAB, obs-text) are still allowed. */
+static void test_scan_every_position(void **state)
+{
+    char buf[256];
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            static const struct {
+                char byte;
+                const char *reason;
+            } cases[] = {
+                {'\x01', "invalid character in header value"},
+                {'\x1f', "invalid character in header value"},
+                {'\x7f', "invalid character in header value"},
+                {'\0', "invalid character in header value"},
+                {'\r', "bare CR in request head"},
+                {'\t', ""},
+                {'\x80', ""},
+                {'\xff', ""},
+            };
+            for (size_t c = 0; c < AP_ARRAY_SIZE(cases); c++) {
+                char value[64];
+                memset(value, 'v', len);
+                value[pos] = cases[c].byte;
+                /* Leading and trailing tabs are OWS, not folding: keep the
+                 * first byte a letter for the tab case. */
+                if (cases[c].byte == '\t' && pos == 0)
+                    continue;
+                /* By hand, not snprintf: the value may hold a NUL. */
+                size_t n = 0;
+                memcpy(buf, "GET / HTTP/1.1\r\nX: ", 19);
+                n += 19;
+                memcpy(buf + n, value, len);
+                n += len;
+                memcpy(buf + n, "\r\n\r\n", 4);
+                n += 4;
+                assert_string_equal(reason_of(buf, n), cases[c].reason);
+            }
+            char target[64];
+            memset(target, 't', len);
+            target[0] = '/';
+            if (pos == 0)
+                continue;
+            static const struct {
+                char byte;
+                const char *reason;
+            } tcases[] = {
+                {'#', "fragment in request target"},
+                {'\x7f', "invalid character in request target"},
+                {'\x80', "invalid character in request target"},
+                {'\x01', "invalid character in request target"},
+                {'~', ""},
+            };
+            for (size_t c = 0; c < AP_ARRAY_SIZE(tcases); c++) {
+                target[pos] = tcases[c].byte;
+                int n = snprintf(buf, sizeof(buf), "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", (int)len, target);
+                assert_string_equal(reason_of(buf, (size_t)n), tcases[c].reason);
+            }
+        }
+    }
+}
+
+/* The order of errors is the order of the bytes: a bare CR or a line past
+ * its limit is reported before what is wrong earlier in the same line,
+ * whose content is only checked once the line is complete. */
+static void test_scan_error_order(void **state)
+{
+    struct ap_head_error err = {0, NULL};
+    assert_true(scan("GET / HTTP/1.1\r\nX@Y: a\rb\r\n\r\n", &err) < 0);
+    assert_string_equal(err.reason, "bare CR in request head");
+    assert_true(scan("GET /#\rx HTTP/1.1\r\n\r\n", &err) < 0);
+    assert_string_equal(err.reason, "bare CR in request head");
+    char line[400];
+    int n = snprintf(line, sizeof(line), "GET / HTTP/1.1\r\nX@Y: %0250d\r\n\r\n", 0);
+    assert_true(n > 0);
+    assert_true(scan(line, &err) < 0);
+    assert_int_equal(err.status, 431);
+    assert_string_equal(err.reason, "header line too long");
+    /* Incomplete: the bytes so far are checked, the line's content waits. */
+    struct ap_head_scan st;
+    memset(&st, 0, sizeof(st));
+    const char *part = "GET / HTTP/1.1\r\nX@Y: a\r";
+    assert_int_equal(ap_head_scan(&st, part, strlen(part), &lim, &err), 0);
+    assert_int_equal(st.off, strlen(part) - 1); /* the CR waits for its LF */
+    const char *more = "GET / HTTP/1.1\r\nX@Y: a\r\n";
+    assert_true(ap_head_scan(&st, more, strlen(more), &lim, &err) < 0);
+    assert_string_equal(err.reason, "invalid character in header name");
+    assert_int_equal(st.off, strlen(more) - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_parse_host_and_target),
         cmocka_unit_test(test_parse_keep_alive),
         cmocka_unit_test(test_arena_cap),
+        cmocka_unit_test(test_scan_every_position),
+        cmocka_unit_test(test_scan_error_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
