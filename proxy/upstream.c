@@ -875,6 +875,8 @@ static void on_up_timer(uv_timer_t *t)
         return;
     }
     if (!uc->connected) {
+        if (uc->tls != NULL)
+            ap_tls_note_timeout(uc->tls); /* counted as a handshake timeout */
         mark_failure(uc->pool, uc->w, "connect timeout");
         up_close(uc);
         ap_conn_send_error(ex->c, 504, "upstream connect timeout");

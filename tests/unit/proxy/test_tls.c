@@ -547,7 +547,7 @@ static void test_client_certificate_and_reload(void **state)
     pair_free(&p);
     assert_int_equal(connect_pair(&p, t, cfg2, "a"), 0);
     pair_free(&p);
-    /* Back to b2 for b.example: served again. */
+    /* The first configuration again: b.example is served again. */
     struct ap_config *cfg3 = config(LISTEN_AB UPSTREAMS);
     assert_int_equal(ap_tls_reload(t, cfg3, &errors), 0);
     assert_int_equal(connect_pair(&p, t, cfg3, "b"), 0);
