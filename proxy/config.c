@@ -12,7 +12,7 @@
  *   2. Add one line to the keyword table of its section below
  *      (root_kws, listener_kws, upstream_kws, keepalive_kws, route_kws,
  *      match_kws, privacy_kws, truncate_kws, limits_kws, timeouts_kws,
- *      pseudonyms_kws). The generic handlers cover
+ *      pseudonyms_kws, geo_kws). The generic handlers cover
  *      integers (kw_integer/pr_integer), sizes (kw_size/pr_size), durations
  *      (kw_duration/pr_duration) and strings (pr_string); the line gives the
  *      key, its parse and print handlers, FIELD(struct, member) and the
@@ -49,6 +49,7 @@
 
 #include "anonproxy/clientaddr.h"
 #include "anonproxy/config.h"
+#include "anonproxy/geo.h"
 #include "anonproxy/head.h"
 #include "anonproxy/ip.h"
 #include "anonproxy/logfmt.h"
@@ -3223,6 +3224,364 @@ static void kw_admin(struct parser *p, const struct keyword *kw, yaml_node_t *no
 
 static void pr_admin(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 
+/* geo: coarse location headers (docs/geo.md). Every string and list of
+ * cfg->geo.opts is the config's own copy, defaults included, so that
+ * config_free has a single shape. The loader checks that the database
+ * files can be read but never opens them as databases: the server does
+ * that when it starts a configuration (a slow, blocking verification) and
+ * reports a bad file there. The value ranges are those of
+ * ap_geo_options_validate, which runs last as the authority. */
+
+#define GEO_MIN_VISITORS_MAX 1000000u
+#define GEO_TABLE_MAX ((uint64_t)1 << 24) /* floor cells, cache entries */
+#define GEO_HEADER_NAME_MAX 64
+#define MAX_HOSTING_ASNS 100000u
+
+static const char *const geo_schema_names[] = { "geoip2", "ip-location-db" };
+static const char *const geo_lookup_names[] = { "full", "truncated" };
+
+static void geo_defaults(struct parser *p, struct ap_config *cfg)
+{
+    ap_geo_options_init(&cfg->geo.opts);
+    for (size_t i = 0; i < AP_GEO_OUT_COUNT; i++)
+        cfg->geo.opts.headers[i] = xstrdup(p, cfg->geo.opts.headers[i]);
+    cfg->geo.check_interval_ms = 60 * SECOND_MS;
+}
+
+static void geo_free(struct ap_config *cfg)
+{
+    struct ap_geo_options *o = &cfg->geo.opts;
+    free((void *)o->database);
+    free((void *)o->database_v6);
+    free((void *)o->asn_database);
+    for (size_t i = 0; i < AP_GEO_FIELD_COUNT; i++)
+        free((void *)o->fields[i]);
+    for (size_t i = 0; i < AP_GEO_OUT_COUNT; i++)
+        free((void *)o->headers[i]);
+    free((void *)o->hosting_asns);
+}
+
+/* Replaces the config-owned string at `field` with a copy of `s` (NULL
+ * unsets it). */
+static void geo_set_string(struct parser *p, const char **field, const char *s)
+{
+    char *d = NULL;
+    if (s != NULL && (d = xstrdup(p, s)) == NULL)
+        return;
+    free((void *)*field);
+    *field = d;
+}
+
+/* database, database_v6, asn_database: a readable regular file. stat(2)
+ * comes first so that a FIFO or a device is never opened; the open proves
+ * the permissions as this process has them now. */
+static void kw_geo_file(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    const char **field = (const char **)((char *)obj + kw->off);
+    if (!(kw->flags & KW_REQUIRED) && is_null(node)) {
+        geo_set_string(p, field, NULL);
+        return;
+    }
+    const char *s = scalar(p, node, "a file path");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (*s == '\0') {
+        err(p, node, "empty file path");
+        return;
+    }
+    struct stat st;
+    if (stat(s, &st) != 0) {
+        err(p, node, "cannot use database file '%s': %s", shown, strerror(errno));
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err(p, node, "database file '%s' is not a regular file", shown);
+        return;
+    }
+    int fd = open(s, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        err(p, node, "cannot read database file '%s': %s", shown, strerror(errno));
+        return;
+    }
+    close(fd);
+    geo_set_string(p, field, s);
+}
+
+static void kw_geo_schema(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    const char *s = scalar(p, node, "a schema");
+    if (s != NULL && ap_geo_options_parse_schema(&cfg->geo.opts.schema, s) != 0)
+        bad_name(p, node, "schema", s, geo_schema_names, AP_ARRAY_SIZE(geo_schema_names));
+}
+
+static void kw_geo_precision(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                             void *obj)
+{
+    struct ap_config *cfg = obj;
+    const char *s = scalar(p, node, "a precision level");
+    if (s == NULL || ap_geo_options_parse_level(&cfg->geo.opts.precision, s) == 0)
+        return;
+    const char *names[AP_GEO_LEVEL_CITY + 1];
+    for (int i = AP_GEO_LEVEL_NONE; i <= AP_GEO_LEVEL_CITY; i++)
+        names[i] = ap_geo_format_level((enum ap_geo_level)i);
+    bad_name(p, node, "precision level", s, names, AP_ARRAY_SIZE(names));
+}
+
+static void kw_geo_lookup(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    const char *s = scalar(p, node, "a lookup mode");
+    if (s != NULL && ap_geo_options_parse_addr(&cfg->geo.opts.lookup, s) != 0)
+        bad_name(p, node, "lookup mode", s, geo_lookup_names, AP_ARRAY_SIZE(geo_lookup_names));
+}
+
+static void kw_geo_coords(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    const char *s = scalar(p, node, "a coordinates mode");
+    if (s == NULL || ap_geo_options_parse_coords(&cfg->geo.opts, s) == 0)
+        return;
+    char shown[SHOW_MAX + 4];
+    err(p, node, "invalid coordinates '%s' (expected drop, round:N with N in 0..%d, or grid:KM "
+                 "with KM in %g..%g)",
+        show(shown, s, strlen(s)), AP_GEO_COORD_DECIMALS_MAX, AP_GEO_GRID_KM_MIN,
+        AP_GEO_GRID_KM_MAX);
+}
+
+/* keep_asn, timezone: bool fields of the options. */
+static void kw_geo_bool(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    int b = parse_bool(p, node);
+    if (b < 0)
+        return;
+    AP_BUG_ON(kw->size != sizeof(bool));
+    bool v = b != 0;
+    memcpy((char *)obj + kw->off, &v, sizeof(v));
+}
+
+/* fields.<name>: a dotted path replacing the schema's; null keeps it. The
+ * name is looked up with geo's own parser, which knows no postcode. */
+static void kw_geo_field(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_geo_options *o = obj;
+    enum ap_geo_field f;
+    if (ap_geo_options_parse_field(&f, kw->name) != 0) {
+        err(p, node, "postal codes are never read: '%s' is not a field", kw->name);
+        return;
+    }
+    if (is_null(node)) {
+        geo_set_string(p, &o->fields[f], NULL);
+        return;
+    }
+    const char *s = scalar(p, node, "a field path");
+    if (s == NULL)
+        return;
+    if (!ap_geo_options_is_valid_path(s)) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid field path '%s' (1 to %d names or array indexes of letters, "
+                     "digits, '_' and '-', joined by dots)",
+            show(shown, s, strlen(s)), AP_GEO_PATH_DEPTH);
+        return;
+    }
+    geo_set_string(p, &o->fields[f], s);
+}
+
+/* headers.<value>: the header name that carries it; null leaves the value
+ * out. kw->min is the enum ap_geo_out of the value. */
+static void kw_geo_header(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_geo_options *o = obj;
+    AP_BUG_ON(kw->min >= AP_GEO_OUT_COUNT);
+    if (is_null(node)) {
+        geo_set_string(p, &o->headers[kw->min], NULL);
+        return;
+    }
+    const char *s = scalar(p, node, "a header name");
+    if (s == NULL)
+        return;
+    char shown[SHOW_MAX + 4];
+    show(shown, s, strlen(s));
+    if (!is_token(s) || strlen(s) > GEO_HEADER_NAME_MAX) {
+        err(p, node, "invalid header name '%s' (expected a token of at most %d characters, "
+                     "such as X-Geo-Country)", shown, GEO_HEADER_NAME_MAX);
+        return;
+    }
+    /* The proxy drops inbound headers of the geo names: one of these
+     * would lose the request's own. */
+    if (is_managed_header(s)) {
+        err(p, node, "header '%s' is managed by the proxy and cannot carry a location", shown);
+        return;
+    }
+    geo_set_string(p, &o->headers[kw->min], s);
+}
+
+/* Printed by pr_geo_fields and pr_geo_headers, which show nulls their way. */
+static const struct keyword geo_fields_kws[] = {
+    { "continent", kw_geo_field, NULL, .flags = 0 },
+    { "country", kw_geo_field, NULL, .flags = 0 },
+    { "region", kw_geo_field, NULL, .flags = 0 },
+    { "city", kw_geo_field, NULL, .flags = 0 },
+    { "latitude", kw_geo_field, NULL, .flags = 0 },
+    { "longitude", kw_geo_field, NULL, .flags = 0 },
+    { "timezone", kw_geo_field, NULL, .flags = 0 },
+    /* Not a field: a key of its own so that its error says why. */
+    { "postcode", kw_geo_field, NULL, .flags = 0 },
+    { .name = NULL },
+};
+
+static const struct keyword geo_headers_kws[] = {
+    { "continent", kw_geo_header, NULL, .min = AP_GEO_OUT_CONTINENT },
+    { "country", kw_geo_header, NULL, .min = AP_GEO_OUT_COUNTRY },
+    { "region", kw_geo_header, NULL, .min = AP_GEO_OUT_REGION },
+    { "city", kw_geo_header, NULL, .min = AP_GEO_OUT_CITY },
+    { "timezone", kw_geo_header, NULL, .min = AP_GEO_OUT_TIMEZONE },
+    { .name = NULL },
+};
+
+static const struct keyword geo_min_visitors_kws[] = {
+    { "region", kw_integer, pr_integer, FIELD(struct ap_geo_options, min_visitors_region),
+      .min = 0, .max = GEO_MIN_VISITORS_MAX },
+    { "city", kw_integer, pr_integer, FIELD(struct ap_geo_options, min_visitors_city),
+      .min = 0, .max = GEO_MIN_VISITORS_MAX },
+    { .name = NULL },
+};
+
+/* Two values may not share a header name, defaults included: one header
+ * cannot carry both. Reported at the name the file wrote. */
+static void kw_geo_headers(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                           void *obj)
+{
+    struct seen seen[MAX_KEYWORDS];
+    size_t before = p->nerrors + p->dropped;
+    /* A name refused above leaves its default, which may clash: say nothing. */
+    if (parse_section(p, kw, node, obj, seen) != 0 || p->nerrors + p->dropped != before)
+        return;
+    const struct ap_geo_options *o = (const struct ap_geo_options *)((char *)obj + kw->off);
+    /* geo_headers_kws, and so seen[], are in enum ap_geo_out order. */
+    for (size_t j = 1; j < AP_GEO_OUT_COUNT; j++) {
+        for (size_t i = 0; i < j; i++) {
+            if (o->headers[i] == NULL || o->headers[j] == NULL ||
+                strcasecmp(o->headers[i], o->headers[j]) != 0)
+                continue;
+            size_t at = seen[j].val != NULL ? j : i, other = at == j ? i : j;
+            AP_BUG_ON(seen[at].val == NULL); /* the defaults differ from each other */
+            char shown[SHOW_MAX + 4];
+            size_t saved = push_key(p, geo_headers_kws[at].name);
+            err(p, seen[at].val, "header '%s' is already the %s header",
+                show(shown, o->headers[at], strlen(o->headers[at])), geo_headers_kws[other].name);
+            pop(p, saved);
+            break;
+        }
+    }
+}
+
+/* hosting_asns: null is the built-in list, [] none at all (an empty but
+ * non-NULL array), else AS numbers. */
+static void add_hosting_asn(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct ap_config *cfg = obj;
+    uint64_t v = 0;
+    if (parse_uint(s, strlen(s), &v) != 0 || v == 0 || v > UINT32_MAX) {
+        char shown[SHOW_MAX + 4];
+        err(p, node, "invalid AS number '%s' (expected 1..4294967295)", show(shown, s, strlen(s)));
+        return;
+    }
+    uint32_t *list = (uint32_t *)cfg->geo.opts.hosting_asns;
+    list[cfg->geo.opts.nhosting_asns++] = (uint32_t)v;
+}
+
+static void kw_geo_hosting_asns(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                void *obj)
+{
+    struct ap_config *cfg = obj;
+    free((void *)cfg->geo.opts.hosting_asns);
+    cfg->geo.opts.hosting_asns = NULL;
+    cfg->geo.opts.nhosting_asns = 0;
+    if (is_null(node))
+        return;
+    if (node->type == YAML_SEQUENCE_NODE && seq_len(node) > MAX_HOSTING_ASNS) {
+        err(p, node, "too many AS numbers (%zu, at most %u)", seq_len(node), MAX_HOSTING_ASNS);
+        return;
+    }
+    cfg->geo.opts.hosting_asns = xcalloc(p, seq_len(node), sizeof(uint32_t));
+    if (cfg->geo.opts.hosting_asns != NULL)
+        for_each_string(p, node, "an AS number", add_hosting_asn, cfg);
+}
+
+static void pr_geo_path(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_geo_schema(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_geo_fields(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_geo_hosting_asns(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent);
+static void pr_geo_bool(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_geo_precision(struct printer *pr, const struct keyword *kw, const void *obj,
+                             int indent);
+static void pr_geo_coords(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_geo_lookup(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_geo_headers(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent);
+
+/* The `geo:` section; obj is the whole struct ap_config. */
+static const struct keyword geo_kws[] = {
+    { "database", kw_geo_file, pr_geo_path, FIELD(struct ap_config, geo.opts.database),
+      .flags = KW_REQUIRED },
+    { "database_v6", kw_geo_file, pr_geo_path, FIELD(struct ap_config, geo.opts.database_v6) },
+    { "schema", kw_geo_schema, pr_geo_schema, .flags = 0 },
+    { "fields", kw_section, pr_geo_fields, .off = offsetof(struct ap_config, geo.opts),
+      .sub = geo_fields_kws },
+    { "asn_database", kw_geo_file, pr_geo_path, FIELD(struct ap_config, geo.opts.asn_database) },
+    { "hosting_asns", kw_geo_hosting_asns, pr_geo_hosting_asns, .flags = 0 },
+    { "keep_asn", kw_geo_bool, pr_geo_bool, FIELD(struct ap_config, geo.opts.keep_asn) },
+    { "precision", kw_geo_precision, pr_geo_precision, .flags = 0 },
+    { "coordinates", kw_geo_coords, pr_geo_coords, .flags = 0 },
+    { "timezone", kw_geo_bool, pr_geo_bool, FIELD(struct ap_config, geo.opts.timezone) },
+    { "min_visitors", kw_section, pr_section, .off = offsetof(struct ap_config, geo.opts),
+      .sub = geo_min_visitors_kws },
+    { "floor_max_cells", kw_integer, pr_integer,
+      FIELD(struct ap_config, geo.opts.floor_max_cells), .min = 1, .max = GEO_TABLE_MAX },
+    { "lookup", kw_geo_lookup, pr_geo_lookup, .flags = 0 },
+    { "headers", kw_geo_headers, pr_geo_headers, .off = offsetof(struct ap_config, geo.opts),
+      .sub = geo_headers_kws },
+    { "cache_size", kw_integer, pr_integer, FIELD(struct ap_config, geo.opts.cache_size),
+      .min = 0, .max = GEO_TABLE_MAX },
+    { "check_interval", kw_duration, pr_duration, FIELD(struct ap_config, geo.check_interval_ms),
+      .min = SECOND_MS, .max = DAY_MS },
+    { .name = NULL },
+};
+
+/* The section present turns geolocation on; `geo: ~` leaves it off, as
+ * `admin: ~` does. ap_geo_options_validate has the last word on the whole
+ * set of options, once every key parsed cleanly; its message names the key,
+ * and is reported at the section. */
+static void kw_geo(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    if (is_null(node))
+        return;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping, got %s", type_name(node));
+        return;
+    }
+    size_t before = p->nerrors + p->dropped;
+    cfg->geo.enabled = 1;
+    cfg->geo.pos = pos_of(node);
+    parse_table(p, node, geo_kws, cfg, NULL);
+    if (p->oom || p->nerrors + p->dropped != before)
+        return;
+    char msg[AP_GEO_ERR_LEN];
+    if (ap_geo_options_validate(&cfg->geo.opts, msg, sizeof(msg)) != 0)
+        add_error(p, cfg->geo.pos.line, cfg->geo.pos.col, msg);
+}
+
+static void pr_geo(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
 static void kw_account(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
 {
     const char *s = scalar(p, node, "a name");
@@ -3939,6 +4298,7 @@ static const struct keyword root_kws[] = {
     { "client_address_headers", kw_client_address_headers, pr_client_address_headers,
       .flags = 0 },
     { "pseudonyms", kw_section, pr_section, .off = 0, .sub = pseudonyms_kws },
+    { "geo", kw_geo, pr_geo, .flags = 0 },
     { "admin", kw_admin, pr_admin, .off = 0, .sub = admin_kws },
     { "user", kw_account, pr_opt_string, FIELD(struct ap_config, user) },
     { "group", kw_account, pr_opt_string, FIELD(struct ap_config, group) },
@@ -3953,7 +4313,7 @@ static const struct keyword root_kws[] = {
  * their policies the client address settings and the pseudonym length. */
 static const char *const root_order[] = { "workers", "log_level", "listen", "upstreams",
                                           "limits", "timeouts", "trusted_proxies",
-                                          "client_address_headers", "pseudonyms", "log_sinks",
+                                          "client_address_headers", "pseudonyms", "geo", "log_sinks",
                                           "routes", "access_log", "syslog_listen",
                                           "admin", "user", "group", "run_as_root" };
 
@@ -3986,6 +4346,7 @@ static void set_defaults(struct parser *p, struct ap_config *cfg)
     ap_clientaddr_config_init(&cfg->clientaddr, &cfg->trusted_proxies);
     cfg->pseudonym_bits = AP_PSEUDO_BITS_DEFAULT;
     cfg->access_log.worker_queue_bytes = 4 * MiB;
+    geo_defaults(p, cfg);
 }
 
 static void config_free(struct ap_config *cfg)
@@ -4052,6 +4413,7 @@ static void config_free(struct ap_config *cfg)
     free(cfg->routes);
     ap_cidr_list_free(&cfg->trusted_proxies);
     free(cfg->pseudonym_secret_file);
+    geo_free(cfg);
     cfg->magic = 0;
     free(cfg);
 }
@@ -4431,6 +4793,162 @@ static void pr_admin(struct printer *pr, const struct keyword *kw, const void *o
     line_start(pr, indent, kw->name);
     out(pr, "\n");
     print_table(pr, admin_kws, &cfg->admin, indent + 2, 0);
+}
+
+/* Printers of the `geo:` section; obj is the whole struct ap_config. */
+
+static void pr_geo(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config *cfg = obj;
+    if (!cfg->geo.enabled)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, geo_kws, cfg, indent + 2, 0);
+}
+
+static void pr_geo_path(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const char *s;
+    memcpy(&s, (const char *)obj + kw->off, sizeof(s));
+    line_start(pr, indent, kw->name);
+    if (s == NULL) {
+        out(pr, " ~ # not set\n");
+        return;
+    }
+    out(pr, " ");
+    out_quoted(pr, s);
+    out(pr, "\n");
+}
+
+static void pr_geo_schema(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const struct ap_config *cfg = obj;
+    AP_BUG_ON((size_t)cfg->geo.opts.schema >= AP_ARRAY_SIZE(geo_schema_names));
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", geo_schema_names[cfg->geo.opts.schema]);
+}
+
+/* Only the paths the file overrides: the schema's own are not written
+ * out, so a printed configuration whose schema is changed later does not
+ * carry the old schema's paths along. */
+static void pr_geo_fields(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const struct ap_config *cfg = obj;
+    size_t n = 0;
+    for (size_t i = 0; i < AP_GEO_FIELD_COUNT; i++)
+        n += cfg->geo.opts.fields[i] != NULL;
+    line_start(pr, indent, kw->name);
+    if (n == 0) {
+        out(pr, " {} # the schema's paths\n");
+        return;
+    }
+    out(pr, "\n");
+    for (const struct keyword *f = geo_fields_kws; f->name != NULL; f++) {
+        enum ap_geo_field id;
+        if (ap_geo_options_parse_field(&id, f->name) != 0 || cfg->geo.opts.fields[id] == NULL)
+            continue;
+        line_start(pr, indent + 2, f->name);
+        out(pr, " ");
+        out_quoted(pr, cfg->geo.opts.fields[id]);
+        out(pr, "\n");
+    }
+}
+
+static void pr_geo_hosting_asns(struct printer *pr, const struct keyword *kw, const void *obj,
+                                int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    if (cfg->geo.opts.hosting_asns == NULL) {
+        out(pr, " ~ # not set: the built-in list of hosting providers\n");
+        return;
+    }
+    out(pr, " [");
+    for (size_t i = 0; i < cfg->geo.opts.nhosting_asns; i++)
+        out(pr, "%s%" PRIu32, i ? ", " : "", cfg->geo.opts.hosting_asns[i]);
+    out(pr, "]\n");
+}
+
+static void pr_geo_bool(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    bool v;
+    AP_BUG_ON(kw->size != sizeof(bool));
+    memcpy(&v, (const char *)obj + kw->off, sizeof(v));
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", v ? "true" : "false");
+}
+
+static void pr_geo_precision(struct printer *pr, const struct keyword *kw, const void *obj,
+                             int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", ap_geo_format_level(cfg->geo.opts.precision));
+}
+
+/* The fewest decimals that read back as exactly `km`. The value was parsed
+ * from at most 12 digits, so 12 decimals always suffice; no exponent is
+ * ever written, which the coordinates parser would refuse. */
+static const char *fmt_km(char out_[32], double km)
+{
+    for (int d = 0; d <= 12; d++) {
+        snprintf(out_, 32, "%.*f", d, km);
+        if (strtod(out_, NULL) == km)
+            break;
+    }
+    return out_;
+}
+
+static void pr_geo_coords(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const struct ap_geo_options *o = &((const struct ap_config *)obj)->geo.opts;
+    char b[32];
+    line_start(pr, indent, kw->name);
+    switch (o->coords) {
+    case AP_GEO_COORDS_ROUND:
+        out(pr, " \"round:%u\"\n", o->coord_decimals);
+        break;
+    case AP_GEO_COORDS_GRID:
+        out(pr, " \"grid:%s\"\n", fmt_km(b, o->coord_grid_km));
+        break;
+    default:
+        out(pr, " drop\n");
+        break;
+    }
+}
+
+static void pr_geo_lookup(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const struct ap_config *cfg = obj;
+    AP_BUG_ON((size_t)cfg->geo.opts.lookup >= AP_ARRAY_SIZE(geo_lookup_names));
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", geo_lookup_names[cfg->geo.opts.lookup]);
+}
+
+/* Every value, a null for the ones left out: a missing key would bring the
+ * default name back on the next load. */
+static void pr_geo_headers(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent)
+{
+    const struct ap_config *cfg = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (const struct keyword *h = geo_headers_kws; h->name != NULL; h++) {
+        const char *name = cfg->geo.opts.headers[h->min];
+        line_start(pr, indent + 2, h->name);
+        if (name == NULL) {
+            out(pr, " ~ # not emitted\n");
+            continue;
+        }
+        out(pr, " ");
+        out_quoted(pr, name);
+        out(pr, "\n");
+    }
 }
 
 static void pr_run_as_root(struct printer *pr, const struct keyword *kw, const void *obj, int indent)

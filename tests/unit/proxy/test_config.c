@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "anonproxy/config.h"
+#include "anonproxy/geo.h"
 #include "anonproxy/ip.h"
 #include "anonproxy/policy.h"
 #include "config-int.h"
@@ -2248,6 +2249,604 @@ static void test_tls_round_trip(void **state)
     ap_config_unref(b);
 }
 
+/* ---- geo: ---- */
+
+/* MINIMAL, then `geo:` on line 4 and `database: <db>` on line 5: whatever
+ * `body` holds starts on line 6, at the section's indentation. */
+static char *geo_yaml(const char *db, const char *body)
+{
+    size_t n = strlen(MINIMAL) + strlen(db) + strlen(body) + 64;
+    char *yaml = malloc(n);
+    assert_non_null(yaml);
+    snprintf(yaml, n, MINIMAL "geo:\n  database: %s\n%s", db, body);
+    return yaml;
+}
+
+static void expect_geo_error(const char *db, const char *body, const char *expected)
+{
+    char *yaml = geo_yaml(db, body);
+    char *errors = NULL;
+    struct ap_config *cfg = parse(yaml, &errors);
+    free(yaml);
+    if (cfg != NULL) {
+        ap_config_unref(cfg);
+        fail_msg("accepted:\n%s", body);
+    }
+    assert_non_null(errors);
+    assert_string_equal(errors, expected);
+    free(errors);
+}
+
+static const char geo_example_body[] =
+    "  database_v6: %s\n"                                            /* 6 */
+    "  schema: ip-location-db\n"                                     /* 7 */
+    "  fields: {region: state2, city: \"names.0\"}\n"                /* 8 */
+    "  asn_database: %s\n"                                           /* 9 */
+    "  hosting_asns: [16509, 15169, 4294967295]\n"                   /* 10 */
+    "  keep_asn: yes\n"                                              /* 11 */
+    "  precision: city\n"                                            /* 12 */
+    "  coordinates: grid:2.5\n"                                      /* 13 */
+    "  timezone: true\n"                                             /* 14 */
+    "  min_visitors: {region: 0, city: 1000000}\n"                   /* 15 */
+    "  floor_max_cells: 1000\n"                                      /* 16 */
+    "  lookup: truncated\n"                                          /* 17 */
+    "  headers: {continent: ~, country: Geo-Country, timezone: ~}\n" /* 18 */
+    "  cache_size: 0\n"                                              /* 19 */
+    "  check_interval: 5m\n";                                        /* 20 */
+
+/* The example with every key, its files at db, db6 and asn. */
+static char *geo_example(const char *db, const char *db6, const char *asn)
+{
+    char body[1024];
+    snprintf(body, sizeof(body), geo_example_body, db6, asn);
+    return geo_yaml(db, body);
+}
+
+static void test_geo_example(void **state)
+{
+    (void)state;
+    char db[64], db6[64], asn[64];
+    make_file(db, 16);
+    make_file(db6, 16);
+    make_file(asn, 16);
+    char *yaml = geo_example(db, db6, asn);
+    struct ap_config *cfg = parse_ok(yaml);
+    const struct ap_geo_options *o = &cfg->geo.opts;
+    assert_int_equal(cfg->geo.enabled, 1);
+    assert_int_equal(cfg->geo.pos.line, 5);
+    assert_int_equal(cfg->geo.pos.col, 3);
+    assert_string_equal(o->database, db);
+    assert_string_equal(o->database_v6, db6);
+    assert_string_equal(o->asn_database, asn);
+    assert_int_equal(o->schema, AP_GEO_SCHEMA_IP_LOCATION_DB);
+    assert_null(o->fields[AP_GEO_FIELD_CONTINENT]);
+    assert_null(o->fields[AP_GEO_FIELD_COUNTRY]);
+    assert_string_equal(o->fields[AP_GEO_FIELD_REGION], "state2");
+    assert_string_equal(o->fields[AP_GEO_FIELD_CITY], "names.0");
+    assert_null(o->fields[AP_GEO_FIELD_TIMEZONE]);
+    assert_non_null(o->hosting_asns);
+    assert_int_equal(o->nhosting_asns, 3);
+    assert_int_equal(o->hosting_asns[0], 16509);
+    assert_int_equal(o->hosting_asns[1], 15169);
+    assert_int_equal(o->hosting_asns[2], UINT32_MAX);
+    assert_true(o->keep_asn);
+    assert_int_equal(o->precision, AP_GEO_LEVEL_CITY);
+    assert_int_equal(o->coords, AP_GEO_COORDS_GRID);
+    assert_true(o->coord_grid_km == 2.5);
+    assert_true(o->timezone);
+    assert_int_equal(o->min_visitors_region, 0);
+    assert_int_equal(o->min_visitors_city, 1000000);
+    assert_int_equal(o->floor_max_cells, 1000);
+    assert_int_equal(o->lookup, AP_GEO_ADDR_TRUNCATED);
+    /* Not keys: the route policies' prefixes are wired by the server. */
+    assert_int_equal(o->truncate_v4, AP_IP_TRUNCATE_V4_DEFAULT);
+    assert_int_equal(o->truncate_v6, AP_IP_TRUNCATE_V6_DEFAULT);
+    assert_null(o->headers[AP_GEO_OUT_CONTINENT]);
+    assert_string_equal(o->headers[AP_GEO_OUT_COUNTRY], "Geo-Country");
+    assert_string_equal(o->headers[AP_GEO_OUT_REGION], "X-Geo-Region");
+    assert_string_equal(o->headers[AP_GEO_OUT_CITY], "X-Geo-City");
+    assert_null(o->headers[AP_GEO_OUT_TIMEZONE]);
+    assert_int_equal(o->cache_size, 0);
+    assert_int_equal(cfg->geo.check_interval_ms, 5 * 60 * 1000);
+    char msg[AP_GEO_ERR_LEN];
+    assert_int_equal(ap_geo_options_validate(o, msg, sizeof(msg)), 0);
+    ap_config_unref(cfg);
+    free(yaml);
+    unlink(db);
+    unlink(db6);
+    unlink(asn);
+}
+
+static void test_geo_defaults(void **state)
+{
+    (void)state;
+    /* Without the section, or with `geo: ~`: off, the defaults in place. */
+    const char *off[] = { MINIMAL, MINIMAL "geo: ~\n", MINIMAL "geo:\n" };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(off); i++) {
+        struct ap_config *cfg = parse_ok(off[i]);
+        assert_int_equal(cfg->geo.enabled, 0);
+        assert_null(cfg->geo.opts.database);
+        assert_int_equal(cfg->geo.check_interval_ms, 60000);
+        assert_string_equal(cfg->geo.opts.headers[AP_GEO_OUT_COUNTRY], "X-Geo-Country");
+        char *text = print_to_string(cfg);
+        assert_null(strstr(text, "geo:"));
+        free(text);
+        ap_config_unref(cfg);
+    }
+
+    char db[64];
+    make_file(db, 1);
+    char *yaml = geo_yaml(db, "");
+    struct ap_config *cfg = parse_ok(yaml);
+    const struct ap_geo_options *o = &cfg->geo.opts;
+    assert_int_equal(cfg->geo.enabled, 1);
+    assert_int_equal(cfg->geo.pos.line, 5);
+    assert_int_equal(cfg->geo.pos.col, 3);
+    assert_string_equal(o->database, db);
+    assert_null(o->database_v6);
+    assert_null(o->asn_database);
+    assert_int_equal(o->schema, AP_GEO_SCHEMA_GEOIP2);
+    for (size_t i = 0; i < AP_GEO_FIELD_COUNT; i++)
+        assert_null(o->fields[i]);
+    assert_null(o->hosting_asns);
+    assert_int_equal(o->nhosting_asns, 0);
+    assert_false(o->keep_asn);
+    assert_int_equal(o->precision, AP_GEO_LEVEL_REGION);
+    assert_int_equal(o->coords, AP_GEO_COORDS_DROP);
+    assert_false(o->timezone);
+    assert_int_equal(o->min_visitors_region, 10);
+    assert_int_equal(o->min_visitors_city, 50);
+    assert_int_equal(o->floor_max_cells, 65536);
+    assert_int_equal(o->lookup, AP_GEO_ADDR_FULL);
+    assert_int_equal(o->truncate_v4, 24);
+    assert_int_equal(o->truncate_v6, 48);
+    assert_int_equal(o->cache_size, 10000);
+    assert_string_equal(o->headers[AP_GEO_OUT_CONTINENT], "X-Geo-Continent");
+    assert_string_equal(o->headers[AP_GEO_OUT_COUNTRY], "X-Geo-Country");
+    assert_string_equal(o->headers[AP_GEO_OUT_REGION], "X-Geo-Region");
+    assert_string_equal(o->headers[AP_GEO_OUT_CITY], "X-Geo-City");
+    assert_string_equal(o->headers[AP_GEO_OUT_TIMEZONE], "X-Geo-Timezone");
+    assert_int_equal(cfg->geo.check_interval_ms, 60000);
+    ap_config_unref(cfg);
+    free(yaml);
+    unlink(db);
+}
+
+static void test_geo_values(void **state)
+{
+    (void)state;
+    char db[64];
+    make_file(db, 16);
+    struct {
+        const char *body;
+        enum ap_geo_out out;
+        const char *header; /* NULL: not emitted */
+    } headers[] = {
+        { "  headers: {city: ~}\n", AP_GEO_OUT_CITY, NULL },
+        { "  headers: {city: ~}\n", AP_GEO_OUT_REGION, "X-Geo-Region" },
+        { "  headers: {city: null}\n", AP_GEO_OUT_CITY, NULL },
+        { "  headers: {city: x-town}\n", AP_GEO_OUT_CITY, "x-town" },
+        { "  headers: {}\n", AP_GEO_OUT_TIMEZONE, "X-Geo-Timezone" },
+        { "  headers: ~\n", AP_GEO_OUT_CONTINENT, "X-Geo-Continent" },
+        /* A name freed by one value can be taken by another. */
+        { "  headers: {country: ~, region: X-Geo-Country}\n", AP_GEO_OUT_REGION,
+          "X-Geo-Country" },
+        /* The longest name geo/ takes: 64 characters. */
+        { "  headers: {country: X-Geo-Country-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+          "AAAAAAA}\n", AP_GEO_OUT_COUNTRY,
+          "X-Geo-Country-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(headers); i++) {
+        char *yaml = geo_yaml(db, headers[i].body);
+        struct ap_config *cfg = parse_ok(yaml);
+        if (headers[i].header == NULL)
+            assert_null(cfg->geo.opts.headers[headers[i].out]);
+        else
+            assert_string_equal(cfg->geo.opts.headers[headers[i].out], headers[i].header);
+        char msg[AP_GEO_ERR_LEN];
+        assert_int_equal(ap_geo_options_validate(&cfg->geo.opts, msg, sizeof(msg)), 0);
+        ap_config_unref(cfg);
+        free(yaml);
+    }
+
+    struct {
+        const char *body;
+        enum ap_geo_coords mode;
+        unsigned decimals;
+        double km;
+    } coords[] = {
+        { "  coordinates: drop\n", AP_GEO_COORDS_DROP, 1, 10.0 },
+        { "  coordinates: round:0\n", AP_GEO_COORDS_ROUND, 0, 10.0 },
+        { "  coordinates: \"round:6\"\n", AP_GEO_COORDS_ROUND, 6, 10.0 },
+        { "  coordinates: grid:0.1\n", AP_GEO_COORDS_GRID, 1, 0.1 },
+        { "  coordinates: grid:20000\n", AP_GEO_COORDS_GRID, 1, 20000.0 },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(coords); i++) {
+        char *yaml = geo_yaml(db, coords[i].body);
+        struct ap_config *cfg = parse_ok(yaml);
+        assert_int_equal(cfg->geo.opts.coords, coords[i].mode);
+        assert_int_equal(cfg->geo.opts.coord_decimals, coords[i].decimals);
+        assert_true(cfg->geo.opts.coord_grid_km == coords[i].km);
+        ap_config_unref(cfg);
+        free(yaml);
+    }
+
+    /* hosting_asns: null is the built-in list, [] none, one number a list. */
+    char *yaml = geo_yaml(db, "  hosting_asns: []\n");
+    struct ap_config *cfg = parse_ok(yaml);
+    assert_non_null(cfg->geo.opts.hosting_asns);
+    assert_int_equal(cfg->geo.opts.nhosting_asns, 0);
+    ap_config_unref(cfg);
+    free(yaml);
+    yaml = geo_yaml(db, "  hosting_asns: ~\n");
+    cfg = parse_ok(yaml);
+    assert_null(cfg->geo.opts.hosting_asns);
+    ap_config_unref(cfg);
+    free(yaml);
+    yaml = geo_yaml(db, "  hosting_asns: 64496\n");
+    cfg = parse_ok(yaml);
+    assert_int_equal(cfg->geo.opts.nhosting_asns, 1);
+    assert_int_equal(cfg->geo.opts.hosting_asns[0], 64496);
+    ap_config_unref(cfg);
+    free(yaml);
+
+    /* Optional files and fields set to null are unset; the limits' ends. */
+    yaml = geo_yaml(db, "  database_v6: ~\n  asn_database:\n  fields: {country: ~}\n"
+                        "  check_interval: 1s\n  cache_size: 16777216\n"
+                        "  floor_max_cells: 16777216\n  precision: none\n");
+    cfg = parse_ok(yaml);
+    assert_null(cfg->geo.opts.database_v6);
+    assert_null(cfg->geo.opts.asn_database);
+    assert_null(cfg->geo.opts.fields[AP_GEO_FIELD_COUNTRY]);
+    assert_int_equal(cfg->geo.check_interval_ms, 1000);
+    assert_int_equal(cfg->geo.opts.cache_size, 16777216);
+    assert_int_equal(cfg->geo.opts.floor_max_cells, 16777216);
+    assert_int_equal(cfg->geo.opts.precision, AP_GEO_LEVEL_NONE);
+    char msg[AP_GEO_ERR_LEN];
+    assert_int_equal(ap_geo_options_validate(&cfg->geo.opts, msg, sizeof(msg)), 0);
+    ap_config_unref(cfg);
+    free(yaml);
+    yaml = geo_yaml(db, "  check_interval: 24h\n  precision: continent\n");
+    cfg = parse_ok(yaml);
+    assert_int_equal(cfg->geo.check_interval_ms, 24ull * 3600 * 1000);
+    assert_int_equal(cfg->geo.opts.precision, AP_GEO_LEVEL_CONTINENT);
+    ap_config_unref(cfg);
+    free(yaml);
+    unlink(db);
+}
+
+static void test_geo_file_errors(void **state)
+{
+    (void)state;
+    char db[64], expected[512];
+    make_file(db, 16);
+    expect_errors(MINIMAL "geo:\n  precision: city\n",
+                  "t.yaml:5:3: geo: missing required key 'database'\n");
+    expect_errors(MINIMAL "geo: {database: ~}\n",
+                  "t.yaml:4:17: geo.database: missing value (expected a file path)\n");
+    expect_errors(MINIMAL "geo: {database: \"\"}\n",
+                  "t.yaml:4:17: geo.database: empty file path\n");
+    expect_errors(MINIMAL "geo: {database: [a]}\n",
+                  "t.yaml:4:17: geo.database: expected a file path, got a list\n");
+    expect_geo_error("/nonexistent/city.mmdb", "",
+                     "t.yaml:5:13: geo.database: cannot use database file "
+                     "'/nonexistent/city.mmdb': No such file or directory\n");
+    expect_geo_error("/tmp", "",
+                     "t.yaml:5:13: geo.database: database file '/tmp' is not a regular file\n");
+    expect_geo_error(db, "  database_v6: /nonexistent/v6.mmdb\n",
+                     "t.yaml:6:16: geo.database_v6: cannot use database file "
+                     "'/nonexistent/v6.mmdb': No such file or directory\n");
+    expect_geo_error(db, "  asn_database: /dev/null\n",
+                     "t.yaml:6:17: geo.asn_database: database file '/dev/null' is not a "
+                     "regular file\n");
+    /* Root reads anything, so the permission case needs another user. */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(db, 0), 0);
+        char *yaml = geo_yaml(db, "");
+        snprintf(expected, sizeof(expected),
+                 "t.yaml:5:13: geo.database: cannot read database file '%s': Permission "
+                 "denied\n", db);
+        expect_errors(yaml, expected);
+        free(yaml);
+    }
+    unlink(db);
+}
+
+static void test_geo_errors(void **state)
+{
+    (void)state;
+    char db[64];
+    make_file(db, 16);
+    static const struct {
+        const char *body, *expected;
+    } cases[] = {
+        { "  schema: maxmind\n",
+          "t.yaml:6:11: geo.schema: unknown schema 'maxmind' (expected one of: geoip2, "
+          "ip-location-db)\n" },
+        { "  schema: geoip3\n",
+          "t.yaml:6:11: geo.schema: unknown schema 'geoip3', did you mean 'geoip2'? (expected "
+          "one of: geoip2, ip-location-db)\n" },
+        { "  fields: {contry: country_code}\n",
+          "t.yaml:6:12: geo.fields: unknown key 'contry', did you mean 'country'?\n" },
+        { "  fields: {postcode: postal.code}\n",
+          "t.yaml:6:22: geo.fields.postcode: postal codes are never read: 'postcode' is not "
+          "a field\n" },
+        { "  fields: {region: subdivisions..iso_code}\n",
+          "t.yaml:6:20: geo.fields.region: invalid field path 'subdivisions..iso_code' (1 to 8 "
+          "names or array indexes of letters, digits, '_' and '-', joined by dots)\n" },
+        { "  fields: {city: a.b.c.d.e.f.g.h.i}\n",
+          "t.yaml:6:18: geo.fields.city: invalid field path 'a.b.c.d.e.f.g.h.i' (1 to 8 names "
+          "or array indexes of letters, digits, '_' and '-', joined by dots)\n" },
+        { "  fields: [city]\n", "t.yaml:6:11: geo.fields: expected a mapping, got a list\n" },
+        { "  hosting_asns: [16509, 0, AS15169, 4294967296]\n",
+          "t.yaml:6:25: geo.hosting_asns[1]: invalid AS number '0' (expected 1..4294967295)\n"
+          "t.yaml:6:28: geo.hosting_asns[2]: invalid AS number 'AS15169' (expected "
+          "1..4294967295)\n"
+          "t.yaml:6:37: geo.hosting_asns[3]: invalid AS number '4294967296' (expected "
+          "1..4294967295)\n" },
+        { "  hosting_asns: {aws: 16509}\n",
+          "t.yaml:6:17: geo.hosting_asns: expected an AS number or a list of them, got a "
+          "mapping\n" },
+        { "  keep_asn: maybe\n",
+          "t.yaml:6:13: geo.keep_asn: expected a boolean (true/false, yes/no, on/off), got "
+          "'maybe'\n" },
+        { "  timezone: 1\n",
+          "t.yaml:6:13: geo.timezone: expected a boolean (true/false, yes/no, on/off), got "
+          "'1'\n" },
+        { "  precision: town\n",
+          "t.yaml:6:14: geo.precision: unknown precision level 'town' (expected one of: none, "
+          "continent, country, region, city)\n" },
+        { "  precision: City\n",
+          "t.yaml:6:14: geo.precision: unknown precision level 'City', did you mean 'city'? "
+          "(expected one of: none, continent, country, region, city)\n" },
+        { "  coordinates: round:7\n",
+          "t.yaml:6:16: geo.coordinates: invalid coordinates 'round:7' (expected drop, round:N "
+          "with N in 0..6, or grid:KM with KM in 0.1..20000)\n" },
+        { "  coordinates: grid:0.05\n",
+          "t.yaml:6:16: geo.coordinates: invalid coordinates 'grid:0.05' (expected drop, "
+          "round:N with N in 0..6, or grid:KM with KM in 0.1..20000)\n" },
+        { "  coordinates: grid:1e3\n",
+          "t.yaml:6:16: geo.coordinates: invalid coordinates 'grid:1e3' (expected drop, "
+          "round:N with N in 0..6, or grid:KM with KM in 0.1..20000)\n" },
+        { "  min_visitors: {region: 1000001}\n",
+          "t.yaml:6:26: geo.min_visitors.region: '1000001' is out of range (0..1000000)\n" },
+        { "  min_visitors: {town: 5}\n",
+          "t.yaml:6:18: geo.min_visitors: unknown key 'town'\n" },
+        { "  min_visitors: {city: -1}\n",
+          "t.yaml:6:24: geo.min_visitors.city: expected an integer, got '-1'\n" },
+        { "  floor_max_cells: 0\n",
+          "t.yaml:6:20: geo.floor_max_cells: '0' is out of range (1..16777216)\n" },
+        { "  floor_max_cells: 16777217\n",
+          "t.yaml:6:20: geo.floor_max_cells: '16777217' is out of range (1..16777216)\n" },
+        { "  lookup: partial\n",
+          "t.yaml:6:11: geo.lookup: unknown lookup mode 'partial' (expected one of: full, "
+          "truncated)\n" },
+        { "  headers: {country: \"X Geo\"}\n",
+          "t.yaml:6:22: geo.headers.country: invalid header name 'X Geo' (expected a token of "
+          "at most 64 characters, such as X-Geo-Country)\n" },
+        { "  headers: {country: X-Geo-Country-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+          "AAAAAAAA}\n",
+          "t.yaml:6:22: geo.headers.country: invalid header name "
+          "'X-Geo-Country-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA...' (expected a token "
+          "of at most 64 characters, such as X-Geo-Country)\n" },
+        { "  headers: {city: Host}\n",
+          "t.yaml:6:19: geo.headers.city: header 'Host' is managed by the proxy and cannot "
+          "carry a location\n" },
+        { "  headers: {city: Connection}\n",
+          "t.yaml:6:19: geo.headers.city: header 'Connection' is managed by the proxy and "
+          "cannot carry a location\n" },
+        { "  headers: {city: x-geo-country}\n",
+          "t.yaml:6:19: geo.headers.city: header 'x-geo-country' is already the country "
+          "header\n" },
+        { "  headers: {country: X-Geo-City}\n",
+          "t.yaml:6:22: geo.headers.country: header 'X-Geo-City' is already the city header\n" },
+        { "  headers: {region: X-Geo, city: X-Geo}\n",
+          "t.yaml:6:34: geo.headers.city: header 'X-Geo' is already the region header\n" },
+        { "  headers: {zip: X-Zip}\n", "t.yaml:6:13: geo.headers: unknown key 'zip'\n" },
+        /* The refused name keeps its default, X-Geo-Country: no clash reported. */
+        { "  headers: {city: X-Geo-Country, country: \"a b\"}\n",
+          "t.yaml:6:43: geo.headers.country: invalid header name 'a b' (expected a token of "
+          "at most 64 characters, such as X-Geo-Country)\n" },
+        { "  headers: [X-Geo]\n", "t.yaml:6:12: geo.headers: expected a mapping, got a list\n" },
+        { "  cache_size: 16777217\n",
+          "t.yaml:6:15: geo.cache_size: '16777217' is out of range (0..16777216)\n" },
+        { "  check_interval: 500ms\n",
+          "t.yaml:6:19: geo.check_interval: '500ms' is out of range (1s..24h)\n" },
+        { "  check_interval: 25h\n",
+          "t.yaml:6:19: geo.check_interval: '25h' is out of range (1s..24h)\n" },
+        { "  check_interval: 0\n",
+          "t.yaml:6:19: geo.check_interval: duration must be greater than 0\n" },
+        { "  check_interval: weekly\n",
+          "t.yaml:6:19: geo.check_interval: invalid duration 'weekly' (expected e.g. 250ms, "
+          "10s, 5m, 1h)\n" },
+        { "  truncate_v4: 16\n",
+          "t.yaml:6:3: geo: unknown key 'truncate_v4'\n" },
+        { "  databse_v6: x\n",
+          "t.yaml:6:3: geo: unknown key 'databse_v6', did you mean 'database_v6'?\n" },
+        { "  precision: city\n  precision: country\n",
+          "t.yaml:7:3: geo: duplicate key 'precision' (first at 6:3)\n" },
+        /* Several at once, in file order. */
+        { "  schema: x\n  lookup: y\n  cache_size: z\n",
+          "t.yaml:6:11: geo.schema: unknown schema 'x' (expected one of: geoip2, "
+          "ip-location-db)\n"
+          "t.yaml:7:11: geo.lookup: unknown lookup mode 'y' (expected one of: full, "
+          "truncated)\n"
+          "t.yaml:8:15: geo.cache_size: expected an integer, got 'z'\n" },
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(cases); i++)
+        expect_geo_error(db, cases[i].body, cases[i].expected);
+    expect_errors(MINIMAL "geo: [database]\n", "t.yaml:4:6: geo: expected a mapping, got a list\n");
+    expect_errors(MINIMAL "geo: on\n", "t.yaml:4:6: geo: expected a mapping, got a scalar\n");
+
+    /* A list longer than the cap is refused before it is read. */
+    size_t n = 100001, cap = 64 + n * 3;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    size_t off = (size_t)snprintf(body, cap, "  hosting_asns: [1");
+    for (size_t i = 1; i < n; i++)
+        off += (size_t)snprintf(body + off, cap - off, ",1");
+    snprintf(body + off, cap - off, "]\n");
+    expect_geo_error(db, body,
+                     "t.yaml:6:17: geo.hosting_asns: too many AS numbers (100001, at most "
+                     "100000)\n");
+    free(body);
+    unlink(db);
+}
+
+/* --print-config writes every key of the section back, and what it writes
+ * reads back as the same options. */
+static void test_geo_round_trip(void **state)
+{
+    (void)state;
+    char db[64], db6[64], asn[64];
+    make_file(db, 16);
+    make_file(db6, 16);
+    make_file(asn, 16);
+    char *inputs[] = {
+        geo_example(db, db6, asn),
+        geo_yaml(db, ""),
+        geo_yaml(db, "  hosting_asns: []\n  coordinates: round:3\n"
+                     "  headers: {continent: ~, country: ~, region: ~, city: ~, timezone: ~}\n"
+                     "  fields: {continent: \"cont.code\", country: a-b_c.0, latitude: l.1,"
+                     " longitude: l.2, timezone: tz}\n"),
+        geo_yaml(db, "  coordinates: grid:0.123456789\n  check_interval: 90s\n"),
+        geo_yaml(db, "  coordinates: grid:12345.6789\n  check_interval: 1500ms\n"),
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(inputs); i++) {
+        struct ap_config *a = parse_ok(inputs[i]);
+        char *text_a = print_to_string(a);
+        struct ap_config *b = parse_ok(text_a);
+        char *text_b = print_to_string(b);
+        assert_string_equal(text_a, text_b);
+        const struct ap_geo_options *x = &a->geo.opts, *y = &b->geo.opts;
+        assert_int_equal(b->geo.enabled, 1);
+        assert_string_equal(x->database, y->database);
+        assert_true((x->database_v6 == NULL) == (y->database_v6 == NULL));
+        assert_true((x->asn_database == NULL) == (y->asn_database == NULL));
+        assert_int_equal(x->schema, y->schema);
+        for (size_t j = 0; j < AP_GEO_FIELD_COUNT; j++) {
+            assert_true((x->fields[j] == NULL) == (y->fields[j] == NULL));
+            if (x->fields[j] != NULL)
+                assert_string_equal(x->fields[j], y->fields[j]);
+        }
+        assert_true((x->hosting_asns == NULL) == (y->hosting_asns == NULL));
+        assert_int_equal(x->nhosting_asns, y->nhosting_asns);
+        if (x->nhosting_asns > 0)
+            assert_memory_equal(x->hosting_asns, y->hosting_asns,
+                                x->nhosting_asns * sizeof(*x->hosting_asns));
+        assert_int_equal(x->keep_asn, y->keep_asn);
+        assert_int_equal(x->precision, y->precision);
+        assert_int_equal(x->coords, y->coords);
+        assert_int_equal(x->coord_decimals, y->coord_decimals);
+        assert_true(x->coord_grid_km == y->coord_grid_km);
+        assert_int_equal(x->timezone, y->timezone);
+        assert_int_equal(x->min_visitors_region, y->min_visitors_region);
+        assert_int_equal(x->min_visitors_city, y->min_visitors_city);
+        assert_int_equal(x->floor_max_cells, y->floor_max_cells);
+        assert_int_equal(x->lookup, y->lookup);
+        assert_int_equal(x->cache_size, y->cache_size);
+        for (size_t j = 0; j < AP_GEO_OUT_COUNT; j++) {
+            assert_true((x->headers[j] == NULL) == (y->headers[j] == NULL));
+            if (x->headers[j] != NULL)
+                assert_string_equal(x->headers[j], y->headers[j]);
+        }
+        assert_int_equal(a->geo.check_interval_ms, b->geo.check_interval_ms);
+        free(text_a);
+        free(text_b);
+        ap_config_unref(a);
+        ap_config_unref(b);
+        free(inputs[i]);
+    }
+    unlink(db);
+    unlink(db6);
+    unlink(asn);
+}
+
+static void test_geo_print(void **state)
+{
+    (void)state;
+    char db[64], db6[64], asn[64], expected[2048];
+    make_file(db, 16);
+    make_file(db6, 16);
+    make_file(asn, 16);
+    char *yaml = geo_example(db, db6, asn);
+    struct ap_config *cfg = parse_ok(yaml);
+    char *text = print_to_string(cfg);
+    snprintf(expected, sizeof(expected),
+             "  bits: 64\n"
+             "geo:\n"
+             "  database: \"%s\"\n"
+             "  database_v6: \"%s\"\n"
+             "  schema: ip-location-db\n"
+             "  fields:\n"
+             "    region: \"state2\"\n"
+             "    city: \"names.0\"\n"
+             "  asn_database: \"%s\"\n"
+             "  hosting_asns: [16509, 15169, 4294967295]\n"
+             "  keep_asn: true\n"
+             "  precision: city\n"
+             "  coordinates: \"grid:2.5\"\n"
+             "  timezone: true\n"
+             "  min_visitors:\n"
+             "    region: 0\n"
+             "    city: 1000000\n"
+             "  floor_max_cells: 1000\n"
+             "  lookup: truncated\n"
+             "  headers:\n"
+             "    continent: ~ # not emitted\n"
+             "    country: \"Geo-Country\"\n"
+             "    region: \"X-Geo-Region\"\n"
+             "    city: \"X-Geo-City\"\n"
+             "    timezone: ~ # not emitted\n"
+             "  cache_size: 0\n"
+             "  check_interval: 5m\n"
+             "run_as_root: false\n",
+             db, db6, asn);
+    if (strstr(text, expected) == NULL)
+        fail_msg("geo block not found in:\n%s", text);
+    ap_config_unref(cfg);
+    free(text);
+    free(yaml);
+
+    yaml = geo_yaml(db, "");
+    cfg = parse_ok(yaml);
+    text = print_to_string(cfg);
+    snprintf(expected, sizeof(expected),
+             "geo:\n"
+             "  database: \"%s\"\n"
+             "  database_v6: ~ # not set\n"
+             "  schema: geoip2\n"
+             "  fields: {} # the schema's paths\n"
+             "  asn_database: ~ # not set\n"
+             "  hosting_asns: ~ # not set: the built-in list of hosting providers\n"
+             "  keep_asn: false\n"
+             "  precision: region\n"
+             "  coordinates: drop\n"
+             "  timezone: false\n"
+             "  min_visitors:\n"
+             "    region: 10\n"
+             "    city: 50\n"
+             "  floor_max_cells: 65536\n"
+             "  lookup: full\n"
+             "  headers:\n"
+             "    continent: \"X-Geo-Continent\"\n"
+             "    country: \"X-Geo-Country\"\n"
+             "    region: \"X-Geo-Region\"\n"
+             "    city: \"X-Geo-City\"\n"
+             "    timezone: \"X-Geo-Timezone\"\n"
+             "  cache_size: 10000\n"
+             "  check_interval: 1m\n",
+             db);
+    if (strstr(text, expected) == NULL)
+        fail_msg("geo block not found in:\n%s", text);
+    ap_config_unref(cfg);
+    free(text);
+    free(yaml);
+    unlink(db);
+    unlink(db6);
+    unlink(asn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2293,6 +2892,13 @@ int main(void)
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_privacy_round_trip),
         cmocka_unit_test(test_privacy_print),
+        cmocka_unit_test(test_geo_example),
+        cmocka_unit_test(test_geo_defaults),
+        cmocka_unit_test(test_geo_values),
+        cmocka_unit_test(test_geo_file_errors),
+        cmocka_unit_test(test_geo_errors),
+        cmocka_unit_test(test_geo_round_trip),
+        cmocka_unit_test(test_geo_print),
     };
     const struct CMUnitTest tls_tests[] = {
         cmocka_unit_test(test_tls_listener_values),
