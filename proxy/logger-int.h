@@ -101,8 +101,11 @@ struct ap_logsink {
     uv_timer_t retry_timer;
     uv_timer_t batch_timer;
     unsigned handles_open;
-    uint64_t last_error_log;  /* loop time of the last error logged (rate limit) */
-    uint64_t suppressed;      /* errors not logged since */
+    struct {
+        const char *fmt;      /* kind of error: its format string */
+        uint64_t last;        /* loop time it was last logged */
+        uint64_t suppressed;  /* not logged since */
+    } errlog[8];              /* rate limit per kind of error */
     struct ap_logsink_stats st;
 };
 

@@ -55,9 +55,23 @@ void ap_logsink_on_closed(uv_handle_t *h)
 
 void ap_logsink_error(struct ap_logsink *s, const char *fmt, ...)
 {
+    /* At most one line per kind of error every 10 s: a sink that is down
+     * must not flood the log, nor hide a different problem (a full
+     * spool behind refused connections). */
     uint64_t now = ap_logger__now(s->lg);
-    if (s->last_error_log != 0 && now - s->last_error_log < ERROR_LOG_INTERVAL_MS) {
-        s->suppressed++;
+    size_t k = 0, oldest = 0;
+    for (; k < AP_ARRAY_SIZE(s->errlog); k++) {
+        if (s->errlog[k].fmt == fmt || s->errlog[k].fmt == NULL)
+            break;
+        if (s->errlog[k].last < s->errlog[oldest].last)
+            oldest = k;
+    }
+    if (k == AP_ARRAY_SIZE(s->errlog)) {
+        k = oldest;
+        s->errlog[k].fmt = NULL;
+    }
+    if (s->errlog[k].fmt == fmt && now - s->errlog[k].last < ERROR_LOG_INTERVAL_MS) {
+        s->errlog[k].suppressed++;
         return;
     }
     char msg[512];
@@ -65,13 +79,14 @@ void ap_logsink_error(struct ap_logsink *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (s->suppressed > 0)
-        ap_log(AP_LOG_WARN, "log sink %s: %s (%llu more errors not shown)", s->cfg->name, msg,
-               (unsigned long long)s->suppressed);
+    if (s->errlog[k].fmt == fmt && s->errlog[k].suppressed > 0)
+        ap_log(AP_LOG_WARN, "log sink %s: %s (and %llu more like it)", s->cfg->name, msg,
+               (unsigned long long)s->errlog[k].suppressed);
     else
         ap_log(AP_LOG_WARN, "log sink %s: %s", s->cfg->name, msg);
-    s->suppressed = 0;
-    s->last_error_log = now ? now : 1;
+    s->errlog[k].fmt = fmt;
+    s->errlog[k].last = now;
+    s->errlog[k].suppressed = 0;
 }
 
 static void note_spool(struct ap_logsink *s)
@@ -215,7 +230,13 @@ static void refill(struct ap_logsink *s)
     if (!s->has_spool || s->closed)
         return;
     uint64_t now = ap_logger__now(s->lg);
-    while (s->qcount < s->cfg->queue && s->qbytes < REFILL_MAX_BYTES) {
+    /* After a failure read back only about one batch: the next attempt may
+     * fail too, and whatever was read is dropped from memory then. */
+    size_t want = s->cfg->queue;
+    size_t one = s->ops->batching ? s->cfg->batch_max_events : 1024;
+    if (s->attempt > 0 && want > one)
+        want = one;
+    while (s->qcount < want && s->qbytes < REFILL_MAX_BYTES) {
         struct ap_logspool_item it;
         struct ap_logspool_pos pos;
         int rc = ap_logspool_read(&s->spool, &it, &pos);
