@@ -633,7 +633,11 @@ class Bench:
         port, tls_port = free_port(), free_port()
         with open(os.path.join(HERE, "anonproxy-bench.yaml")) as f:
             template = f.read()
-        access_log = os.path.join(self.run_dir, f"{tag}-access.log")
+        # The proxy may open its logs after it has become nobody.
+        logdir = os.path.join(self.run_dir, "logs")
+        os.makedirs(logdir, exist_ok=True)
+        os.chmod(logdir, 0o1777)
+        access_log = os.path.join(logdir, f"{tag}-access.log")
         path, blocks = anonproxy_config(self.anonproxy, template, dict(
             PORT=port, TLS_PORT=tls_port, BACKEND_PORT=self.backend_port, WORKERS=self.workers,
             CERT=self.cert, KEY=self.key, GEO_DB_V4=self.geo_v4, GEO_DB_V6=self.geo_v6,
@@ -1193,15 +1197,40 @@ class Bench:
             self.profile()
         self.check_alive("the end of the run")
         self.background_load("end")
+        rc = self.anonproxy_proc.stop()
+        self.scan_anonproxy_log(self.anonproxy_proc, "anonproxy", rc)
+        self.targets["nginx"]["procs"][0].stop()
+        self.trim_access_logs()
         # The access logs, to show what each proxy wrote.
         self.result["access_log_sample"] = {
             "nginx": self.last_line(os.path.join(self.nginx_prefix, "access.log")),
-            "anonproxy": self.last_line(os.path.join(self.run_dir, "anonproxy-access.log")),
+            "anonproxy": self.last_line(os.path.join(self.run_dir, "logs", "anonproxy-access.log")),
         }
-        rc = self.anonproxy_proc.stop()
-        self.scan_anonproxy_log(self.anonproxy_proc, "anonproxy", rc)
         self.result["anonproxy_errors"] = self.anonproxy_errors
         self.result["seconds"] = round(time.monotonic() - t0, 1)
+
+    def trim_access_logs(self, keep=200):
+        """A full run logs millions of lines (gigabytes): keep the count and
+        the last lines of each access log, drop the rest."""
+        counts = {}
+        for dirpath, _, files in os.walk(self.run_dir):
+            for fn in files:
+                if not fn.endswith("access.log"):
+                    continue
+                path = os.path.join(dirpath, fn)
+                n, size, tail = 0, os.path.getsize(path), b""
+                with open(path, "rb") as f:
+                    while True:
+                        chunk = f.read(1 << 20)
+                        if not chunk:
+                            break
+                        n += chunk.count(b"\n")
+                        tail = (tail + chunk)[-(1 << 20):]
+                lines = tail.split(b"\n")
+                with open(path, "wb") as f:
+                    f.write(b"\n".join(lines[-keep - 1:]))
+                counts[os.path.relpath(path, self.run_dir)] = {"lines": n, "bytes": size}
+        self.result["access_logs"] = counts
 
     @staticmethod
     def last_line(path):
