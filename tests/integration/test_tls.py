@@ -515,7 +515,7 @@ error_log {prefix}/error.log info;
 events {{ worker_connections 256; }}
 http {{
     log_format t '$server_port $request $ssl_protocol reused=$ssl_session_reused '
-                 'sni=$ssl_server_name client=$ssl_client_verify';
+                 'sni=$ssl_server_name client=$ssl_client_verify conn=$connection';
     access_log {log} t;
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
@@ -634,10 +634,12 @@ def t_upstream_nginx():
             byip = [l for l in ng.access() if "/byip/" in l]
             check(byip and re.search(r"sni=-? ", byip[0]) is not None,
                   "an IP upstream without server_name sent SNI: %r" % byip)
-            # Keep-alive pooling as for plain upstreams.
+            # Keep-alive pooling as for plain upstreams: one TLS connection.
             for i in range(4):
                 r = get("/byip/k%d" % i)
                 check(r.status == 200, repr(r))
+            conns = {re.search(r"conn=(\d+)", l).group(1) for l in ng.access() if "/byip/k" in l}
+            check(len(conns) == 1, "pooled TLS connections not reused: %r" % conns)
             px.stop()
             text = px.stderr_text()
             check(re.search(r"tls upstream wrongname: .*verify=1", text) is not None,
