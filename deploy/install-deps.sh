@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 build_pkgs="gcc pkg-config meson ninja-build libuv1-dev libssl-dev libmaxminddb-dev
   libyaml-dev zlib1g-dev node-llhttp libcmocka-dev ca-certificates libpcre2-dev"
 test_pkgs="python3 python3-prometheus-client curl openssl clang
-  libmaxmind-db-writer-perl mmdb-bin nginx libnginx-mod-http-geoip2 wrk testssl.sh rsyslog"
+  mmdb-bin nginx libnginx-mod-http-geoip2 wrk testssl.sh rsyslog"
 pkgs="$build_pkgs"
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $test_pkgs"
 missing=""

@@ -649,12 +649,19 @@ static int add_geo_headers(struct ap_exchange *ex)
 {
     const struct ap_geo *geo = ex->gen->geo->geo;
     struct ap_request *req = &ex->req;
-    for (size_t i = 0; i < req->nheaders; i++)
+    for (size_t i = 0; i < req->nheaders; i++) {
+        struct ap_header *h = &req->headers[i];
+        /* Every X-Geo-* too: a name left out of `headers:` is still ours. */
+        if (h->name.len >= 6 && strncasecmp(h->name.p, "x-geo-", 6) == 0) {
+            h->flags |= AP_HEADER_DROPPED;
+            continue;
+        }
         for (int f = 0; f < AP_GEO_OUT_COUNT; f++) {
             const char *name = ap_geo_header_name(geo, (enum ap_geo_out)f);
-            if (name != NULL && ap_slice_eq_ci(req->headers[i].name, name))
-                req->headers[i].flags |= AP_HEADER_DROPPED;
+            if (name != NULL && ap_slice_eq_ci(h->name, name))
+                h->flags |= AP_HEADER_DROPPED;
         }
+    }
     if (ex->res.client.family == 0)
         return 0;
     if (ap_geo_lookup(ex->gen->geo_worker, &ex->res.client, &ex->res.client_trunc,

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -17,8 +18,18 @@ from harness import Proxy, check, free_port, run_cases, run_cli, wait_for  # noq
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def demo_db(d):
+    """The quickstart's demo database, built as the quickstart builds it."""
+    out = os.path.join(d, "geo")
+    r = subprocess.run(["sh", os.path.join(ROOT, "geo", "build-demo-db.sh"), out],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "build-demo-db.sh: %s" % r.stderr[-300:])
+    return os.path.join(out, "demo-city.mmdb")
+
+
 def validate(text, name):
     with tempfile.TemporaryDirectory() as d:
+        text = text.replace("var/geo/demo-city.mmdb", demo_db(d))
         key = os.path.join(d, "key")
         with open(key, "wb") as f:
             f.write(os.urandom(32))
@@ -55,12 +66,14 @@ def t_quickstart_writes_anonymised_events():
     with tempfile.TemporaryDirectory() as d:
         events = os.path.join(d, "var", "events.ndjson")
         text = text.replace("var/events.ndjson", events)
+        text = text.replace("var/geo/demo-city.mmdb", demo_db(d))
         with Proxy(config_text=text, port=port):
             req = urllib.request.Request(
                 "http://127.0.0.1:%d/collect?e=pageview&gclid=CANARY1&uid=CANARY2" % port,
                 data=b'{"event":"pageview"}', method="POST",
                 headers={"Content-Type": "application/json", "Cookie": "_ga=CANARY3",
-                         "X-Forwarded-For": "198.51.100.77", "X-Device-Id": "CANARY4"})
+                         "X-Forwarded-For": "198.51.100.77", "X-Device-Id": "CANARY4",
+                         "X-Geo-City": "CANARY5"})
             with urllib.request.urlopen(req, timeout=5) as r:
                 check(r.status == 204, "status %d" % r.status)
             check(wait_for(lambda: os.path.exists(events) and os.path.getsize(events) > 0, 3.0),
@@ -71,7 +84,7 @@ def t_quickstart_writes_anonymised_events():
         ev = json.loads(lines[0])
         check(ev["method"] == "POST" and ev["target"].startswith("/collect?e=pageview"), "event %r" % ev)
         check(ev["body"] == '{"event":"pageview"}', "body %r" % ev["body"])
-        for canary in ("CANARY1", "CANARY2", "CANARY3", "CANARY4", "198.51.100.77"):
+        for canary in ("CANARY1", "CANARY2", "CANARY3", "CANARY4", "CANARY5", "198.51.100.77"):
             check(canary not in lines[0], "%s reached the backend: %s" % (canary, lines[0]))
 
 
