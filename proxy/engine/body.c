@@ -449,14 +449,15 @@ static enum ap_body_format sniff(const char *s, size_t n)
     ap_json_skip_ws(s, n, &i);
     if (i < n && (s[i] == '{' || s[i] == '['))
         return AP_BODY_FMT_JSON;
-    /* Lines of name=value pairs: the first line starts with a name and
-     * holds a '=' before any space. */
-    size_t k = i;
-    while (k < n && s[k] != '=' && s[k] != ' ' && s[k] != '\n' && s[k] != '&' && s[k] != '\t')
-        k++;
-    if (k > i && k < n && s[k] == '=')
-        return AP_BODY_FMT_FORM_LINES;
-    return AP_BODY_FMT_TEXT;
+    /* Lines of parameters: a query string never holds a raw space, so a
+     * first line with a '=' and no blank is one. */
+    bool eq = false;
+    for (size_t k = i; k < n && s[k] != '\n' && s[k] != '\r'; k++) {
+        if (s[k] == ' ' || s[k] == '\t')
+            return AP_BODY_FMT_TEXT;
+        eq |= s[k] == '=';
+    }
+    return eq ? AP_BODY_FMT_FORM_LINES : AP_BODY_FMT_TEXT;
 }
 
 /* Content-Encoding: identity (or none), gzip, x-gzip, deflate; one coding

@@ -1128,6 +1128,24 @@ static bool clickid_key(struct walk *w, bool kept, struct sset child, const stru
     return ap_detect_is_clickid_key(k->p, k->n);
 }
 
+/* The detectors over a member or parameter name (decoded), unless a KEEP
+ * rule or an ancestor's KEEP covers it. */
+static int detect_key(struct walk *w, bool kept, struct sset child, const struct key *k, struct vres *res)
+{
+    res->kind = V_KEEP;
+    if (kept || !w->det_any || k->n == 0)
+        return 0;
+    if (w->pol->nregexes == 0 && !ap_detect_may_match(w->det_mask, k->p, k->n))
+        return 0;
+    const struct ap_body_rule *fr = child.n ? ss_final(w, child) : NULL;
+    if (fr != NULL && fr->action == AP_BODY_KEEP)
+        return 0;
+    int rc = detect_value(w, k->p, k->n, res);
+    if (rc == 0 && res->kind == V_STR && res->n == k->n && memcmp(res->p, k->p, k->n) == 0)
+        res->kind = V_KEEP;
+    return rc;
+}
+
 /* Geo objects to add to an object that lacks their member. */
 struct geo_pending {
     const struct ap_body_rule *rule;
@@ -1168,8 +1186,9 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
         unsigned kf = 0;
         if ((rc = ap_json_scan_string(s, lim, &i, &kf)) != 0)
             return fail(w, rc, i);
+        size_t kend = i;
         struct key k = {s + ks + 1, i - ks - 2, false, 0};
-        if ((kf & AP_JSON_STR_ESCAPED) && (ss.n || w->audit || (w->det_mask & (1u << AP_DETECT_CLICKID)))) {
+        if ((kf & AP_JSON_STR_ESCAPED) && (ss.n || w->audit || (!kept && w->det_any))) {
             char *dk = ap_arena_alloc(w->arena, k.n ? k.n : 1);
             if (dk == NULL)
                 return -ENOMEM;
@@ -1189,10 +1208,32 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
                 geo[g].seen = true;
         size_t old = path_push(w, &k, AP_BODY_LAYER_NONE);
         bool dropped = false;
+        struct vres kres = {V_KEEP, NULL, 0};
         if (clickid_key(w, kept, child, &k)) {
-            if ((rc = skip_json(w, e, &i)) == 0) {
-                note(w, AP_BODY_DROP, AP_DETECT_CLICKID, "click-id", "detector");
+            kres.kind = V_DROP;
+            note(w, AP_BODY_DROP, AP_DETECT_CLICKID, "click-id", "detector");
+        } else if ((rc = detect_key(w, kept, child, &k, &kres)) != 0) {
+            return rc;
+        }
+        if (kres.kind == V_DROP) {
+            if ((rc = skip_json(w, e, &i)) == 0)
                 dropped = true;
+        } else if (kres.kind == V_STR) {
+            /* The key itself held something (an address used as a key):
+             * it is written before its value is decided, so remember where
+             * the member started in case the value then drops it. */
+            size_t len0;
+            if ((rc = em_copy_to(w, e, mstart)) != 0)
+                return rc;
+            len0 = e->len;
+            if ((!first && nkept == 0 && (rc = em_skip(w, e, mstart, mstart + 1)) != 0) ||
+                (rc = em_copy_to(w, e, ks)) != 0 || (rc = em_put_json_string(w, e, kres.p, kres.n)) != 0)
+                return rc;
+            e->done = kend;
+            rc = j_value(w, e, &i, child, kept, SIZE_MAX, &dropped);
+            if (rc == 0 && dropped) {
+                e->len = len0;
+                e->done = mstart;
             }
         } else {
             rc = j_value(w, e, &i, child, kept, !first && nkept == 0 ? mstart : SIZE_MAX, &dropped);
@@ -1512,7 +1553,7 @@ static int f_params(struct walk *w, struct emit *e, size_t start, size_t end, st
         struct key k = {NULL, 0, false, 0};
         struct sset child = {w->stk_len, 0};
         size_t old = w->plen;
-        if (ss.n || w->audit) {
+        if (ss.n || w->audit || (!kept && w->det_any)) {
             if ((rc = pct_decoded(w, s + ps, ne - ps, &k.p, &k.n)) != 0)
                 return rc;
             if (ss.n && (rc = ss_child(w, ss, &k, &child)) != 0)
@@ -1531,6 +1572,11 @@ static int f_params(struct walk *w, struct emit *e, size_t start, size_t end, st
                 note(w, AP_BODY_DROP, AP_DETECT_CLICKID, "click-id", "detector");
             }
         }
+        struct vres kres = {V_KEEP, NULL, 0};
+        if (res.kind != V_DROP && k.p != NULL && (rc = detect_key(w, kept, child, &k, &kres)) != 0)
+            return rc;
+        if (kres.kind == V_DROP)
+            res.kind = V_DROP;
         if (res.kind == V_DROP) {
             /* decided above */
         } else if (fr != NULL && (fr->action == AP_BODY_DROP || fr->action == AP_BODY_SET || fr->action == AP_BODY_GEO)) {
@@ -1575,6 +1621,11 @@ static int f_params(struct walk *w, struct emit *e, size_t start, size_t end, st
         } else {
             if (!first && nkept == 0 && (rc = em_skip(w, e, mstart, mstart + 1)) != 0)
                 return rc;
+            if (kres.kind == V_STR) {
+                if ((rc = em_copy_to(w, e, ps)) != 0 || (rc = em_put_pct(w, e, kres.p, kres.n)) != 0)
+                    return rc;
+                e->done = ne;
+            }
             if (res.kind == V_STR || res.kind == V_RAW) {
                 if ((rc = em_copy_to(w, e, vs)) != 0)
                     return rc;

@@ -144,8 +144,15 @@ static bool find_email(const char *s, size_t len, size_t from, size_t *off, size
             p += al;
             continue;
         }
+        /* "a@b.com@c.org": another '@' and domain right after belong to the
+         * same token; leaving them would put an address back together
+         * around the replacement. */
+        size_t e = p + al + dl;
+        size_t al2, dl2;
+        while (e < len && (al2 = at_len(s, len, e)) > 0 && (dl2 = domain_len(s, len, e + al2)) > 0)
+            e += al2 + dl2;
         *off = k;
-        *mlen = p + al + dl - k;
+        *mlen = e - k;
         return true;
     }
     return false;

@@ -849,6 +849,31 @@ static void test_detectors_in_bodies(void **state)
     assert_string_equal(json("{\"p\":\"+14155552671\",\"k\":1}"), "{\"k\":1}");
 }
 
+/* Names are scanned too: an address used as a key is pseudonymised. */
+static void test_detectors_on_keys(void **state)
+{
+    (void)state;
+    rule("$.m.z", AP_BODY_DROP, NULL);
+    rule("$.m.*@*", AP_BODY_DROP, NULL);
+    rule("$.t", AP_BODY_KEEP, NULL);
+    char want[256];
+    snprintf(want, sizeof(want), "{\"users\":{\"%s\":{\"n\":1}}}", P("a@b.com"));
+    assert_string_equal(json("{\"users\":{\"a@b.com\":{\"n\":1}}}"), want);
+    /* The replaced key of the first member kept after a dropped one. */
+    assert_string_equal(json("{\"m\":{\"z\":1,\"10.1.2.3\":2,\"q\":3}}"), "{\"m\":{\"10.1.2.0\":2,\"q\":3}}");
+    /* A key is replaced, then a rule drops its value: the member goes
+     * whole, wherever it stands. */
+    assert_string_equal(json("{\"m\":{\"a\":1,\"x@y.com\":2,\"b\":3}}"), "{\"m\":{\"a\":1,\"b\":3}}");
+    assert_string_equal(json("{\"m\":{\"x@y.com\":2,\"b\":3}}"), "{\"m\":{\"b\":3}}");
+    assert_string_equal(json("{\"m\":{\"z\":0,\"x@y.com\":2}}"), "{\"m\":{}}");
+    /* Kept subtrees keep their keys. */
+    assert_string_equal(json("{\"t\":{\"a@b.com\":1}}"), "{\"t\":{\"a@b.com\":1}}");
+    snprintf(want, sizeof(want), "%s=1&k=2", P("x@y.com"));
+    assert_string_equal(form("x%40y.com=1&k=2"), want);
+    snprintf(want, sizeof(want), "k=2&%s", P("x@y.com"));
+    assert_string_equal(form("k=2&x%40y.com"), want);
+}
+
 static void test_detectors_off_in_balanced(void **state)
 {
     (void)state;
@@ -1097,6 +1122,7 @@ int main(void)
         T(test_recompress),
         T(test_bomb),
         T(test_detectors_in_bodies),
+        T(test_detectors_on_keys),
         T(test_detectors_off_in_balanced),
         T(test_regex),
         T(test_audit),
