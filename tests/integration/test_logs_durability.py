@@ -227,6 +227,57 @@ def t_syslog_tcp_receiver_restart():
             rs.cleanup()
 
 
+def t_block_and_drop_newest():
+    """when_full: block holds records in the workers' queues (and drops,
+    counted, only when those are full); drop_newest drops and counts."""
+    d = tmpdir()
+    with Backend() as b, HttpReceiver() as rx1, HttpReceiver() as rx2:
+        rx1.down()
+        rx2.down()
+        port = free_port()
+        sinks = {"blk": web_sink(rx1, d + "/s1", queue=10, when_full="block"),
+                 "drp": web_sink(rx2, d + "/s2", queue=10, when_full="drop_newest")}
+        cfg = config(port, b, sinks, ["blk", "drp"])
+        cfg["access_log"]["worker_queue"] = "64k"
+        with Proxy(config=cfg, port=port) as p:
+            c = KeepAliveClient(port)
+            n = 60  # fits in a 64 KiB worker queue (about 400 bytes each)
+            for i in range(n):
+                check(c.get("/k/%d" % i) == 200, "request %d" % i)
+            time.sleep(0.5)
+            rx1.up()
+            rx2.up()
+            check(wait_for(lambda: len(rx1.delivered()) >= n, 10.0), "block sink: %d of %d"
+                  % (len(rx1.delivered()), n))
+            got = ids_of(rx1.delivered(), "/k/")
+            check(got == list(range(n)), "block sink lost or reordered: %r" % got)
+            time.sleep(0.5)
+            # Now past what the queues hold while the receivers are down.
+            rx1.down()
+            rx2.down()
+            m = 1000
+            for i in range(n, n + m):
+                check(c.get("/k/%d" % i) == 200, "request %d with a blocked sink" % i)
+            rx1.up()
+            rx2.up()
+            time.sleep(2.0)
+            c.close()
+            p.stop()
+            err = p.stderr_text()
+        blk, drp = sink_stats(err)["blk"], sink_stats(err)["drp"]
+        m_total = n + m
+        from logs_support import logger_stats
+        lst = logger_stats(err)
+        check(lst["queue_drops"] > 0, "no worker queue drop counted: %r" % lst)
+        # Every record is either delivered or counted where it was dropped.
+        check(blk["delivered"] + lst["queue_drops"] + blk["dropped_queue_full"] +
+              blk["dropped_shutdown"] == m_total, "block accounting: %r %r" % (blk, lst))
+        check(drp["dropped_queue_full"] > 0 and drp["delivered"] + drp["dropped_queue_full"] +
+              drp["dropped_shutdown"] == drp["in"], "drop_newest accounting: %r" % drp)
+        check(not os.path.exists(d + "/s1") and not os.path.exists(d + "/s2"),
+              "a spool was opened without when_full: spool")
+
+
 def t_durability_100k():
     """100,000 records under load; the HTTP sink down for 20 s in the middle;
     the proxy restarted once during the outage. Every id must arrive."""
@@ -312,6 +363,7 @@ CASES = [
     ("spool.max_bytes: drops counted, requests served", t_spool_max_bytes_counted, 90),
     ("full disk (tmpfs): drops counted, no crash", t_disk_full_tmpfs, 90),
     ("syslog TCP receiver restarted: records spooled and sent", t_syslog_tcp_receiver_restart, 90),
+    ("when_full block and drop_newest: counted, never blocking", t_block_and_drop_newest, 90),
     ("100k records, 20 s outage and a restart: every id arrives", t_durability_100k, 900),
 ]
 
