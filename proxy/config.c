@@ -1008,16 +1008,21 @@ static BIO *tls_read_file(struct parser *p, yaml_node_t *node, const char *path)
         p->oom = 1;
     } else {
         char buf[8192];
+        size_t total = 0;
         for (;;) {
             ssize_t n = read(fd, buf, sizeof(buf));
             if (n < 0 && errno == EINTR)
                 continue;
             if (n == 0)
                 break;
-            if (n > 0 && BIO_write(b, buf, (int)n) == (int)n)
+            /* st_size is 0 for /proc files of any length: count. */
+            total += n > 0 ? (size_t)n : 0;
+            if (n > 0 && total <= TLS_MAX_PEM_BYTES && BIO_write(b, buf, (int)n) == (int)n)
                 continue;
             if (n < 0)
                 err(p, node, "%s: cannot read: %s", shown, strerror(errno));
+            else if (total > TLS_MAX_PEM_BYTES)
+                err(p, node, "%s: file too large (over 4 MiB)", shown);
             else
                 p->oom = 1;
             BIO_free(b);

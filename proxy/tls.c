@@ -151,6 +151,7 @@ static BIO *read_file(struct errs *e, const char *where, const char *path)
         return NULL;
     }
     char buf[8192];
+    size_t total = 0;
     for (;;) {
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
@@ -163,6 +164,14 @@ static BIO *read_file(struct errs *e, const char *where, const char *path)
         }
         if (n == 0)
             break;
+        /* st_size is 0 for /proc files of any length: count. */
+        total += (size_t)n;
+        if (total > MAX_PEM_BYTES) {
+            errs_add(e, where, "%s: file too large (over 4 MiB)", path);
+            BIO_free(b);
+            b = NULL;
+            break;
+        }
         if (BIO_write(b, buf, (int)n) != (int)n) {
             e->oom = 1;
             BIO_free(b);

@@ -2033,6 +2033,37 @@ static void test_tls_file_errors(void **state)
         "found\n");
 }
 
+static void test_tls_large_files(void **state)
+{
+    (void)state;
+    /* A 5 MiB file (sparse) is refused before it is read. */
+    char path[128];
+    tls_path(path, sizeof(path), "big.pem");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 5 * 1024 * 1024), 0);
+    close(fd);
+    expect_errors_dir("listen:\n"
+                      "  - address: 127.0.0.1:8443\n"
+                      "    tls:\n"
+                      "      certificates:\n"
+                      "        - cert: @/big.pem\n"
+                      "          key: @/rsa.key\n" TLS_TAIL,
+                      "t.yaml:5:17: listen[0].tls.certificates[0].cert: @/big.pem: file too "
+                      "large (over 4 MiB)\n");
+    unlink(path);
+    /* A file that says it is empty but is not (procfs) is read up to the
+     * same limit, never further: /proc/self/pagemap is far longer. */
+    expect_errors_dir("listen:\n"
+                      "  - address: 127.0.0.1:8443\n"
+                      "    tls:\n"
+                      "      certificates:\n"
+                      "        - cert: /proc/self/pagemap\n"
+                      "          key: @/rsa.key\n" TLS_TAIL,
+                      "t.yaml:5:17: listen[0].tls.certificates[0].cert: /proc/self/pagemap: file "
+                      "too large (over 4 MiB)\n");
+}
+
 static void test_tls_listener_errors(void **state)
 {
     (void)state;
@@ -2904,6 +2935,7 @@ int main(void)
         cmocka_unit_test(test_tls_listener_values),
         cmocka_unit_test(test_tls_listener_defaults),
         cmocka_unit_test(test_tls_file_errors),
+        cmocka_unit_test(test_tls_large_files),
         cmocka_unit_test(test_tls_listener_errors),
         cmocka_unit_test(test_https_upstreams),
         cmocka_unit_test(test_https_upstream_errors),
