@@ -1498,11 +1498,17 @@ static int j_document(struct walk *w, struct emit *e, size_t start, struct sset 
 {
     size_t pos = start;
     bool dropped = false;
+    ap_json_skip_ws(e->in, e->lim, &pos);
+    size_t vs = pos;
     int rc = j_value(w, e, &pos, ss, kept, SIZE_MAX, &dropped);
     if (rc != 0)
         return rc;
-    /* Paths have at least one step, so no rule decides a root. */
-    AP_BUG_ON(dropped);
+    /* No rule decides a root (paths have a step), but a detector can drop
+     * a document that is a bare string: what stays is null. */
+    if (dropped && ((rc = em_copy_to(w, e, vs)) != 0 || (rc = em_put(w, e, "null", 4)) != 0))
+        return rc;
+    if (dropped)
+        e->done = pos;
     ap_json_skip_ws(e->in, e->lim, &pos);
     return pos == e->lim ? 0 : fail(w, -EBADMSG, pos);
 }

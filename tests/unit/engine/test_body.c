@@ -839,6 +839,14 @@ static void test_detectors_in_bodies(void **state)
     assert_string_equal(json("{\"gclid\":\"x\",\"initial_fbclid\":null,\"u\":\"https://s.example/?gclid=1&utm_source=a\"}"),
                         "{\"u\":\"https://s.example/?utm_source=a\"}");
     assert_string_equal(form("msclkid=1&ok=2"), "ok=2");
+    /* A document that is one string a detector drops becomes null. */
+    ap_body_policy_free(&E->pol);
+    ap_body_policy_init(&E->pol, AP_PROFILE_STRICT);
+    assert_int_equal(ap_body_policy_set_detector(&E->pol, AP_DETECT_EMAIL, AP_BODY_DROP), 0);
+    assert_string_equal(json(" \"mail x@y.org\" "), " null ");
+    assert_string_equal(rw("application/x-ndjson", "\"x@y.org\"\n{}"), "null\n{}");
+    ap_body_policy_free(&E->pol);
+    ap_body_policy_init(&E->pol, AP_PROFILE_STRICT);
     /* Plain text bodies: detectors only. */
     snprintf(want, sizeof(want), "contact %s", P("x@y.org"));
     assert_string_equal(rw("text/plain", "contact x@y.org"), want);
