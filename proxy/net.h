@@ -296,6 +296,7 @@ struct ap_exchange {
     unsigned too_large : 1;
     unsigned last_chunk_sent : 1;
     unsigned counted : 1;
+    unsigned client_gone : 1; /* a write to the client failed */
     enum ap_resp_framing framing;
     int status;
     uint64_t start_ms;

@@ -586,8 +586,10 @@ static void set_reload_status(struct ap_server *s, const char *fmt, const char *
 }
 
 /* Build every worker's generation for `cfg` or none. */
-static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen **gens, char *err,
-                      size_t errlen)
+/* Build every worker's generation for `cfg`, or none. Nothing the server
+ * holds changes until commit_gens: a later step may still refuse them. */
+static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen **gens,
+                      struct ap_geo_shared **geo_out, char *err, size_t errlen)
 {
     int *sinks = open_sinks(cfg, err, errlen);
     if (sinks == NULL)
@@ -610,11 +612,27 @@ static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen 
         }
     }
     close_sinks(sinks, cfg->nupstreams);
-    /* The main thread keeps its own reference for the replacement check. */
-    geo_shared_unref(s->geo);
+    *geo_out = geo;
+    return 0;
+}
+
+/* Drop generations that were built but are not to be used: their new
+ * sockets are closed, kept ones stay with the running generation. */
+static void discard_gens(struct ap_server *s, struct ap_gen **gens, struct ap_geo_shared *geo)
+{
+    for (unsigned i = 0; i < s->nworkers; i++)
+        gen_free(gens[i]);
+    geo_shared_unref(geo);
+}
+
+/* The generations are going to the workers: remember what the next reload
+ * needs (sockets to reuse, the geo service to check, the number). */
+static void commit_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen **gens,
+                        struct ap_geo_shared *geo)
+{
+    geo_shared_unref(s->geo); /* the main thread's own reference */
     s->geo = geo;
     geo_timer_arm(s, cfg);
-    /* Remember the sockets for the next reload. */
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct ap_lsock *ls = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
         if (ls == NULL)
@@ -628,8 +646,7 @@ static int build_gens(struct ap_server *s, struct ap_config *cfg, struct ap_gen 
         s->workers[i].lsocks = ls;
         s->workers[i].nlsocks = cfg->nlisteners;
     }
-    s->generation = id;
-    return 0;
+    s->generation = gens[0]->id;
 }
 
 /* Logs TLS errors (one per line, each naming its file) and frees them;
@@ -672,14 +689,6 @@ int ap_server_reload(struct ap_server *s)
         return -1;
     }
     assign_stats_ids(s, cfg);
-    /* New certificates for new handshakes; open connections keep theirs. */
-    if (log_tls_errors(ap_tls_reload(s->tls, cfg, &errors), errors, "reload failed: ") != 0) {
-        s->reloads_failed++;
-        set_reload_status(s, "reload failed: %s", "TLS certificates");
-        ap_config_unref(cfg);
-        ap_notify("READY=1\nSTATUS=%s", s->last_reload);
-        return -1;
-    }
     /* One reload at a time: wait until every worker took the previous
      * generation (one loop turn; bounded), so sockets are never handed twice. */
     for (int spins = 0; spins < 5000; spins++) {
@@ -692,8 +701,9 @@ int ap_server_reload(struct ap_server *s)
         nanosleep(&ts, NULL);
     }
     struct ap_gen **gens = calloc(s->nworkers, sizeof(*gens));
+    struct ap_geo_shared *geo = NULL;
     char err[512];
-    if (gens == NULL || build_gens(s, cfg, gens, err, sizeof(err)) != 0) {
+    if (gens == NULL || build_gens(s, cfg, gens, &geo, err, sizeof(err)) != 0) {
         if (gens == NULL)
             snprintf(err, sizeof(err), "out of memory");
         ap_log(AP_LOG_ERROR, "reload failed: %s", err);
@@ -704,6 +714,18 @@ int ap_server_reload(struct ap_server *s)
         ap_notify("READY=1\nSTATUS=%s", s->last_reload);
         return -1;
     }
+    /* Certificates last, when nothing else can fail: new handshakes get the
+     * new ones, open connections keep theirs. */
+    if (log_tls_errors(ap_tls_reload(s->tls, cfg, &errors), errors, "reload failed: ") != 0) {
+        discard_gens(s, gens, geo);
+        free(gens);
+        s->reloads_failed++;
+        set_reload_status(s, "reload failed: %s", "TLS certificates");
+        ap_config_unref(cfg);
+        ap_notify("READY=1\nSTATUS=%s", s->last_reload);
+        return -1;
+    }
+    commit_gens(s, cfg, gens, geo);
     if (cfg->log_level != NULL)
         ap_log_set_level(cfg->log_level);
     for (unsigned i = 0; i < s->nworkers; i++) {
@@ -887,10 +909,12 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     assign_stats_ids(&s, cfg);
     if (log_tls_errors(ap_tls_new(cfg, &s.tls, &tls_errors), tls_errors, "") != 0)
         goto out;
-    if (build_gens(&s, cfg, gens, err, sizeof(err)) != 0) {
+    struct ap_geo_shared *geo = NULL;
+    if (build_gens(&s, cfg, gens, &geo, err, sizeof(err)) != 0) {
         ap_log(AP_LOG_ERROR, "%s", err);
         goto out;
     }
+    commit_gens(&s, cfg, gens, geo);
     /* Log sinks, spools and syslog listeners (issue 8): before the
      * privilege drop (port 514, /var/log) and before the workers. */
     if (ap_logger_start(cfg, &s.pseudo, s.nworkers) != 0) {

@@ -296,6 +296,14 @@ static int append_filtered_headers(struct ap_upconn *uc, struct ap_buf *out)
     return 0;
 }
 
+/* Writing to the client failed inside a response callback: the client is
+ * gone, which is not the upstream's fault (no 502, no failure mark). */
+static int client_failed(struct ap_exchange *ex)
+{
+    ex->client_gone = 1;
+    return HPE_USER;
+}
+
 static int resp_on_headers_complete(llhttp_t *p)
 {
     struct ap_upconn *uc = p->data;
@@ -322,7 +330,7 @@ static int resp_on_headers_complete(llhttp_t *p)
                 rc = ap_conn_write(c, out.data, out.len);
             ap_buf_free(&out);
             if (rc != 0)
-                return HPE_USER;
+                return client_failed(ex);
         }
         return 0;
     }
@@ -361,7 +369,7 @@ static int resp_on_headers_complete(llhttp_t *p)
         rc = ap_conn_write(c, out.data, out.len);
     ap_buf_free(&out);
     if (rc != 0)
-        return HPE_USER;
+        return client_failed(ex);
     ex->resp_started = 1;
     /* 1 tells llhttp that this response has no body (HEAD). */
     return ex->is_head ? 1 : 0;
@@ -385,7 +393,7 @@ static int resp_on_body(llhttp_t *p, const char *at, size_t len)
         rc = ap_conn_write(c, at, len);
     }
     if (rc != 0)
-        return HPE_USER;
+        return client_failed(ex);
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > AP_HIGH_WATER) {
         up_read_stop(uc);
         uc->read_paused = 1;
@@ -402,7 +410,7 @@ static int resp_on_message_complete(llhttp_t *p)
     if (ex->framing == AP_RESP_CHUNKED) {
         /* Response trailers are dropped: the last chunk carries none. */
         if (ap_conn_write(ex->c, "0\r\n\r\n", 5) != 0)
-            return HPE_USER;
+            return client_failed(ex);
     }
     ex->resp_done = 1;
     return HPE_PAUSED;
@@ -499,6 +507,12 @@ static void up_on_data(struct ap_upconn *uc, ssize_t nread, const uv_buf_t *buf)
         if (llhttp_get_error_pos(&uc->parser) != buf->base + nread)
             uc->keep = 0; /* bytes after the response: do not reuse */
     } else if (e != HPE_OK) {
+        if (ex->client_gone) {
+            ap_log(AP_LOG_DEBUG, "client went away during the response");
+            up_close(uc);
+            ap_conn_abort(ex->c);
+            return;
+        }
         if (ex->status == 502)
             up_fail(ex, 502, "upstream tried to switch protocols");
         else
