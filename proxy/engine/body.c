@@ -594,6 +594,10 @@ int ap_body_rewrite(const struct ap_body_policy *pol, const struct ap_body_ctx *
     bool by_magic = false;
     if (enc == AP_BODY_ENC_IDENTITY) {
         flag = qflag_of(pol, ctx->query, ctx->query_len);
+        /* A gzip flag on a body that is not gzip (an SDK that fell back to
+         * plain JSON) is stale: the body is read as it is. */
+        if (flag != NULL && flag->encoding == AP_BODY_ENC_GZIP && !ap_gzip_has_magic(in, inlen))
+            flag = NULL;
         if (flag != NULL)
             enc = (enum ap_body_encoding)flag->encoding;
         else if (pol->gzip_magic && ap_gzip_has_magic(in, inlen)) {

@@ -861,7 +861,11 @@ static int detect_value(struct walk *w, const char *v, size_t n, struct vres *re
             changed = true;
         }
     }
-    if (mask && ap_detect_may_match(mask, v, n)) {
+    /* A replacement changes what its neighbours touch ("x+1555..." glued
+     * to an address is no phone number until the address is replaced), so
+     * the scan runs again over its own output until nothing changes, a few
+     * times at most: replacements are stable under the detectors. */
+    for (int round = 0; round < 4 && mask && ap_detect_may_match(mask, v, n); round++) {
         struct ap_detect_scan sc;
         struct ap_detect_match m;
         struct sbuf b = {0};
@@ -896,12 +900,12 @@ static int detect_value(struct walk *w, const char *v, size_t n, struct vres *re
             last = m.off + m.len;
             found = changed = true;
         }
-        if (found) {
-            if ((rc = sb_put(w, &b, v + last, n - last)) != 0)
-                return rc;
-            cur = b.p;
-            curn = b.len;
-        }
+        if (!found)
+            break;
+        if ((rc = sb_put(w, &b, v + last, n - last)) != 0)
+            return rc;
+        v = cur = b.p;
+        n = curn = b.len;
     }
     for (size_t i = 0; i < pol->nregexes; i++) {
         rc = regex_pass(w, &pol->regexes[i], &cur, &curn, &changed, res);
@@ -942,9 +946,13 @@ static bool url_query(const char *v, size_t n, size_t *qs, size_t *qe)
         *qe = h ? (size_t)(h - v) : n;
         return true;
     }
-    /* No '?': a bare "a=1&b=2" has '=' and no scheme or path. */
+    /* No '?': a bare "a=1&b=2" starts with a parameter name, so its first
+     * '=' comes before any ':' or '/' of a scheme or a path. */
     size_t end = h ? (size_t)(h - v) : n;
-    if (memchr(v, '=', end) == NULL || memchr(v, '/', end) != NULL || memchr(v, ':', end) != NULL)
+    size_t k = 0;
+    while (k < end && v[k] != '=' && v[k] != ':' && v[k] != '/')
+        k++;
+    if (k == 0 || k == end || v[k] != '=')
         return false;
     *qs = 0;
     *qe = end;

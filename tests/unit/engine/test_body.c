@@ -745,6 +745,10 @@ static void test_compression(void **state)
     E->ctx.query_len = strlen(E->ctx.query);
     assert_string_equal(rwn("text/plain", NULL, z, zn), "{\"a\":2}");
     assert_string_equal(E->out.strip_param, "compression");
+    /* The flag on a plain body is stale: read as it is, flag left alone. */
+    assert_string_equal(rw("text/plain", "{\"id\":1,\"b\":1}"), "{\"b\":1}");
+    assert_null(E->out.strip_param);
+    assert_int_equal(E->out.encoding_in, AP_BODY_ENC_IDENTITY);
     E->ctx.query = NULL;
     E->ctx.query_len = 0;
     /* No header, no flag: the magic bytes (PostHog's current SDK). */
