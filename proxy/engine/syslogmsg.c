@@ -457,7 +457,9 @@ int ap_syslogmsg_deframer_feed(struct ap_syslogmsg_deframer *d, const char *data
     by_lf:;
         char *lf = memchr(p, '\n', avail);
         if (lf == NULL) {
-            if (avail >= d->max) {
+            /* Cut only past max + 1 bytes: a CR at max + 1 may still end
+             * the line, and then the message is exactly max bytes. */
+            if (avail > d->max + 1) {
                 d->truncated++;
                 cb(arg, p, d->max);
                 off = d->len;
