@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,9 +22,11 @@
 #include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/config.h"
+#include "anonproxy/geo.h"
 #include "anonproxy/head.h"
 #include "anonproxy/log.h"
 #include "anonproxy/policy.h"
+#include "anonproxy/tls.h"
 #include "net.h"
 
 #define ADMIN_HEAD_MAX 8192
@@ -190,6 +193,65 @@ static void render_metrics(struct ap_server *s, struct ap_buf *b)
                       "# TYPE anonproxy_engine_errors_total counter\n"
                       "anonproxy_engine_errors_total %llu\n",
                    (unsigned long long)es.requests, (unsigned long long)es.errors);
+    static const char *const fail_names[AP_TLS_FAIL_NREASONS] = {
+        "protocol", "cipher", "not_tls", "alpn", "alert", "verify", "timeout", "eof", "other"};
+    ap_buf_appendf(b, "# HELP anonproxy_tls_handshakes_total TLS handshakes on listeners, by result.\n"
+                      "# TYPE anonproxy_tls_handshakes_total counter\n");
+    for (size_t i = 0; s->tls != NULL && i < s->cfg->nlisteners; i++) {
+        const struct ap_config_listener *l = &s->cfg->listeners[i];
+        struct ap_tls_stats ts;
+        if (ap_tls_listener_stats(s->tls, l->address, &ts) != 0)
+            continue;
+        ap_buf_appendf(b, "anonproxy_tls_handshakes_total{listener=\"");
+        label_escape(b, l->address);
+        ap_buf_appendf(b, "\",result=\"full\"} %llu\n",
+                       (unsigned long long)(ts.handshakes - ts.resumed));
+        ap_buf_appendf(b, "anonproxy_tls_handshakes_total{listener=\"");
+        label_escape(b, l->address);
+        ap_buf_appendf(b, "\",result=\"resumed\"} %llu\n", (unsigned long long)ts.resumed);
+        for (int k = 0; k < AP_TLS_FAIL_NREASONS; k++) {
+            ap_buf_appendf(b, "anonproxy_tls_handshakes_total{listener=\"");
+            label_escape(b, l->address);
+            ap_buf_appendf(b, "\",result=\"failed_%s\"} %llu\n", fail_names[k],
+                           (unsigned long long)ts.failures[k]);
+        }
+    }
+    static const char *const geo_names[4] = {"located", "not_found", "private", "error"};
+    uint64_t geo_res[4] = {0, 0, 0, 0}, hits = 0, misses = 0;
+    for (unsigned w = 0; w < s->nworkers; w++) {
+        for (int k = 0; k < 4; k++)
+            geo_res[k] += AP_STAT_GET(s->workers[w].geo_results[k]);
+        hits += AP_STAT_GET(s->workers[w].geo_cache_hits);
+        misses += AP_STAT_GET(s->workers[w].geo_cache_misses);
+    }
+    ap_buf_appendf(b, "# HELP anonproxy_geo_lookups_total Geolocation lookups, by result.\n"
+                      "# TYPE anonproxy_geo_lookups_total counter\n");
+    for (int k = 0; k < 4; k++)
+        ap_buf_appendf(b, "anonproxy_geo_lookups_total{result=\"%s\"} %llu\n", geo_names[k],
+                       (unsigned long long)geo_res[k]);
+    ap_buf_appendf(b, "# HELP anonproxy_geo_cache_hits_total Lookups answered by a worker's cache.\n"
+                      "# TYPE anonproxy_geo_cache_hits_total counter\n"
+                      "anonproxy_geo_cache_hits_total %llu\n"
+                      "# HELP anonproxy_geo_cache_misses_total Lookups that went to the database.\n"
+                      "# TYPE anonproxy_geo_cache_misses_total counter\n"
+                      "anonproxy_geo_cache_misses_total %llu\n",
+                   (unsigned long long)hits, (unsigned long long)misses);
+    if (s->geo != NULL) {
+        struct ap_geo_stats gs;
+        ap_geo_get_stats(s->geo->geo, &gs);
+        struct stat st;
+        double age = -1;
+        if (stat(s->cfg->geo.opts.database, &st) == 0)
+            age = difftime(time(NULL), st.st_mtime);
+        ap_buf_appendf(b, "# HELP anonproxy_geo_database_age_seconds Age of the database file in use.\n"
+                          "# TYPE anonproxy_geo_database_age_seconds gauge\n"
+                          "anonproxy_geo_database_age_seconds %.0f\n"
+                          "# HELP anonproxy_geo_reloads_total Database replacements, by result.\n"
+                          "# TYPE anonproxy_geo_reloads_total counter\n"
+                          "anonproxy_geo_reloads_total{result=\"success\"} %llu\n"
+                          "anonproxy_geo_reloads_total{result=\"failure\"} %llu\n",
+                       age, (unsigned long long)gs.reloads, (unsigned long long)gs.reload_failures);
+    }
     ap_buf_appendf(b, "# HELP anonproxy_config_reloads_total Configuration reloads, by result.\n"
                       "# TYPE anonproxy_config_reloads_total counter\n"
                       "anonproxy_config_reloads_total{result=\"success\"} %llu\n"

@@ -664,8 +664,18 @@ static int add_geo_headers(struct ap_exchange *ex)
     }
     if (ex->res.client.family == 0)
         return 0;
-    if (ap_geo_lookup(ex->gen->geo_worker, &ex->res.client, &ex->res.client_trunc,
-                      sizeof(ex->res.client_trunc), (int64_t)time(NULL), &ex->geo) != 0)
+    struct ap_worker *w = ex->w;
+    int rc = ap_geo_lookup(ex->gen->geo_worker, &ex->res.client, &ex->res.client_trunc,
+                           sizeof(ex->res.client_trunc), (int64_t)time(NULL), &ex->geo);
+    AP_STAT_ADD(w->geo_results[rc == 0 ? 0 : rc == -ENOENT ? 1 : rc == -EADDRNOTAVAIL ? 2 : 3], 1);
+    struct ap_geo_cache_stats cs;
+    ap_geo_worker_get_cache_stats(ex->gen->geo_worker, &cs);
+    /* The worker's cache counts per generation; publish the total. */
+    AP_STAT_ADD(w->geo_cache_hits, cs.hits - ex->gen->geo_hits_seen);
+    AP_STAT_ADD(w->geo_cache_misses, cs.misses - ex->gen->geo_misses_seen);
+    ex->gen->geo_hits_seen = cs.hits;
+    ex->gen->geo_misses_seen = cs.misses;
+    if (rc != 0)
         return 0; /* not found, private or reserved: no location */
     for (int f = 0; f < AP_GEO_OUT_COUNT; f++) {
         const char *name = ap_geo_header_name(geo, (enum ap_geo_out)f);

@@ -124,6 +124,7 @@ struct ap_gen {
     unsigned magic;
     struct ap_geo_shared *geo;      /* NULL without `geo:` */
     struct ap_geo_worker *geo_worker; /* this worker's cache over geo */
+    uint64_t geo_hits_seen, geo_misses_seen; /* cache counters already published */
     unsigned long id;               /* 1, 2, ... per reload */
     struct ap_config *cfg;          /* one reference */
     struct ap_upstream_state *ups;  /* indexed like cfg->upstreams */
@@ -177,6 +178,8 @@ struct ap_worker {
     struct ap_pseudo_keyring keyring; /* this worker's day keys */
     struct ap_engine_stats stats;      /* rule actions of this worker */
     struct ap_route_stats *rstats;     /* [AP_MAX_ROUTE_STATS] */
+    uint64_t geo_results[4];           /* located, not found, private/reserved, error */
+    uint64_t geo_cache_hits, geo_cache_misses;
     int finished;                      /* its loop returned (atomic) */
     uv_timer_t key_timer;              /* prepares tomorrow's key ahead of midnight */
     char readbuf[64 * 1024]; /* every read of this loop lands here */

@@ -58,8 +58,10 @@ def t_headers_from_trusted_client_address():
     with tempfile.TemporaryDirectory() as d, Backend() as b:
         db = os.path.join(d, "city.mmdb")
         build_db("geo.csv", db)
-        port = free_port()
-        with Proxy(config=geo_config(port, b, db), port=port):
+        port, aport = free_port(), free_port()
+        cfg = geo_config(port, b, db)
+        cfg["admin"] = {"address": "127.0.0.1:%d" % aport}
+        with Proxy(config=cfg, port=port):
             check(send(port, "192.0.2.10", {"X-Geo-City": "Forged", "X-Geo-Anything": "x"}) == 200,
                   "request")
             b.wait_requests(1, 3.0)
@@ -75,6 +77,12 @@ def t_headers_from_trusted_client_address():
             check(send(port, "10.1.2.3") == 200, "private")
             b.wait_requests(2, 3.0)
             check(b.requests[-1].header("X-Geo-Country") is None, "private address located")
+            import urllib.request
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % aport, timeout=5) as r:
+                text = r.read().decode()
+            check('anonproxy_geo_lookups_total{result="located"} 1' in text, "located count: %s" % text[-600:])
+            check('anonproxy_geo_lookups_total{result="private"} 1' in text, "private count")
+            check("anonproxy_geo_database_age_seconds" in text, "database age")
 
 
 def t_population_floor():
