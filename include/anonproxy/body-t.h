@@ -147,6 +147,7 @@ struct ap_body_policy {
      * equals the rule's nsteps means "this value matches the rule". */
     uint32_t nstates;
     uint32_t *state_map;
+    const struct ap_bodypath_step **state_steps; /* the step of each state; NULL: "matches" */
     uint16_t *root_states;         /* step 0 of every rule */
     uint32_t nroot;
 };

@@ -324,11 +324,14 @@ int ap_body_policy_finish(struct ap_body_policy *pol)
         return -E2BIG;
     if (total > 0) {
         pol->state_map = malloc(total * sizeof(*pol->state_map));
+        pol->state_steps = malloc(total * sizeof(*pol->state_steps));
         pol->root_states = malloc(pol->nrules * sizeof(*pol->root_states));
-        if (pol->state_map == NULL || pol->root_states == NULL) {
+        if (pol->state_map == NULL || pol->state_steps == NULL || pol->root_states == NULL) {
             free(pol->state_map);
+            free(pol->state_steps);
             free(pol->root_states);
             pol->state_map = NULL;
+            pol->state_steps = NULL;
             pol->root_states = NULL;
             return -ENOMEM;
         }
@@ -337,8 +340,10 @@ int ap_body_policy_finish(struct ap_body_policy *pol)
     for (size_t r = 0; r < pol->nrules; r++) {
         pol->rules[r].state_base = k;
         pol->root_states[r] = (uint16_t)k;
-        for (size_t s = 0; s <= pol->rules[r].nsteps; s++)
+        for (size_t s = 0; s <= pol->rules[r].nsteps; s++) {
+            pol->state_steps[k] = s < pol->rules[r].nsteps ? &pol->rules[r].steps[s] : NULL;
             pol->state_map[k++] = (uint32_t)(r << 8 | s);
+        }
     }
     pol->nstates = k;
     pol->nroot = (uint32_t)pol->nrules;
@@ -364,6 +369,7 @@ void ap_body_policy_free(struct ap_body_policy *pol)
     }
     free(pol->qflags);
     free(pol->state_map);
+    free((void *)pol->state_steps);
     free(pol->root_states);
     memset(pol, 0, sizeof(*pol));
 }

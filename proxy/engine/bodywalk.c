@@ -44,6 +44,7 @@
 /* A set of matcher states: a slice of the walk's state stack. */
 struct sset {
     uint32_t off, n;
+    uint32_t own; /* 1: pushed on the stack; 0: an alias of the parent's set */
 };
 
 /* One output stream: the lazily built copy of an input buffer. */
@@ -242,6 +243,7 @@ static int ss_begin(struct walk *w, struct sset *ss)
 {
     ss->off = w->stk_len;
     ss->n = 0;
+    ss->own = 1;
     if (++w->gen == 0) {
         memset(w->stamp, 0, w->pol->nstates * sizeof(*w->stamp));
         w->gen = 1;
@@ -270,7 +272,8 @@ static int ss_add(struct walk *w, struct sset *ss, uint32_t id)
 
 static void ss_pop(struct walk *w, struct sset ss)
 {
-    w->stk_len = ss.off;
+    if (ss.own)
+        w->stk_len = ss.off;
 }
 
 static inline const struct ap_body_rule *st_rule(const struct walk *w, uint32_t id)
@@ -310,15 +313,25 @@ static bool step_matches(const struct ap_bodypath_step *st, const struct key *k)
  * `parent`. Pushed on the stack: pop with ss_pop in reverse order. */
 static int ss_child(struct walk *w, struct sset parent, const struct key *k, struct sset *child)
 {
+    const struct ap_bodypath_step *const *steps = w->pol->state_steps;
+    /* The common case: only recursive steps ("$..x") are active and none
+     * names this key; the child's set is then the parent's, shared. */
+    uint32_t j = 0;
+    for (; j < parent.n; j++) {
+        const struct ap_bodypath_step *st = steps[w->stk[parent.off + j]];
+        if (st == NULL || !st->recursive || st->op == AP_BODYPATH_LAYER || step_matches(st, k))
+            break;
+    }
+    if (j == parent.n) {
+        *child = parent;
+        child->own = 0;
+        return 0;
+    }
     ss_begin(w, child);
-    for (uint32_t j = 0; j < parent.n; j++) {
+    for (j = 0; j < parent.n; j++) {
         uint32_t id = w->stk[parent.off + j];
-        const struct ap_body_rule *r = st_rule(w, id);
-        uint32_t s = st_step(w, id);
-        if (s >= r->nsteps)
-            continue;
-        const struct ap_bodypath_step *st = &r->steps[s];
-        if (st->op == AP_BODYPATH_LAYER)
+        const struct ap_bodypath_step *st = steps[id];
+        if (st == NULL || st->op == AP_BODYPATH_LAYER)
             continue;
         int rc = 0;
         if (st->recursive)
@@ -338,9 +351,8 @@ static const struct ap_body_rule *ss_final(const struct walk *w, struct sset ss)
     uint32_t best = UINT32_MAX;
     for (uint32_t j = 0; j < ss.n; j++) {
         uint32_t id = w->stk[ss.off + j];
-        uint32_t r = w->pol->state_map[id] >> 8;
-        if (st_step(w, id) == w->pol->rules[r].nsteps && r < best)
-            best = r;
+        if (w->pol->state_steps[id] == NULL && (w->pol->state_map[id] >> 8) < best)
+            best = w->pol->state_map[id] >> 8;
     }
     return best == UINT32_MAX ? NULL : &w->pol->rules[best];
 }
@@ -350,11 +362,9 @@ static unsigned ss_layers(const struct walk *w, struct sset ss)
 {
     unsigned m = 0;
     for (uint32_t j = 0; j < ss.n; j++) {
-        uint32_t id = w->stk[ss.off + j];
-        const struct ap_body_rule *r = st_rule(w, id);
-        uint32_t s = st_step(w, id);
-        if (s < r->nsteps && r->steps[s].op == AP_BODYPATH_LAYER)
-            m |= 1u << r->steps[s].layer;
+        const struct ap_bodypath_step *st = w->pol->state_steps[w->stk[ss.off + j]];
+        if (st != NULL && st->op == AP_BODYPATH_LAYER)
+            m |= 1u << st->layer;
     }
     return m;
 }
@@ -1207,7 +1217,7 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
         if (i >= lim || s[i] != ':')
             return fail(w, -EINVAL, i);
         i++;
-        struct sset child = {w->stk_len, 0};
+        struct sset child = {w->stk_len, 0, 0};
         if (ss.n && (rc = ss_child(w, ss, &k, &child)) != 0)
             return rc;
         for (int g = 0; g < ngeo; g++)
@@ -1304,7 +1314,7 @@ static int j_array(struct walk *w, struct emit *e, size_t *pos, struct sset ss, 
             break;
         }
         struct key k = {NULL, 0, true, index++};
-        struct sset child = {w->stk_len, 0};
+        struct sset child = {w->stk_len, 0, 0};
         if (ss.n && (rc = ss_child(w, ss, &k, &child)) != 0)
             return rc;
         size_t old = path_push(w, &k, AP_BODY_LAYER_NONE);
@@ -1565,7 +1575,7 @@ static int f_params(struct walk *w, struct emit *e, size_t start, size_t end, st
         size_t ne = eq ? (size_t)(eq - s) : pe;
         size_t vs = eq ? ne + 1 : pe;
         struct key k = {NULL, 0, false, 0};
-        struct sset child = {w->stk_len, 0};
+        struct sset child = {w->stk_len, 0, 0};
         size_t old = w->plen;
         if (ss.n || w->audit || (!kept && w->det_any)) {
             if ((rc = pct_decoded(w, s + ps, ne - ps, &k.p, &k.n)) != 0)
@@ -1714,7 +1724,7 @@ int ap_bodywalk_run(const struct ap_body_policy *pol, const struct ap_body_ctx *
     w.det_any = w.det_mask != 0 || pol->nregexes > 0;
     *err_off = 0;
     int rc = 0;
-    struct sset root = {0, 0};
+    struct sset root = {0, 0, 0};
     if (pol->nstates > 0) {
         w.stamp = ap_arena_alloc(w.arena, pol->nstates * sizeof(*w.stamp));
         w.stk_cap = pol->nstates > 256 ? pol->nstates * 2 : 512;
