@@ -140,6 +140,7 @@ struct ap_engine_result {
     enum ap_clientaddr_stop stop;
     struct ap_audit_entry *audit;
     size_t naudit, capaudit;
+    struct ap_slice scope;     /* pseudonym scope: site_id, or the Host without port */
 };
 
 #endif

@@ -54,4 +54,14 @@ const char *ap_audit_action_name(enum ap_audit_action a);
 int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, const struct ap_ip *peer,
                       struct ap_request *req, struct ap_engine_result *res);
 
+/* A pseudonymiser for other rewriters (bodies, logs): the route's HMAC
+ * pseudonyms in `scope`, as ap_text_fn wants them. Build one per request
+ * on the stack: {pol, ctx, res->scope}. */
+struct ap_engine_pseudo {
+    const struct ap_policy *pol;
+    struct ap_engine_ctx *ctx;
+    struct ap_slice scope;
+};
+int ap_engine_pseudo_text(void *vctx, const char *val, size_t len, char *out, size_t outcap);
+
 #endif

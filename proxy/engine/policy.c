@@ -277,6 +277,9 @@ struct profile_header {
 
 static const struct profile_header profile_headers[] = {
     {"Content-Type", AP_HDR_KEEP},
+    /* The body's coding is part of what the body means: dropping it would
+     * hand the backend bytes it cannot read. */
+    {"Content-Encoding", AP_HDR_KEEP},
     {"Accept", AP_HDR_KEEP},
     {"Accept-Encoding", AP_HDR_KEEP},
     {"Accept-Language", AP_HDR_REDUCE_LANG},
@@ -755,6 +758,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
         r.scope = (struct ap_slice){pol->site_id, strlen(pol->site_id)};
     else
         r.scope = r.site_host;
+    res->scope = r.scope;
 
     /* Client address: decided before any header is touched. */
     struct ap_clientaddr_result ca;
