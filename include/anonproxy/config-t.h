@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "anonproxy/body-t.h"
 #include "anonproxy/clientaddr-t.h"
 #include "anonproxy/geo-t.h"
 #include "anonproxy/ip-t.h"
