@@ -74,10 +74,13 @@ static int fail(struct ap_head_error *err, int status, const char *reason)
 }
 
 /* Word-at-a-time tests (8 bytes per step) for the long runs of a head:
- * the request target and header values. Each says whether some byte of
- * the word is outside the run's set; the exact byte is then found one at a
- * time, so a false alarm would only cost time (and there is none: the
- * tests are exact). */
+ * the request target and header values. Each flags the bytes of the word
+ * outside the run's set; the lowest flag is always exact (a borrow only
+ * ever runs upwards from a flagged byte), so its position is the first
+ * such byte. Little-endian: the lowest byte comes first in memory. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the word-at-a-time scanning below assumes little-endian byte order"
+#endif
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
 
@@ -118,8 +121,9 @@ static size_t target_span(const char *p, size_t len)
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         uint64_t w = load64(p + i);
-        if (has_below(w, 0x21) | has_del_or_high(w) | has_byte(w, '#'))
-            break;
+        uint64_t m = has_below(w, 0x21) | has_del_or_high(w) | has_byte(w, '#');
+        if (m != 0)
+            return i + (size_t)__builtin_ctzll(m) / 8;
     }
     while (i < len && is_target_char((unsigned char)p[i]))
         i++;
@@ -137,29 +141,25 @@ static uint64_t value_word_suspect(uint64_t w)
     return has_below(w, 0x20) | has_byte(w, 0x7f);
 }
 
-/* Does every byte of p[0, len) belong in a field value (no CTL but HTAB)? */
-static int is_value(const char *p, size_t len)
+/* Length of the run of field-value bytes (no CTL but HTAB) at p. The
+ * lowest flagged byte of a word is exactly the first CTL or DEL in it. */
+static size_t value_span(const char *p, size_t len)
 {
-    if (len >= 8) {
-        size_t i = 0;
-        for (; i + 8 <= len; i += 8)
-            if (value_word_suspect(load64(p + i)))
-                break;
-        if (i + 8 > len) {
-            /* The tail as one word that overlaps bytes already checked. */
-            if (!value_word_suspect(load64(p + len - 8)))
-                return 1;
-            i = len - 8;
+    size_t i = 0;
+    while (i + 8 <= len) {
+        uint64_t m = value_word_suspect(load64(p + i));
+        if (m == 0) {
+            i += 8;
+            continue;
         }
-        /* A word to look at byte by byte (a tab, or the error), then the
-         * rest the simple way: values with tabs are rare. */
-        p += i;
-        len -= i;
+        size_t j = i + (size_t)__builtin_ctzll(m) / 8;
+        if (p[j] != '\t')
+            return j;
+        i = j + 1; /* a tab belongs in a value: go on after it */
     }
-    for (size_t i = 0; i < len; i++)
-        if (!is_value_char((unsigned char)p[i]))
-            return 0;
-    return 1;
+    while (i < len && is_value_char((unsigned char)p[i]))
+        i++;
+    return i;
 }
 
 /* Length of the run of tchar bytes at p. */
@@ -220,7 +220,7 @@ static int check_header_line(const char *p, size_t len, struct ap_head_error *er
     if (i == 0)
         return fail(err, 400, "empty header name");
     i++;
-    if (!is_value(p + i, len - i))
+    if (value_span(p + i, len - i) != len - i)
         return fail(err, 400, "invalid character in header value");
     return 0;
 }
@@ -256,11 +256,42 @@ static int check_bytes(struct ap_head_scan *s, const char *buf, size_t i, size_t
     return 0;
 }
 
+/* A complete, valid header line at p (token, ':', field-value bytes, CRLF)
+ * in one pass: its length up to and including the LF; 0 when it is
+ * anything else (incomplete, invalid, folded, the blank line), which the
+ * general path then decides. */
+static size_t simple_header_line(const char *p, size_t avail)
+{
+    size_t i = token_span(p, avail);
+    if (i == 0 || i == avail || p[i] != ':')
+        return 0;
+    i++;
+    i += value_span(p + i, avail - i);
+    if (i + 1 < avail && p[i] == '\r' && p[i + 1] == '\n')
+        return i + 2;
+    return 0;
+}
+
 int ap_head_scan(struct ap_head_scan *s, const char *buf, size_t len,
                  const struct ap_head_limits *lim, struct ap_head_error *err)
 {
     size_t i = s->off;
     while (i < len) {
+        if (s->nlines > 0 && i == s->line_start) {
+            /* Most lines: valid header lines, checked and delimited at once. */
+            size_t n = simple_header_line(buf + i, len - i);
+            size_t e = i + n - 1; /* the LF */
+            if (n > 0 && n - 2 <= lim->line_bytes && e - 1 <= lim->head_bytes) {
+                s->nlines++;
+                if (s->nlines - 1 > lim->header_count) {
+                    s->off = e;
+                    return fail(err, 431, "too many header fields");
+                }
+                s->line_start = e + 1;
+                i = e + 1;
+                continue;
+            }
+        }
         const char *lf = memchr(buf + i, '\n', len - i);
         if (lf == NULL) {
             /* An incomplete line: check what arrived, then wait. */
@@ -528,37 +559,67 @@ enum special {
     SPECIAL_HOP_BY_HOP, /* the other hop-by-hop headers: dropped */
 };
 
+/* ASCII 'A'-'Z' to 'a'-'z' in every byte of w; other bytes unchanged. */
+static uint64_t fold_word(uint64_t w)
+{
+    uint64_t low7 = w & ~HIGHS;
+    uint64_t ge_a = low7 + ONES * (0x80 - 'A');
+    uint64_t gt_z = low7 + ONES * (0x80 - 'Z' - 1);
+    return w | ((ge_a & ~gt_z & ~w & HIGHS) >> 2);
+}
+
+/* Is p[0, n) the lower-case literal `lit` (n bytes, n >= 8) but for the
+ * case of ASCII letters? Eight bytes at a time; the last word overlaps. */
+static int eq_lower_long(const char *p, const char *lit, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 < n; i += 8)
+        if (fold_word(load64(p + i)) != load64(lit + i))
+            return 0;
+    return fold_word(load64(p + n - 8)) == load64(lit + n - 8);
+}
+
+/* The same for short names, byte by byte. */
+static int eq_lower_short(const char *p, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)p[i]) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
 /* What `name` is to the parser. The length and first letter pick the one
  * candidate to compare, since every header of every request asks. */
 static enum special special_header(struct ap_slice name)
 {
     if (name.len == 0)
         return SPECIAL_NONE;
-    unsigned char c = lower((unsigned char)name.p[0]);
+    const char *p = name.p;
+    unsigned char c = lower((unsigned char)p[0]);
     switch (name.len) {
     case 2:
-        return c == 't' && ap_slice_eq_ci(name, "te") ? SPECIAL_HOP_BY_HOP : SPECIAL_NONE;
+        return c == 't' && eq_lower_short(p, "te", 2) ? SPECIAL_HOP_BY_HOP : SPECIAL_NONE;
     case 4:
-        return c == 'h' && ap_slice_eq_ci(name, "host") ? SPECIAL_HOST : SPECIAL_NONE;
+        return c == 'h' && eq_lower_short(p, "host", 4) ? SPECIAL_HOST : SPECIAL_NONE;
     case 6:
-        return c == 'e' && ap_slice_eq_ci(name, "expect") ? SPECIAL_EXPECT : SPECIAL_NONE;
+        return c == 'e' && eq_lower_short(p, "expect", 6) ? SPECIAL_EXPECT : SPECIAL_NONE;
     case 7:
-        return (c == 't' && ap_slice_eq_ci(name, "trailer")) ||
-                       (c == 'u' && ap_slice_eq_ci(name, "upgrade"))
+        return (c == 't' && eq_lower_short(p, "trailer", 7)) ||
+                       (c == 'u' && eq_lower_short(p, "upgrade", 7))
                    ? SPECIAL_HOP_BY_HOP
                    : SPECIAL_NONE;
     case 10:
-        if (c == 'c' && ap_slice_eq_ci(name, "connection"))
+        if (c == 'c' && eq_lower_long(p, "connection", 10))
             return SPECIAL_CONNECTION;
-        return c == 'k' && ap_slice_eq_ci(name, "keep-alive") ? SPECIAL_HOP_BY_HOP : SPECIAL_NONE;
+        return c == 'k' && eq_lower_long(p, "keep-alive", 10) ? SPECIAL_HOP_BY_HOP : SPECIAL_NONE;
     case 14:
-        return c == 'c' && ap_slice_eq_ci(name, "content-length") ? SPECIAL_CONTENT_LENGTH
+        return c == 'c' && eq_lower_long(p, "content-length", 14) ? SPECIAL_CONTENT_LENGTH
                                                                   : SPECIAL_NONE;
     case 16:
-        return c == 'p' && ap_slice_eq_ci(name, "proxy-connection") ? SPECIAL_HOP_BY_HOP
+        return c == 'p' && eq_lower_long(p, "proxy-connection", 16) ? SPECIAL_HOP_BY_HOP
                                                                     : SPECIAL_NONE;
     case 17:
-        return c == 't' && ap_slice_eq_ci(name, "transfer-encoding") ? SPECIAL_TRANSFER_ENCODING
+        return c == 't' && eq_lower_long(p, "transfer-encoding", 17) ? SPECIAL_TRANSFER_ENCODING
                                                                      : SPECIAL_NONE;
     default:
         return SPECIAL_NONE;
@@ -627,11 +688,8 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
         const char *e = memchr(p, '\r', (size_t)(end - p));
         if (e == NULL || e == p)
             break; /* blank line: end of head */
-        /* Names are short: a loop beats a call to memchr. */
-        const char *colon = p;
-        while (colon < e && *colon != ':')
-            colon++;
-        if (colon == e)
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        if (colon == NULL)
             return fail(err, 400, "header line without colon");
         struct ap_slice name = {p, (size_t)(colon - p)};
         struct ap_slice value = trim_ows(colon + 1, (size_t)(e - colon - 1));

@@ -81,6 +81,10 @@ int ap_clientaddr_resolve(const struct ap_clientaddr_config *cfg, const struct a
  * X-Cluster-Client-IP (case-insensitive, exact length). */
 bool ap_clientaddr_is_address_header(const char *name, size_t len);
 
+/* The names ap_clientaddr_is_address_header knows, lower-case, one by one:
+ * the i-th (a static string), or NULL past the last. */
+const char *ap_clientaddr_address_header(size_t i);
+
 /* Static name of a stop reason, for logs ("untrusted-hop", ...). */
 const char *ap_clientaddr_stop_name(enum ap_clientaddr_stop stop);
 

@@ -81,10 +81,16 @@ struct ap_policy {
     /* Built by ap_policy_finish from `headers` as they were then
      * (case-insensitive): a header name costs one hash, not a glob match
      * per rule. Rules added afterwards are still honoured: the engine then
-     * matches one glob at a time. */
+     * matches one glob at a time. When header_set_removed > 0, the set
+     * begins with that many names of inbound client-address headers (those
+     * of ap_clientaddr_is_address_header, remove_headers, addr_header as
+     * they were then), so one lookup also tells that a header is removed. */
     struct ap_text_globset header_set;
     const struct ap_header_rule *compiled_headers;
     size_t compiled_nheaders;
+    size_t header_set_removed;
+    const char *compiled_addr_header;
+    size_t compiled_nremove_headers;
 };
 
 /* What a rule did, for the audit and the counters. */

@@ -85,4 +85,11 @@ int ap_query_origin(const char *url, size_t len, char *out, size_t outcap, size_
 int ap_query_referrer(const struct ap_query_ctx *ctx, const char *url, size_t len, char *out,
                       size_t outcap, size_t *outlen);
 
+/* The strict reduction of a referrer in one pass: the origin of an internal
+ * referrer (same host as ctx->site_host, as ap_query_referrer decides),
+ * nothing for an external one or for what is not an absolute URL. Gives
+ * what ap_query_origin gives for a URL that ap_query_referrer keeps. */
+int ap_query_referrer_origin(const struct ap_query_ctx *ctx, const char *url, size_t len, char *out,
+                             size_t outcap, size_t *outlen);
+
 #endif

@@ -67,4 +67,10 @@ static inline bool ap_text_is_unreserved(unsigned char c)
 /* Length that ap_text_pct_encode would produce for these bytes. */
 size_t ap_text_pct_encoded_len(const char *s, size_t len);
 
+/* Percent-encode, as ap_text_pct_encode, the `n` bytes at `buf` in place,
+ * in a buffer of `cap` bytes, and store the encoded length in *outlen.
+ * Returns 0, or -ENOBUFS when the encoded form does not fit in `cap` (then
+ * `buf` is unchanged). */
+int ap_text_pct_encode_in_place(char *buf, size_t n, size_t cap, size_t *outlen);
+
 #endif

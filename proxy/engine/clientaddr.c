@@ -504,6 +504,16 @@ int ap_clientaddr_resolve(const struct ap_clientaddr_config *cfg, const struct a
     return 0;
 }
 
+static const char *const address_headers[] = {
+    "x-forwarded-for", "x-real-ip",        "forwarded",   "true-client-ip",
+    "cf-connecting-ip", "fastly-client-ip", "x-client-ip", "x-cluster-client-ip",
+};
+
+const char *ap_clientaddr_address_header(size_t i)
+{
+    return i < AP_ARRAY_SIZE(address_headers) ? address_headers[i] : NULL;
+}
+
 bool ap_clientaddr_is_address_header(const char *name, size_t len)
 {
     /* Every header of every request is asked about: the length and the

@@ -119,8 +119,8 @@ int ap_cookie_rewrite(const struct ap_cookie_ctx *ctx, const char *hdr, size_t l
     size_t i = 0;
     while (i < len) {
         size_t s = i;
-        while (i < len && hdr[i] != ';')
-            i++;
+        const char *semi = memchr(hdr + i, ';', len - i);
+        i = semi ? (size_t)(semi - hdr) : len;
         size_t e = i;
         i++;
         while (s < e && is_ows(hdr[s]))

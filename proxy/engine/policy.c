@@ -334,11 +334,30 @@ int ap_policy_finish(struct ap_policy *pol)
     /* The rules are final: compile them for the request path. */
     ap_text_globset_free(&pol->header_set);
     ap_text_globset_init(&pol->header_set, AP_TEXT_NOCASE);
+    pol->compiled_headers = NULL;
+    pol->header_set_removed = 0;
+    /* Removed names are exact names: one with a glob character cannot go
+     * in the set, and then the engine asks about them separately. */
+    int literal = strpbrk(pol->addr_header, "*?") == NULL;
+    for (size_t i = 0; i < pol->nremove_headers; i++)
+        literal &= strpbrk(pol->remove_headers[i], "*?") == NULL;
+    if (literal) {
+        const char *n;
+        for (size_t i = 0; (n = ap_clientaddr_address_header(i)) != NULL && rc == 0; i++)
+            rc = ap_text_globset_add(&pol->header_set, n);
+        for (size_t i = 0; i < pol->nremove_headers && rc == 0; i++)
+            rc = ap_text_globset_add(&pol->header_set, pol->remove_headers[i]);
+        if (rc == 0)
+            rc = ap_text_globset_add(&pol->header_set, pol->addr_header);
+        pol->header_set_removed = pol->header_set.n;
+    }
     for (size_t i = 0; i < pol->nheaders && rc == 0; i++)
         rc = ap_text_globset_add(&pol->header_set, pol->headers[i].glob);
     if (rc == 0) {
         pol->compiled_headers = pol->headers;
         pol->compiled_nheaders = pol->nheaders;
+        pol->compiled_addr_header = pol->addr_header;
+        pol->compiled_nremove_headers = pol->nremove_headers;
         rc = ap_cookie_policy_compile(&pol->cookies);
     }
     if (rc == 0)
@@ -395,13 +414,12 @@ struct run {
     size_t params_counted;     /* query parameters already counted (over every try) */
 };
 
-static void count(struct run *r, enum ap_audit_kind kind, enum ap_audit_action act,
-                  struct ap_slice name, const char *rule)
+/* The audit half of count(), out of line: explain is rare, counting is
+ * done for every header, cookie and parameter of every request. */
+__attribute__((noinline)) static void record(struct run *r, enum ap_audit_kind kind,
+                                             enum ap_audit_action act, struct ap_slice name,
+                                             const char *rule)
 {
-    if (r->ctx->stats != NULL)
-        r->ctx->stats->actions[kind][act]++;
-    if (!r->ctx->audit)
-        return;
     struct ap_engine_result *res = r->res;
     if (res->naudit == res->capaudit) {
         size_t nc = res->capaudit ? res->capaudit * 2 : 32;
@@ -414,6 +432,15 @@ static void count(struct run *r, enum ap_audit_kind kind, enum ap_audit_action a
         res->capaudit = nc;
     }
     res->audit[res->naudit++] = (struct ap_audit_entry){kind, act, name, rule};
+}
+
+static inline void count(struct run *r, enum ap_audit_kind kind, enum ap_audit_action act,
+                         struct ap_slice name, const char *rule)
+{
+    if (r->ctx->stats != NULL)
+        r->ctx->stats->actions[kind][act]++;
+    if (r->ctx->audit)
+        record(r, kind, act, name, rule);
 }
 
 /* ap_text_fn for pseudonyms: the run's scope and the worker's keyring. */
@@ -531,12 +558,8 @@ static int rw_referrer(struct run *r, const char *in, size_t len, char *out, siz
     if (r->pol->profile != AP_PROFILE_STRICT)
         return ap_query_referrer(&q, in, len, out, cap, olen);
     /* Strict: origin-only referrers; an external one is dropped. The
-     * referrer module decides internal/external; its non-empty answer for
-     * an internal URL is reduced to the origin. */
-    int rc = ap_query_referrer(&q, in, len, out, cap, olen);
-    if (rc != 0 || *olen == 0)
-        return rc;
-    return ap_query_origin(in, len, out, cap, olen);
+     * referrer module decides internal/external. */
+    return ap_query_referrer_origin(&q, in, len, out, cap, olen);
 }
 
 static int rw_ua(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
@@ -558,17 +581,40 @@ static int rw_pseudo(struct run *r, const char *in, size_t len, char *out, size_
     return 0;
 }
 
-static const struct ap_header_rule *find_header_rule(const struct ap_policy *pol, struct ap_slice name)
+static int is_removed_address_header(const struct run *r, struct ap_slice name);
+
+/* What happens to a header: REMOVED (an inbound client-address header),
+ * or the first rule its name matches (*rule NULL: none, not allowed). */
+enum header_class { HEADER_REMOVED, HEADER_RULE };
+
+static enum header_class classify_header(const struct run *r, struct ap_slice name,
+                                         const struct ap_header_rule **rule)
 {
+    const struct ap_policy *pol = r->pol;
+    *rule = NULL;
     if (pol->header_set.magic == AP_TEXT_GLOBSET_MAGIC && pol->compiled_headers == pol->headers &&
-        pol->compiled_nheaders == pol->nheaders) {
+        pol->compiled_nheaders == pol->nheaders && pol->compiled_addr_header == pol->addr_header &&
+        pol->compiled_nremove_headers == pol->nremove_headers) {
+        size_t removed = pol->header_set_removed;
+        if (removed == 0 && is_removed_address_header(r, name))
+            return HEADER_REMOVED;
+        /* One lookup: the removed names come first in the set. */
         size_t i = ap_text_globset_find(&pol->header_set, name.p, name.len);
-        return i == AP_TEXT_GLOBSET_NONE ? NULL : &pol->headers[i];
+        if (i < removed)
+            return HEADER_REMOVED;
+        if (i != AP_TEXT_GLOBSET_NONE)
+            *rule = &pol->headers[i - removed];
+        return HEADER_RULE;
     }
-    for (size_t i = 0; i < pol->nheaders; i++)
-        if (ap_text_matches_glob(pol->headers[i].glob, name.p, name.len, AP_TEXT_NOCASE))
-            return &pol->headers[i];
-    return NULL;
+    if (is_removed_address_header(r, name))
+        return HEADER_REMOVED;
+    for (size_t i = 0; i < pol->nheaders; i++) {
+        if (ap_text_matches_glob(pol->headers[i].glob, name.p, name.len, AP_TEXT_NOCASE)) {
+            *rule = &pol->headers[i];
+            break;
+        }
+    }
+    return HEADER_RULE;
 }
 
 static int is_removed_address_header(const struct run *r, struct ap_slice name)
@@ -611,8 +657,8 @@ static void audit_cookies(struct run *r, struct ap_slice v)
     size_t i = 0;
     while (i < v.len) {
         size_t s = i;
-        while (i < v.len && v.p[i] != ';')
-            i++;
+        const char *semi = memchr(v.p + i, ';', v.len - i);
+        i = semi ? (size_t)(semi - v.p) : v.len;
         size_t e = i++;
         while (s < e && (v.p[s] == ' ' || v.p[s] == '\t'))
             s++;
@@ -778,11 +824,11 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
         struct ap_header *h = &req->headers[i];
         if (h->flags & (AP_HEADER_CONNECTION_NAMED | AP_HEADER_DROPPED))
             continue;
-        if (is_removed_address_header(&r, h->name)) {
+        const struct ap_header_rule *rule;
+        if (classify_header(&r, h->name, &rule) == HEADER_REMOVED) {
             drop_header(&r, h, AP_AUDIT_HEADER, "client address header");
             continue;
         }
-        const struct ap_header_rule *rule = find_header_rule(pol, h->name);
         if (rule == NULL) {
             drop_header(&r, h, AP_AUDIT_HEADER, "not in the allowlist");
             continue;

@@ -104,12 +104,14 @@ static bool is_click_id_plain(const char *n, size_t len)
  * ones are matched through the decoding glob matcher. */
 #define NAME_STACK 128
 
+static const bool decodes[256] = {['%'] = true, ['+'] = true};
+
 /* Does the name hold anything that percent-decoding changes? Most do not,
  * and then they are matched as they are. */
 static bool needs_decoding(const char *name, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (name[i] == '%' || name[i] == '+')
+        if (decodes[(unsigned char)name[i]])
             return true;
     return false;
 }
@@ -283,6 +285,23 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
+/* Set the path, and the query if any, of u[i, len): the path ends at the
+ * first '?' or '#', the query at the first '#'. */
+static void split_path_query(const char *u, size_t i, size_t len, struct url *url)
+{
+    const char *hash = memchr(u + i, '#', len - i);
+    size_t end = hash ? (size_t)(hash - u) : len;
+    const char *q = memchr(u + i, '?', end - i);
+    size_t pend = q ? (size_t)(q - u) : end;
+    url->path = u + i;
+    url->path_len = pend - i;
+    if (q != NULL) {
+        url->has_query = true;
+        url->query = q + 1;
+        url->query_len = end - pend - 1;
+    }
+}
+
 /* Split a URL. '\' ends the authority like '/', as browsers do for http(s),
  * so that "https://evil.example\@site.example" has the host a browser sees. */
 static void parse_url(const char *u, size_t len, struct url *url)
@@ -303,7 +322,8 @@ static void parse_url(const char *u, size_t len, struct url *url)
     if (len - i >= 2 && u[i] == '/' && u[i + 1] == '/') {
         url->has_authority = true;
         size_t a = i + 2, e = a;
-        while (e < len && u[e] != '/' && u[e] != '\\' && u[e] != '?' && u[e] != '#')
+        static const bool ends_authority[256] = {['/'] = 1, ['\\'] = 1, ['?'] = 1, ['#'] = 1};
+        while (e < len && !ends_authority[(unsigned char)u[e]])
             e++;
         size_t h = a;
         for (size_t k = a; k < e; k++)
@@ -332,19 +352,7 @@ static void parse_url(const char *u, size_t len, struct url *url)
         }
         i = e;
     }
-    size_t p = i;
-    while (i < len && u[i] != '?' && u[i] != '#')
-        i++;
-    url->path = u + p;
-    url->path_len = i - p;
-    if (i < len && u[i] == '?') {
-        size_t q = ++i;
-        while (i < len && u[i] != '#')
-            i++;
-        url->has_query = true;
-        url->query = u + q;
-        url->query_len = i - q;
-    }
+    split_path_query(u, i, len, url);
 }
 
 static bool host_is_valid(const char *h, size_t len)
@@ -499,27 +507,13 @@ static bool write_referrer(struct wbuf *w, const struct ap_query_ctx *ctx, const
     return write_origin(w, url, keep);
 }
 
-/* Percent-encode in place the `n` raw bytes at w->p + at (the end of w),
- * growing w->len. Walks backwards so that nothing is overwritten before it
- * is read. */
+/* Percent-encode in place the raw bytes at w->p + at (the end of w),
+ * growing w->len. */
 static bool encode_tail(struct wbuf *w, size_t at)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = w->len - at;
-    size_t enc = ap_text_pct_encoded_len(w->p + at, n);
-    if (enc > w->lim - at)
+    size_t enc;
+    if (ap_text_pct_encode_in_place(w->p + at, w->len - at, w->lim - at, &enc) != 0)
         return false;
-    size_t src = at + n, dst = at + enc;
-    while (src > at) {
-        unsigned char c = (unsigned char)w->p[--src];
-        if (ap_text_is_unreserved(c)) {
-            w->p[--dst] = (char)c;
-        } else {
-            w->p[--dst] = hex[c & 15];
-            w->p[--dst] = hex[c >> 4];
-            w->p[--dst] = '%';
-        }
-    }
     w->len = at + enc;
     return true;
 }
@@ -714,19 +708,7 @@ int ap_query_rewrite_target(const struct ap_query_ctx *ctx, const char *target, 
         /* Origin-form: a path that starts with "//" is still a path here, not
          * an authority. */
         memset(&u, 0, sizeof(u));
-        size_t i = 0;
-        while (i < len && target[i] != '?' && target[i] != '#')
-            i++;
-        u.path = target;
-        u.path_len = i;
-        if (i < len && target[i] == '?') {
-            size_t q = ++i;
-            while (i < len && target[i] != '#')
-                i++;
-            u.has_query = true;
-            u.query = target + q;
-            u.query_len = i - q;
-        }
+        split_path_query(target, 0, len, &u);
     } else {
         parse_url(target, len, &u);
     }
@@ -776,6 +758,28 @@ int ap_query_referrer(const struct ap_query_ctx *ctx, const char *url, size_t le
     if (!write_referrer(&w, ctx, &u, &keep))
         return finish(&w, -ENOBUFS, outlen);
     if (!keep)
+        w.len = 0;
+    return finish(&w, 0, outlen);
+}
+
+int ap_query_referrer_origin(const struct ap_query_ctx *ctx, const char *url, size_t len, char *out,
+                             size_t outcap, size_t *outlen)
+{
+    check_ctx(ctx);
+    AP_BUG_ON(url == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen))
+        return -ENOBUFS;
+    struct url u;
+    parse_url(url, len, &u);
+    /* The conditions of write_referrer for a URL to be reduced at all. */
+    if (u.scheme_len == 0 || !u.has_authority || !host_is_valid(u.host, u.host_len) ||
+        (u.has_port && !port_is_valid(u.port, u.port_len)) || !is_internal(ctx, &u))
+        return finish(&w, 0, outlen);
+    bool ok;
+    if (!write_origin(&w, &u, &ok))
+        return finish(&w, -ENOBUFS, outlen);
+    if (!ok)
         w.len = 0;
     return finish(&w, 0, outlen);
 }

@@ -127,8 +127,14 @@ struct ap_text_globset_glob {
     char *glob;      /* own copy */
     uint32_t idx;    /* pattern index */
     uint32_t minlen; /* bytes a subject needs: the pattern's non-'*' bytes */
+    uint32_t prefix; /* bytes before the first '*' or '?': a subject starts with them */
     bool has_star;   /* without '*', a subject has exactly minlen bytes */
+    bool prefix_star;/* the pattern is its prefix and one final '*' */
 };
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the word-at-a-time code below assumes little-endian byte order"
+#endif
 
 /* Names are hashed and compared 8 bytes at a time, lower-cased in the word
  * for AP_TEXT_NOCASE: a header name costs a handful of word operations. */
@@ -142,12 +148,10 @@ static uint64_t load_word(const char *s)
     return w;
 }
 
-/* The last n < 8 bytes, zero-padded, so never read past the subject. */
-static uint64_t load_tail(const char *s, size_t n)
+static uint64_t load_half(const char *s)
 {
-    uint64_t w = 0;
-    for (size_t i = n; i-- > 0;)
-        w = (w << 8) | (unsigned char)s[i];
+    uint32_t w;
+    memcpy(&w, s, sizeof(w));
     return w;
 }
 
@@ -161,23 +165,48 @@ static uint64_t fold_word(uint64_t w)
     return w | (upper >> 2);
 }
 
-/* Word i of the subject as stored: zero-padded, folded when asked. */
-static uint64_t subject_word(const char *s, size_t len, size_t i, bool fold)
+/* Word i of a name as the set stores it (i < (len + 7) / 8). The last,
+ * partial word is read with loads that stay inside the name; where its
+ * bytes land depends only on the length, which is compared separately, so
+ * equal words mean equal bytes. Folded when asked. */
+static inline uint64_t name_word(const char *s, size_t len, size_t i, bool fold)
 {
-    uint64_t w = 8 * i + 8 <= len ? load_word(s + 8 * i) : load_tail(s + 8 * i, len - 8 * i);
+    size_t n = len - 8 * i;
+    uint64_t w;
+    if (n >= 8)
+        w = load_word(s + 8 * i);
+    else if (len >= 8)
+        w = load_word(s + len - 8) >> (8 * (8 - n));
+    else if (n >= 4)
+        w = load_half(s) | load_half(s + n - 4) << 32;
+    else
+        w = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+            (uint64_t)(unsigned char)s[n - 1] << 16;
     return fold ? fold_word(w) : w;
 }
+
+static inline uint64_t hash_mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+}
+
+static inline uint32_t hash_end(uint64_t h)
+{
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return (uint32_t)(h ^ (h >> 29));
+}
+
+/* Names up to this many words keep their words in registers or on the
+ * stack between hashing and comparing. */
+#define NAME_WORDS 4
 
 static uint32_t hash_name(const char *s, size_t len, bool fold)
 {
     uint64_t h = len * 0x9E3779B97F4A7C15ull;
-    size_t nw = (len + 7) / 8;
-    for (size_t i = 0; i < nw; i++) {
-        h = (h ^ subject_word(s, len, i, fold)) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return (uint32_t)(h ^ (h >> 29));
+    for (size_t i = 0; i < (len + 7) / 8; i++)
+        h = hash_mix(h, name_word(s, len, i, fold));
+    return hash_end(h);
 }
 
 void ap_text_globset_init(struct ap_text_globset *set, unsigned flags)
@@ -189,10 +218,12 @@ void ap_text_globset_init(struct ap_text_globset *set, unsigned flags)
     set->flags = flags;
 }
 
-/* Find the literal pattern equal to the subject, or NULL. */
-static const struct ap_text_globset_lit *find_lit(const struct ap_text_globset *set, const char *s,
-                                                  size_t len, uint32_t h, bool fold)
+/* The literal pattern equal to the subject, or NULL. `w` holds the first
+ * NAME_WORDS words of the subject; the others are read again. */
+static const struct ap_text_globset_lit *probe(const struct ap_text_globset *set, const char *s,
+                                               size_t len, uint32_t h, const uint64_t *w, bool fold)
 {
+    size_t nw = (len + 7) / 8;
     for (size_t slot = h & set->mask;; slot = (slot + 1) & set->mask) {
         uint32_t v = set->slots[slot];
         if (v == 0)
@@ -201,19 +232,76 @@ static const struct ap_text_globset_lit *find_lit(const struct ap_text_globset *
         if (l->hash != h || l->len != len)
             continue;
         const uint64_t *k = set->words + l->word;
-        size_t nw = (len + 7) / 8, i = 0;
-        while (i < nw && k[i] == subject_word(s, len, i, fold))
+        size_t i = 0;
+        while (i < nw && k[i] == (i < NAME_WORDS ? w[i] : name_word(s, len, i, fold)))
             i++;
         if (i == nw)
             return l;
     }
 }
 
-/* Rebuild the hash table with room for `want` literals at most half full. */
+/* find_lit for names of 1 to 16 bytes, most of them: two words at most,
+ * read without loops. The same words and hash as name_word and hash_name. */
+static inline const struct ap_text_globset_lit *find_short(const struct ap_text_globset *set, const char *s,
+                                                    size_t len, bool fold)
+{
+    uint64_t w[2] = {0, 0};
+    if (len > 8) {
+        w[0] = load_word(s);
+        w[1] = load_word(s + len - 8) >> (8 * (16 - len));
+    } else if (len == 8) {
+        w[0] = load_word(s);
+    } else if (len >= 4) {
+        w[0] = load_half(s) | load_half(s + len - 4) << 32;
+    } else {
+        w[0] = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
+               (uint64_t)(unsigned char)s[len - 1] << 16;
+    }
+    if (fold) {
+        w[0] = fold_word(w[0]);
+        w[1] = fold_word(w[1]);
+    }
+    uint64_t h = hash_mix(len * 0x9E3779B97F4A7C15ull, w[0]);
+    if (len > 8)
+        h = hash_mix(h, w[1]);
+    uint32_t h32 = hash_end(h);
+    for (size_t slot = h32 & set->mask;; slot = (slot + 1) & set->mask) {
+        uint32_t v = set->slots[slot];
+        if (v == 0)
+            return NULL;
+        const struct ap_text_globset_lit *l = &set->lits[v - 1];
+        if (l->hash != h32 || l->len != len)
+            continue;
+        const uint64_t *k = set->words + l->word;
+        if (k[0] == w[0] && (len <= 8 || k[1] == w[1]))
+            return l;
+    }
+}
+
+static const struct ap_text_globset_lit *find_lit(const struct ap_text_globset *set, const char *s,
+                                                  size_t len, bool fold)
+{
+    if (len - 1 < 16)
+        return find_short(set, s, len, fold);
+    uint64_t w[NAME_WORDS] = {0};
+    size_t nw = (len + 7) / 8;
+    uint64_t h = len * 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t x = name_word(s, len, i, fold);
+        if (i < NAME_WORDS)
+            w[i] = x;
+        h = hash_mix(h, x);
+    }
+    return probe(set, s, len, hash_end(h), w, fold);
+}
+
+/* Rebuild the hash table with room for `want` literals at most a quarter
+ * full: a name that is not there (most header names, most parameters) is
+ * then found missing at the first or second slot. */
 static int rehash(struct ap_text_globset *set, size_t want)
 {
-    size_t cap = 8;
-    while (cap < want * 2)
+    size_t cap = 16;
+    while (cap < want * 4)
         cap *= 2;
     if (cap <= set->mask + 1 && set->slots != NULL)
         return 0;
@@ -236,7 +324,7 @@ static int add_lit(struct ap_text_globset *set, const char *glob, size_t len)
 {
     bool fold = set->flags & AP_TEXT_NOCASE;
     uint32_t h = hash_name(glob, len, fold);
-    if (set->slots != NULL && find_lit(set, glob, len, h, fold) != NULL)
+    if (set->slots != NULL && find_lit(set, glob, len, fold) != NULL)
         return 0; /* an earlier pattern already names it: it always wins */
     size_t nw = (len + 7) / 8;
     if (len > UINT32_MAX || nw > UINT32_MAX - set->nwords)
@@ -259,7 +347,7 @@ static int add_lit(struct ap_text_globset *set, const char *glob, size_t len)
         return -ENOMEM;
     set->lits = nl;
     for (size_t i = 0; i < nw; i++)
-        set->words[set->nwords + i] = subject_word(glob, len, i, fold);
+        set->words[set->nwords + i] = name_word(glob, len, i, fold);
     nl[set->nlits] = (struct ap_text_globset_lit){(uint32_t)set->nwords, (uint32_t)len, h,
                                                   (uint32_t)set->n};
     set->nwords += nw;
@@ -288,7 +376,10 @@ static int add_glob(struct ap_text_globset *set, const char *glob, size_t len)
         else
             minlen++;
     }
-    ng[set->nglobs++] = (struct ap_text_globset_glob){copy, (uint32_t)set->n, minlen, star};
+    size_t prefix = strcspn(glob, "*?");
+    bool prefix_star = prefix + 1 == len && glob[prefix] == '*';
+    ng[set->nglobs++] = (struct ap_text_globset_glob){copy, (uint32_t)set->n, minlen,
+                                                      (uint32_t)prefix, star, prefix_star};
     return 0;
 }
 
@@ -311,7 +402,8 @@ size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, si
     bool fold = set->flags & AP_TEXT_NOCASE;
     size_t best = AP_TEXT_GLOBSET_NONE;
     if (set->nlits > 0) {
-        const struct ap_text_globset_lit *l = find_lit(set, s, len, hash_name(s, len, fold), fold);
+        const struct ap_text_globset_lit *l =
+            len - 1 < 16 ? find_short(set, s, len, fold) : find_lit(set, s, len, fold);
         if (l != NULL)
             best = l->idx;
     }
@@ -322,7 +414,14 @@ size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, si
             break;
         if (len < g->minlen || (!g->has_star && len != g->minlen))
             continue;
-        if (ap_text_matches_glob(g->glob, s, len, set->flags))
+        /* The literal prefix decides most names before the matcher runs. */
+        size_t k = 0;
+        while (k < g->prefix && (fold ? lower((unsigned char)s[k]) == lower((unsigned char)g->glob[k])
+                                      : s[k] == g->glob[k]))
+            k++;
+        if (k < g->prefix)
+            continue;
+        if (g->prefix_star || ap_text_matches_glob(g->glob, s, len, set->flags))
             return g->idx;
     }
     return best;
@@ -341,32 +440,111 @@ void ap_text_globset_free(struct ap_text_globset *set)
     ap_text_globset_init(set, set->flags);
 }
 
+/* Some byte of w equals c (exact for the lowest such byte). */
+static uint64_t has_byte(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (ONES * c);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+/* Decode the one logical byte at s[*i] into out[*o]. */
+static inline void decode_one(const char *s, size_t len, char *out, size_t *i, size_t *o,
+                              unsigned flags)
+{
+    unsigned char c = (unsigned char)s[*i];
+    if (c == '%' && len - *i >= 3) {
+        int hi = hexval((unsigned char)s[*i + 1]);
+        int lo = hexval((unsigned char)s[*i + 2]);
+        if (hi >= 0 && lo >= 0) {
+            out[(*o)++] = (char)(hi * 16 + lo);
+            *i += 3;
+            return;
+        }
+    }
+    out[(*o)++] = (c == '+' && (flags & AP_TEXT_PLUS)) ? ' ' : (char)c;
+    *i += 1;
+}
+
 size_t ap_text_pct_decode(const char *s, size_t len, char *out, unsigned flags)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%' && len - i >= 3) {
-            int hi = hexval((unsigned char)s[i + 1]);
-            int lo = hexval((unsigned char)s[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out[o++] = (char)(hi * 16 + lo);
-                i += 3;
+    size_t o = 0, i = 0;
+    if (out != s) {
+        /* Eight bytes at a time: the word is stored whole, and only its
+         * bytes before the first '%' or '+' are taken (o <= i, so the store
+         * stays inside the `len` bytes of `out`). In place, a store could
+         * overwrite bytes not read yet: that case goes byte by byte. */
+        while (len - i >= 8) {
+            uint64_t w = load_word(s + i);
+            uint64_t m = has_byte(w, '%') | has_byte(w, '+');
+            memcpy(out + o, &w, sizeof(w));
+            if (m == 0) {
+                o += 8;
+                i += 8;
                 continue;
             }
+            size_t k = (size_t)__builtin_ctzll(m) / 8;
+            o += k;
+            i += k;
+            decode_one(s, len, out, &i, &o, flags);
         }
-        out[o++] = (c == '+' && (flags & AP_TEXT_PLUS)) ? ' ' : (char)c;
-        i++;
     }
+    while (i < len)
+        decode_one(s, len, out, &i, &o, flags);
     return o;
 }
 
+/* Bytes each byte takes percent-encoded: 1 for the unreserved set of
+ * ap_text_is_unreserved, 3 for the rest. */
+static const uint8_t enc_len[256] = {
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 1, 3, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 1, 1, 3,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3,
+    3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 1,
+    3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 1, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+};
+
 size_t ap_text_pct_encoded_len(const char *s, size_t len)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += ap_text_is_unreserved((unsigned char)s[i]) ? 1 : 3;
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 0, i = 0;
+    for (; i + 4 <= len; i += 4)
+        n += (size_t)enc_len[u[i]] + enc_len[u[i + 1]] + enc_len[u[i + 2]] + enc_len[u[i + 3]];
+    for (; i < len; i++)
+        n += enc_len[u[i]];
     return n;
+}
+
+int ap_text_pct_encode_in_place(char *buf, size_t n, size_t cap, size_t *outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t enc = ap_text_pct_encoded_len(buf, n);
+    if (enc > cap)
+        return -ENOBUFS;
+    /* Backwards, so that no byte is overwritten before it is read. */
+    size_t src = n, dst = enc;
+    while (src < dst) {
+        unsigned char c = (unsigned char)buf[--src];
+        if (enc_len[c] == 1) {
+            buf[--dst] = (char)c;
+        } else {
+            buf[--dst] = hex[c & 15];
+            buf[--dst] = hex[c >> 4];
+            buf[--dst] = '%';
+        }
+    }
+    *outlen = enc;
+    return 0;
 }
 
 int ap_text_pct_encode(const char *s, size_t len, char *out, size_t outcap, size_t *outlen)

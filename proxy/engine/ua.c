@@ -425,9 +425,8 @@ static void split_parts(const char *s, size_t len, struct parts *pt)
     pt->n = 0;
     size_t i = 0;
     while (i <= len && pt->n < AP_ARRAY_SIZE(pt->v)) {
-        size_t j = i;
-        while (j < len && s[j] != ';')
-            j++;
+        const char *semi = i < len ? memchr(s + i, ';', len - i) : NULL;
+        size_t j = semi ? (size_t)(semi - s) : len;
         size_t a = i, b = j;
         while (a < b && s[a] == ' ')
             a++;
@@ -573,7 +572,8 @@ static bool parse_browser(const char *s, size_t len, struct ap_ua_info *info)
             return false;
         }
         size_t a = i;
-        while (i < len && s[i] != ' ' && s[i] != '(' && s[i] != ')')
+        static const bool ends_token[256] = {[' '] = 1, ['('] = 1, [')'] = 1};
+        while (i < len && !ends_token[(unsigned char)s[i]])
             i++;
         const char *tok = s + a;
         size_t tlen = i - a;
@@ -648,9 +648,8 @@ static bool parse_browser(const char *s, size_t len, struct ap_ua_info *info)
     }
 
     bool listed = false;
-    for (size_t k = 0; k < AP_ARRAY_SIZE(forms); k++)
-        if (forms[k].family == fam && forms[k].platform == plat && forms[k].device == dev)
-            listed = true;
+    for (size_t k = 0; k < AP_ARRAY_SIZE(forms) && !listed; k++)
+        listed = forms[k].family == fam && forms[k].platform == plat && forms[k].device == dev;
     if (!listed)
         return false;
 
@@ -705,6 +704,15 @@ static void put_num(char *out, size_t cap, size_t *o, unsigned v)
     put(out, cap, o, tmp + n, sizeof(tmp) - n);
 }
 
+/* Does the template hold "%C"? */
+static bool uses_engine_major(const char *tpl)
+{
+    for (const char *p = strchr(tpl, '%'); p != NULL; p = strchr(p + 1, '%'))
+        if (p[1] == 'C')
+            return true;
+    return false;
+}
+
 int ap_ua_format(const struct ap_ua_info *info, char *out, size_t outcap, size_t *outlen)
 {
     AP_BUG_ON(info == NULL || outlen == NULL);
@@ -727,12 +735,13 @@ int ap_ua_format(const struct ap_ua_info *info, char *out, size_t outcap, size_t
             }
         }
     } else {
-        for (size_t k = 0; k < AP_ARRAY_SIZE(forms); k++)
+        /* The last listed form of the combination, as ever (they are unique). */
+        for (size_t k = AP_ARRAY_SIZE(forms); k-- > 0 && f == NULL;)
             if (forms[k].family == info->family && forms[k].platform == info->platform &&
                 forms[k].device == info->device)
                 f = &forms[k];
         bool ok = f != NULL && info->major >= 1 && info->major <= 999;
-        if (ok && strstr(f->tpl, "%C") != NULL)
+        if (ok && uses_engine_major(f->tpl))
             ok = info->engine_major >= 1 && info->engine_major <= 999;
         if (!ok) {
             put(out, outcap, &o, "Other", 5);

@@ -500,6 +500,21 @@ static void test_address_headers(void **state)
     /* Only `len` bytes count. */
     assert_true(ap_clientaddr_is_address_header("Forwarded: x", 9));
     assert_false(ap_clientaddr_is_address_header(NULL, 0));
+    /* The list of names agrees with the predicate, one letter off does not
+     * match (the predicate picks its candidate by length and first letter). */
+    size_t n = 0;
+    for (const char *name; (name = ap_clientaddr_address_header(n)) != NULL; n++) {
+        assert_true(ap_clientaddr_is_address_header(name, strlen(name)));
+        char near[32];
+        size_t len = strlen(name);
+        assert_true(len < sizeof(near));
+        for (size_t k = 0; k < len; k++) {
+            memcpy(near, name, len);
+            near[k] = near[k] == 'q' ? 'z' : 'q';
+            assert_false(ap_clientaddr_is_address_header(near, len));
+        }
+    }
+    assert_int_equal(n, AP_ARRAY_SIZE(yes) - 1); /* yes[] has two spellings of one name */
 }
 
 static void test_stop_names(void **state)

@@ -890,6 +890,53 @@ static void test_header_rules_compiled(void **state)
     ap_policy_free(&pol);
 }
 
+/* Inbound client-address headers are removed before any rule is asked,
+ * whether they are named by the resolver, by remove_headers or as the
+ * outbound address header, also when a rule would keep them; and so are
+ * those added to remove_headers after ap_policy_finish. */
+static void test_removed_before_rules(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes:\n"
+            "  - upstream: u\n"
+            "    privacy:\n"
+            "      profile: balanced\n"
+            "      address_header: X-Client-Address\n"
+            "      remove_headers: [X-Azure-ClientIP]\n"
+            "      headers: {\"X-*\": keep, \"*\": keep}\n");
+    request(f, "GET /c HTTP/1.1\r\nHost: a.example\r\nX-Real-IP: 1.1.1.1\r\n"
+               "x-azure-clientip: 2.2.2.2\r\nX-CLIENT-ADDRESS: 3.3.3.3\r\nX-Other: 4\r\n"
+               "Forwarded: for=5.5.5.5\r\nVia: 1.1 p\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_null(FWD(f, "X-Real-IP"));
+    assert_null(FWD(f, "X-Azure-ClientIP"));
+    assert_null(FWD(f, "Forwarded"));
+    assert_string_equal(FWD(f, "X-Client-Address"), "192.0.2.0"); /* ours, not the client's */
+    assert_string_equal(FWD(f, "X-Other"), "4");
+    assert_string_equal(FWD(f, "Via"), "1.1 p");
+
+    struct ap_policy *pol = f->cfg->routes[0].policy;
+    assert_int_equal(ap_policy_add_remove_header(pol, "via"), 0);
+    request(f, "GET /c HTTP/1.1\r\nHost: a.example\r\nVia: 1.1 p\r\nX-Other: 4\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_null(FWD(f, "Via"));
+    assert_string_equal(FWD(f, "X-Other"), "4");
+
+    /* A removed name is an exact name, even with a glob character in it. */
+    struct ap_policy own;
+    assert_int_equal(ap_policy_init(&own, "exact", AP_PROFILE_BALANCED), 0);
+    assert_int_equal(ap_policy_add_header_rule(&own, "X-*", AP_HDR_KEEP, NULL), 0);
+    assert_int_equal(ap_policy_add_remove_header(&own, "X-R*"), 0);
+    assert_int_equal(ap_policy_finish(&own), 0);
+    request(f, "GET /c HTTP/1.1\r\nHost: a.example\r\nX-Real: 1\r\nX-Real-IP: 2\r\n\r\n");
+    struct ap_ip ip;
+    ap_ip_parse(&ip, "192.0.2.1", 9);
+    assert_int_equal(ap_engine_rewrite(&own, &f->ctx, &ip, &f->req, &f->res), 0);
+    assert_string_equal(FWD(f, "X-Real"), "1");
+    assert_null(FWD(f, "X-Real-IP"));
+    ap_policy_free(&own);
+}
+
 /* The query is walked once: the audit and the counters come from the
  * rewrite's own decisions, one entry per parameter in received order, also
  * when the rewrite is tried again in a larger buffer. */
@@ -963,6 +1010,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_arena_exhaustion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_rules_compiled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_params_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_removed_before_rules, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -711,6 +711,51 @@ static void test_observer(void **state)
     assert_int_equal(s.n, 5);
 }
 
+/* The strict Referer reduction in one pass gives what the two-step one
+ * (ap_query_referrer with strict_referrer, then ap_query_origin of what it
+ * keeps) gives. */
+static void test_referrer_origin(void **state)
+{
+    (void)state;
+    setup_ctx(NULL, 0, AP_QUERY_KEEP);
+    fx.policy.strict_referrer = 1;
+    static const char *const urls[] = {
+        "https://shop.example/cart?item=42#top", "HTTPS://Shop.Example.:8443/a", "https://shop.example:bad/",
+        "https://www.google.com/search?q=me",    "https://user:pw@shop.example/x",
+        "https://evil.com\\@shop.example/x",      "https://shop.example\\@evil.com/x",
+        "http://[::1]:9/a",                       "/relative?x=1",
+        "not a url",                              "",
+        "android-app://com.google",              "https://shop.example.evil.com/",
+        "https://sh%6Fp.example/",                "https://shop.example:99999/",
+    };
+    static const char *const hosts[] = {"shop.example", "shop.example:8080", "[::1]", NULL};
+    for (size_t h = 0; h < AP_ARRAY_SIZE(hosts); h++) {
+        fx.ctx.site_host = hosts[h];
+        fx.ctx.site_host_len = hosts[h] ? strlen(hosts[h]) : 0;
+        for (size_t k = 0; k < AP_ARRAY_SIZE(urls); k++) {
+            char one[256], two[256];
+            size_t n1 = 0, n2 = 0;
+            assert_int_equal(ap_query_referrer(&fx.ctx, urls[k], strlen(urls[k]), two, sizeof(two), &n2), 0);
+            if (n2 > 0)
+                assert_int_equal(ap_query_origin(urls[k], strlen(urls[k]), two, sizeof(two), &n2), 0);
+            assert_int_equal(ap_query_referrer_origin(&fx.ctx, urls[k], strlen(urls[k]), one,
+                                                      sizeof(one), &n1), 0);
+            assert_int_equal(n1, n2);
+            assert_string_equal(one, n2 ? two : "");
+        }
+    }
+    fx.ctx.site_host = "shop.example";
+    fx.ctx.site_host_len = strlen(fx.ctx.site_host);
+    char out[64];
+    size_t n;
+    const char *u = "HTTPS://Shop.Example:8443/cart?sid=1";
+    assert_int_equal(ap_query_referrer_origin(&fx.ctx, u, strlen(u), out, sizeof(out), &n), 0);
+    assert_string_equal(out, "https://shop.example:8443");
+    assert_int_equal(ap_query_referrer_origin(&fx.ctx, u, strlen(u), out, 10, &n), -ENOBUFS);
+    assert_int_equal(n, 0);
+    fx.policy.strict_referrer = 0;
+}
+
 static int group_plain(void **state)
 {
     (void)state;
@@ -750,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_compiled_agrees),
         cmocka_unit_test(test_compiled_url_keep),
         cmocka_unit_test(test_observer),
+        cmocka_unit_test(test_referrer_origin),
     };
     int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
     rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);

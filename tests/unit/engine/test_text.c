@@ -114,6 +114,79 @@ static void test_glob_long_subject(void **state)
     free(s);
 }
 
+/* Decoding copies runs without '%' or '+' a word at a time: escapes at
+ * every position around and across the words, into another buffer and in
+ * place, give what one byte at a time gives. */
+static void test_pct_decode_every_position(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {"%41", "+", "%zz", "%4", "%"};
+    for (size_t k = 0; k < AP_ARRAY_SIZE(specials); k++) {
+        size_t sl = strlen(specials[k]);
+        for (size_t len = 0; len <= 24; len++) {
+            for (size_t pos = 0; pos <= len; pos++) {
+                char in[64], want[64], out[64];
+                memset(in, 'x', len);
+                memcpy(in + pos, specials[k], sl);
+                memset(in + pos + sl, 'y', len - pos);
+                size_t n = len + sl;
+                /* The expected result, one byte at a time. */
+                size_t w = 0;
+                for (size_t i = 0; i < n;) {
+                    if (in[i] == '%' && n - i >= 3 && in[i + 1] == '4' && in[i + 2] == '1') {
+                        want[w++] = 'A';
+                        i += 3;
+                    } else {
+                        want[w++] = in[i] == '+' ? ' ' : in[i];
+                        i++;
+                    }
+                }
+                size_t got = ap_text_pct_decode(in, n, out, AP_TEXT_PLUS);
+                assert_int_equal(got, w);
+                assert_memory_equal(out, want, w);
+                got = ap_text_pct_decode(in, n, in, AP_TEXT_PLUS);
+                assert_int_equal(got, w);
+                assert_memory_equal(in, want, w);
+            }
+        }
+    }
+}
+
+static void test_pct_encode_in_place(void **state)
+{
+    (void)state;
+    char buf[64];
+    size_t n = 0;
+    const char *in = "a b&c=d/\xc3\xa9~*'()!-_.";
+    size_t len = strlen(in);
+    memcpy(buf, in, len);
+    assert_int_equal(ap_text_pct_encode_in_place(buf, len, sizeof(buf), &n), 0);
+    assert_int_equal(n, ap_text_pct_encoded_len(in, len));
+    assert_memory_equal(buf, "a%20b%26c%3Dd%2F%C3%A9~*'()!-_.", n);
+    /* Nothing to encode: unchanged. */
+    memcpy(buf, "abc", 3);
+    assert_int_equal(ap_text_pct_encode_in_place(buf, 3, 3, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "abc", 3);
+    /* Too small: -ENOBUFS, the bytes untouched. */
+    memcpy(buf, "a b", 3);
+    assert_int_equal(ap_text_pct_encode_in_place(buf, 3, 4, &n), -ENOBUFS);
+    assert_memory_equal(buf, "a b", 3);
+    assert_int_equal(ap_text_pct_encode_in_place(buf, 3, 5, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(buf, "a%20b", 5);
+    /* Every byte value agrees with ap_text_pct_encode. */
+    for (unsigned c = 0; c < 256; c++) {
+        char one[4] = {(char)c}, ref[4];
+        size_t rn = 0;
+        assert_int_equal(ap_text_pct_encode(one, 1, ref, sizeof(ref), &rn), 0);
+        assert_int_equal(ap_text_pct_encode_in_place(one, 1, sizeof(one), &n), 0);
+        assert_int_equal(n, rn);
+        assert_memory_equal(one, ref, n);
+        assert_int_equal(ap_text_pct_encoded_len(ref, 1) == 1, ap_text_is_unreserved((unsigned char)c));
+    }
+}
+
 /* ---- compiled sets ---- */
 
 static size_t find(const struct ap_text_globset *set, const char *s)
@@ -294,6 +367,8 @@ int main(void)
         cmocka_unit_test(test_pct_decode),
         cmocka_unit_test(test_pct_encode),
         cmocka_unit_test(test_glob_long_subject),
+        cmocka_unit_test(test_pct_decode_every_position),
+        cmocka_unit_test(test_pct_encode_in_place),
         cmocka_unit_test(test_globset_exact_and_glob),
         cmocka_unit_test(test_globset_case),
         cmocka_unit_test(test_globset_first_match),
