@@ -407,6 +407,29 @@ static void test_stale_ack_file(void **state)
     ap_logspool_close(&sp);
 }
 
+static void test_fsync_policies(void **state)
+{
+    enum ap_logspool_fsync pol[] = {AP_LOGSPOOL_FSYNC_ALWAYS, AP_LOGSPOOL_FSYNC_NEVER,
+                                    AP_LOGSPOOL_FSYNC_BATCH};
+    uint64_t base = 1;
+    for (size_t k = 0; k < AP_ARRAY_SIZE(pol); k++) {
+        struct ap_logspool sp;
+        struct ap_logspool_opts o = {.max_bytes = 0, .segment_bytes = 256, .fsync = pol[k]};
+        assert_int_equal(ap_logspool_open(&sp, dir, &o), 0);
+        for (uint64_t s = base; s < base + 20; s++)
+            put(&sp, s);
+        assert_int_equal(ap_logspool_sync(&sp), 0);
+        assert_int_equal(sp.wdirty, 0);
+        ap_logspool_close(&sp);
+        assert_int_equal(ap_logspool_open(&sp, dir, &o), 0);
+        struct ap_logspool_pos pos;
+        expect_range(&sp, base, base + 19, &pos);
+        assert_int_equal(ap_logspool_ack(&sp, &pos), 0);
+        ap_logspool_close(&sp);
+        base += 20;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_ack_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
