@@ -209,6 +209,9 @@ struct ap_config_route {
     /* The route's privacy policy (key `privacy:`), always built: a route
      * without the key gets the strict profile. Owned by the config. */
     struct ap_policy *policy;
+    /* The route's body rules (key `body:`), or NULL: bodies pass unread.
+     * Owned by the config; read-only, shared by every worker. */
+    struct ap_body_policy *body;
     /* `type: logs` routes (issue 8): where their records go and the
      * route's own field rules (`log_fields:`), before the built-in ones. */
     enum ap_route_type type;
