@@ -12,6 +12,7 @@
 
 #include "anonproxy/accesslog.h"
 #include "anonproxy/buf.h"
+#include "anonproxy/geo.h"
 #include "anonproxy/ip.h"
 #include "anonproxy/logfmt.h"
 #include "anonproxy/logger.h"
@@ -184,6 +185,32 @@ void ap_accesslog_exchange_done(struct ap_exchange *ex)
             ap_ip_format(&t, client, sizeof(client)) > 0)
             r.client = S(client);
     }
+    /* Coarse location, as the geo module let it out (its population floor
+     * already applied): "FR", "FR/IDF", "FR/IDF/Paris", or a continent. */
+    char geo[3 * AP_GEO_HEADER_MAX + 4];
+    size_t gl = 0;
+    if (ex->geo.level != AP_GEO_LEVEL_NONE) {
+        static const enum ap_geo_out parts[] = {AP_GEO_OUT_COUNTRY, AP_GEO_OUT_REGION, AP_GEO_OUT_CITY};
+        char v[AP_GEO_HEADER_MAX];
+        for (size_t i = 0; i < AP_ARRAY_SIZE(parts); i++) {
+            int n = ap_geo_format_header(&ex->geo, parts[i], v, sizeof(v));
+            if (n <= 0)
+                break;
+            if (gl > 0)
+                geo[gl++] = '/';
+            memcpy(geo + gl, v, (size_t)n);
+            gl += (size_t)n;
+        }
+        if (gl == 0) {
+            int n = ap_geo_format_header(&ex->geo, AP_GEO_OUT_CONTINENT, v, sizeof(v));
+            if (n > 0) {
+                memcpy(geo, v, (size_t)n);
+                gl = (size_t)n;
+            }
+        }
+    }
+    if (gl > 0)
+        r.geo = (struct ap_slice){geo, gl};
     char ua[AP_UA_REDUCED_MAX];
     const struct ap_header *uah = find_header(req, "User-Agent", 0);
     size_t ual = 0;

@@ -432,6 +432,28 @@ def t_http_hang_then_recover():
         check("no response within 400 ms" in err, "timeout not logged")
 
 
+def t_geo_field():
+    """With geolocation on, the record carries the coarse location the geo
+    module let out, never the address it came from."""
+    from test_geo_proxy import build_db
+    d = tmpdir()
+    db = os.path.join(d, "city.mmdb")
+    build_db("geo.csv", db)
+    with Backend() as b:
+        port = free_port()
+        path = d + "/access.log"
+        cfg = logs_config(port, b, {"f": {"type": "file", "path": path, "spool": {"dir": d + "/s"}}}, ["f"])
+        cfg["geo"] = {"database": db, "precision": "region", "min_visitors": {"region": 0, "city": 0}}
+        with Proxy(config=cfg, port=port):
+            check(get(port, "/g/1", {"X-Forwarded-For": "192.0.2.10"}) == 200, "request")
+            check(get(port, "/g/2", {"X-Forwarded-For": "10.1.2.3"}) == 200, "request")
+            check(wait_for(lambda: len(read_lines(path)) == 2, 5.0), "records")
+        recs = json_lines(read_lines(path))
+        check(recs[0]["geo"] == "FR/IDF" and recs[0]["client"] == "192.0.2.0", "located: %r" % recs[0])
+        check(recs[1]["geo"] is None, "a private address located: %r" % recs[1])
+        check("192.0.2.10" not in "\n".join(read_lines(path)), "the address reached the log")
+
+
 def t_metrics_throughput():
     """Records per second through the logger and its memory, printed for
     the report (not a pass/fail threshold beyond "all arrived")."""
@@ -468,6 +490,7 @@ CASES = [
     ("http sink retries 408/429/5xx with Retry-After", t_http_retry_statuses, 60),
     ("http sink rejects other 4xx and 501 without retry", t_http_rejects_not_retried, 60),
     ("http sink times out a hanging receiver and recovers in order", t_http_hang_then_recover, 60),
+    ("geo field is the coarse location", t_geo_field, 60),
     ("logger throughput and memory", t_metrics_throughput, 180),
 ]
 
