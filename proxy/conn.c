@@ -12,6 +12,7 @@
 
 #include "anonproxy/accesslog.h"
 #include "anonproxy/arena.h"
+#include "anonproxy/body.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/geo.h"
 #include "anonproxy/head.h"
@@ -641,6 +642,80 @@ static void stash_pending(struct ap_conn *c, const char *data, size_t len)
         c->close_after = 1; /* more pipelined bytes than we hold: serve, then close */
 }
 
+int ap_exchange_rewrite_body(struct ap_exchange *ex)
+{
+    struct ap_conn *c = ex->c;
+    const struct ap_config_route *route = ex->route;
+    ex->body_rewritten = 1;
+    /* One contiguous input: the body arrived in chunks. */
+    const char *in = "";
+    size_t inlen = (size_t)ex->body_bytes;
+    if (ex->body.head != NULL && ex->body.head->next == NULL) {
+        in = ex->body.head->data;
+    } else if (inlen > 0) {
+        char *buf = ap_arena_alloc(&ex->arena, inlen);
+        if (buf == NULL) {
+            ap_conn_send_error(c, 500, "out of memory for the body");
+            return -1;
+        }
+        size_t off = 0;
+        for (struct ap_chunk *k = ex->body.head; k != NULL; k = k->next) {
+            memcpy(buf + off, k->data, k->len);
+            off += k->len;
+        }
+        in = buf;
+    }
+    struct ap_engine_ctx ectx = {
+        .keyring = &c->w->keyring,
+        .now = (int64_t)time(NULL),
+        .arena = &ex->arena,
+        .stats = &c->w->stats,
+    };
+    struct ap_engine_pseudo ep = {route->policy, &ectx, ex->res.scope};
+    char geo_json[AP_GEO_JSON_MAX];
+    int geo_len = ex->geo.level != AP_GEO_LEVEL_NONE ? ap_geo_format_json(&ex->geo, geo_json, sizeof(geo_json)) : -1;
+    struct ap_body_ctx bctx = {
+        .arena = &ex->arena,
+        .pseudo = {ap_engine_pseudo_text, &ep},
+        .url_policy = &route->policy->query,
+        .geo_json = geo_len > 0 ? geo_json : NULL,
+        .geo_len = geo_len > 0 ? (size_t)geo_len : 0,
+        .query = ex->req.query.p,
+        .query_len = ex->req.query.len,
+        .stats = &c->w->body_stats,
+    };
+    struct ap_slice ct, ce;
+    ap_engine_body_input(&ex->req, &ct, &ce);
+    struct ap_body_out out;
+    ap_body_rewrite(route->body, &bctx, ct.p, ct.len, ce.p, ce.len, in, inlen, &out);
+    if (out.verdict == AP_BODY_REJECT) {
+        ap_conn_send_error(c, out.status ? out.status : 400, out.reason ? out.reason : "body refused");
+        return -1;
+    }
+    if (out.passthrough)
+        return 0;
+    if (out.verdict == AP_BODY_FORWARD_EMPTY)
+        ap_log(AP_LOG_INFO, "body dropped (%d): %s", out.status, out.reason ? out.reason : "");
+    if (ap_engine_apply_body(&ex->req, &ex->arena, &out) != 0) {
+        ap_conn_send_error(c, 500, "out of memory for the body");
+        return -1;
+    }
+    /* The rewritten body replaces the one read; Content-Length follows. */
+    if (out.body != in || out.len != inlen || out.verdict != AP_BODY_FORWARD) {
+        ap_chunkq_free(&ex->body);
+        size_t n = out.verdict == AP_BODY_FORWARD ? out.len : 0;
+        if (n > 0 && ap_chunkq_append(&ex->body, out.body, n) != 0) {
+            ap_conn_send_error(c, 500, "out of memory for the body");
+            return -1;
+        }
+        ex->body_bytes = n;
+    }
+    /* A body now always has a length, even one that came chunked. */
+    if (ex->req.content_length < 0 && !ex->req.chunked && ex->body_bytes > 0)
+        ex->req.content_length = (int64_t)ex->body_bytes;
+    return 0;
+}
+
 /* Coarse location headers from the full client address, which is then
  * forgotten. Inbound headers of the same names are removed first, so a
  * client cannot forge them; the visitor key of the population floor is
@@ -732,6 +807,12 @@ static int on_head(struct ap_conn *c)
     /* The full address served the engine and geolocation only. */
     memset(&ex->res.client, 0, sizeof(ex->res.client));
     ex->max_body = ex->route->max_body_bytes ? ex->route->max_body_bytes : cfg->limits.body_bytes;
+    if (ex->route->body != NULL) {
+        /* The body engine works in the request's arena: room for the body,
+         * what it inflates to, and their rewritten copies. */
+        uint64_t need = 4 * ex->route->body->max_body + 2 * ex->route->body->max_inflated + (1u << 20);
+        ex->arena.cap = need > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)need;
+    }
     if (ex->req.content_length > 0 && (uint64_t)ex->req.content_length > ex->max_body) {
         ap_conn_send_error(c, 413, "request body larger than max_body_bytes");
         return -1;

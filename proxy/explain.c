@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "anonproxy/arena.h"
+#include "anonproxy/body.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/explain.h"
 #include "anonproxy/head.h"
@@ -158,17 +159,47 @@ int ap_explain_run(const struct ap_config *cfg, const char *route_name, const ch
 
     const char *body = buf.data + hl;
     size_t body_len = buf.len - (size_t)hl;
+    if (req.content_length >= 0 && (uint64_t)req.content_length < body_len)
+        body_len = (size_t)req.content_length;
+    struct ap_body_out bout;
+    memset(&bout, 0, sizeof(bout));
+    int have_body_rules = route->body != NULL && !req.chunked;
+    if (have_body_rules) {
+        /* The body rules, as the proxy runs them once the body is complete. */
+        struct ap_engine_pseudo ep = {route->policy, &ctx, res.scope};
+        struct ap_body_ctx bctx = {
+            .arena = &arena,
+            .pseudo = {ap_engine_pseudo_text, &ep},
+            .url_policy = &route->policy->query,
+            .query = req.query.p,
+            .query_len = req.query.len,
+            .audit = 1,
+        };
+        struct ap_slice ct, ce;
+        ap_engine_body_input(&req, &ct, &ce);
+        ap_body_rewrite(route->body, &bctx, ct.p, ct.len, ce.p, ce.len, body, body_len, &bout);
+        if (bout.verdict == AP_BODY_REJECT) {
+            fprintf(errout, "explain: the proxy would answer %d: %s\n", bout.status,
+                    bout.reason ? bout.reason : "body refused");
+            goto out;
+        }
+        if (!bout.passthrough) {
+            if (ap_engine_apply_body(&req, &arena, &bout) != 0) {
+                fprintf(errout, "explain: out of memory\n");
+                goto out;
+            }
+            body = bout.verdict == AP_BODY_FORWARD ? bout.body : "";
+            body_len = bout.verdict == AP_BODY_FORWARD ? bout.len : 0;
+        }
+    }
     struct ap_slice host = req.host;
     const struct ap_config_upstream *up = route->upstream;
     if (up->kind == AP_UPSTREAM_HTTP && !up->preserve_host && up->nservers > 0)
         host = (struct ap_slice){up->servers[0].authority, strlen(up->servers[0].authority)};
     enum ap_head_framing framing =
         (req.content_length >= 0 || req.chunked) ? AP_FRAME_LENGTH : AP_FRAME_NONE;
-    if (req.chunked) {
-        fprintf(errout, "explain: chunked bodies are shown as received\n");
-    } else if (req.content_length >= 0 && (uint64_t)req.content_length < body_len) {
-        body_len = (size_t)req.content_length;
-    }
+    if (req.chunked)
+        fprintf(errout, "explain: chunked bodies are shown as received, without body rules\n");
     if (ap_head_serialize(&req, host, framing, body_len, &ser) != 0) {
         fprintf(errout, "explain: request too large to print\n");
         goto out;
@@ -193,6 +224,12 @@ int ap_explain_run(const struct ap_config *cfg, const char *route_name, const ch
         int nl = e->name.len > 200 ? 200 : (int)e->name.len;
         fprintf(out, "  %-8s %-32.*s %-13s %s\n", ap_audit_kind_name(e->kind), nl ? nl : 1,
                 nl ? e->name.p : "-", ap_audit_action_name(e->action), e->rule ? e->rule : "");
+    }
+    for (size_t i = 0; have_body_rules && i < bout.naudit; i++) {
+        const struct ap_body_audit *e = &bout.audit[i];
+        fprintf(out, "  %-8s %-32s %-13s %s%s%s\n", "body", e->path ? e->path : "-",
+                ap_body_action_name(e->action), e->origin ? e->origin : "",
+                e->rule ? ": " : "", e->rule ? e->rule : "");
     }
     rc = 0;
 out:

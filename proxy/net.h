@@ -9,6 +9,7 @@
 
 #include "anonproxy/arena-t.h"
 #include "anonproxy/buf-t.h"
+#include "anonproxy/body-t.h"
 #include "anonproxy/config-t.h"
 #include "anonproxy/geo-t.h"
 #include "anonproxy/head-t.h"
@@ -180,6 +181,7 @@ struct ap_worker {
     struct ap_route_stats *rstats;     /* [AP_MAX_ROUTE_STATS] */
     uint64_t geo_results[4];           /* located, not found, private/reserved, error */
     uint64_t geo_cache_hits, geo_cache_misses;
+    struct ap_body_stats body_stats;   /* body rules of this worker */
     int finished;                      /* its loop returned (atomic) */
     uv_timer_t key_timer;              /* prepares tomorrow's key ahead of midnight */
     char readbuf[64 * 1024]; /* every read of this loop lands here */
@@ -300,6 +302,7 @@ struct ap_exchange {
     unsigned last_chunk_sent : 1;
     unsigned counted : 1;
     unsigned client_gone : 1; /* a write to the client failed */
+    unsigned body_rewritten : 1;
     enum ap_resp_framing framing;
     int status;
     uint64_t start_ms;
@@ -369,6 +372,10 @@ void ap_conn_on_accept(uv_stream_t *listener, int status);
 int ap_conn_write(struct ap_conn *c, const char *p, size_t n);
 int ap_conn_writev(struct ap_conn *c, const uv_buf_t *bufs, unsigned nbufs);
 void ap_exchange_free(struct ap_exchange *ex);
+/* Run the route's body rules over the complete body (ex->route->body set,
+ * ex->body_done). Returns 0 to go on, or -1 when the client was answered
+ * (400, 413, 415, 500) and the exchange is gone. */
+int ap_exchange_rewrite_body(struct ap_exchange *ex);
 /* The response of the current exchange is complete and queued. */
 void ap_conn_response_done(struct ap_conn *c);
 /* Answer with a proxy-generated error and close after it. */

@@ -712,6 +712,14 @@ void ap_upstream_pump(struct ap_exchange *ex)
 {
     if (ex->ups == NULL)
         return;
+    /* A route with body rules sends nothing before the whole body was
+     * read and rewritten. */
+    if (ex->route->body != NULL) {
+        if (!ex->body_done)
+            return;
+        if (!ex->body_rewritten && ap_exchange_rewrite_body(ex) != 0)
+            return; /* answered */
+    }
     if (ex->ups->up->kind == AP_UPSTREAM_FILE) {
         if (ex->body_done && !ex->sink_busy)
             ap_filesink_deliver(ex);

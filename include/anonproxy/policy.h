@@ -64,4 +64,16 @@ struct ap_engine_pseudo {
 };
 int ap_engine_pseudo_text(void *vctx, const char *val, size_t len, char *out, size_t outcap);
 
+/* The Content-Type and Content-Encoding the body engine reads (empty
+ * slices when absent), from the rewritten request. Returns 0. */
+struct ap_body_out;
+int ap_engine_body_input(struct ap_request *req, struct ap_slice *content_type,
+                         struct ap_slice *content_encoding);
+
+/* Apply a FORWARD or FORWARD_EMPTY body verdict to the request: the
+ * Content-Encoding header set to the body's or removed, the compression flag
+ * parameter removed from the target. Content-Length is the serialiser's.
+ * Returns 0 or -ENOMEM (arena). */
+int ap_engine_apply_body(struct ap_request *req, struct ap_arena *arena, const struct ap_body_out *out);
+
 #endif
