@@ -309,7 +309,19 @@ def t_durability_100k():
                     state["done"] += 1
             c.close()
 
+        rss = {"max": 0, "stop": False}
+
+        def sample():
+            while not rss["stop"]:
+                try:
+                    rss["max"] = max(rss["max"], state["p"].rss_kb())
+                except Exception:
+                    pass
+                time.sleep(0.2)
+
         threads = [threading.Thread(target=load, args=(k,), daemon=True) for k in range(nthreads)]
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -339,6 +351,7 @@ def t_durability_100k():
             p.stop()
             runs.append(p.stderr_text())
         finally:
+            rss["stop"] = True
             state["p"].stop()
             state["p"].cleanup()
         got = ids_of(rx.delivered(), "/x/")
@@ -351,8 +364,8 @@ def t_durability_100k():
         check(drops == 0, "drops: %r" % stats)
         check(stats[1]["in"] > 0, "the restart happened after the load: %r" % stats)
         print("# durability: %d records, %d lines delivered, %d duplicates, spool peak %d bytes, "
-              "load %.1fs, catch-up after the outage %.1fs, runs: %r" % (
-                  total, len(got), len(got) - total, peak, load_s, catch_up,
+              "load %.1fs, catch-up after the outage %.1fs, proxy RSS peak %d kB, runs: %r" % (
+                  total, len(got), len(got) - total, peak, load_s, catch_up, rss["max"],
                   [{k: s[k] for k in ("in", "delivered", "spooled", "replayed", "retries")} for s in stats]),
               flush=True)
 
