@@ -122,6 +122,11 @@ int ap_explain_run(const struct ap_config *cfg, const char *route_name, const ch
             goto out;
         }
     }
+    if (route->upstream == NULL) {
+        fprintf(errout, "explain: route '%s' is of type logs: its records go to log sinks\n",
+                route->name);
+        goto out;
+    }
     if (route->policy == NULL) {
         fprintf(errout, "explain: route '%s' has no privacy policy\n", route->name);
         goto out;
