@@ -25,6 +25,7 @@
 #include "anonproxy/geo.h"
 #include "anonproxy/head.h"
 #include "anonproxy/log.h"
+#include "anonproxy/logger.h"
 #include "anonproxy/policy.h"
 #include "anonproxy/tls.h"
 #include "net.h"
@@ -252,6 +253,39 @@ static void render_metrics(struct ap_server *s, struct ap_buf *b)
                           "anonproxy_geo_reloads_total{result=\"failure\"} %llu\n",
                        age, (unsigned long long)gs.reloads, (unsigned long long)gs.reload_failures);
     }
+    struct ap_logger_stats *ls = calloc(1, sizeof(*ls));
+    if (ls != NULL && ap_logger_get_stats(ls) == 0) {
+        ap_buf_appendf(b, "# HELP anonproxy_log_records_total Log records, by sink and result.\n"
+                          "# TYPE anonproxy_log_records_total counter\n");
+        for (size_t i = 0; i < ls->nsinks; i++) {
+            const struct ap_logsink_stats *k = &ls->sinks[i];
+            const struct {
+                const char *result;
+                uint64_t v;
+            } rows[] = {{"in", k->in}, {"delivered", k->delivered}, {"rejected", k->rejected},
+                        {"retried", k->retries}, {"spooled", k->spooled}, {"replayed", k->replayed},
+                        {"dropped_queue_full", k->dropped_queue_full},
+                        {"dropped_spool_full", k->dropped_spool_full},
+                        {"dropped_disk", k->dropped_disk}, {"dropped_shutdown", k->dropped_shutdown}};
+            for (size_t r = 0; r < AP_ARRAY_SIZE(rows); r++) {
+                ap_buf_appendf(b, "anonproxy_log_records_total{sink=\"");
+                label_escape(b, k->name);
+                ap_buf_appendf(b, "\",result=\"%s\"} %llu\n", rows[r].result, (unsigned long long)rows[r].v);
+            }
+        }
+        ap_buf_appendf(b, "# HELP anonproxy_spool_bytes Bytes in each sink's on-disk spool.\n"
+                          "# TYPE anonproxy_spool_bytes gauge\n");
+        for (size_t i = 0; i < ls->nsinks; i++) {
+            ap_buf_appendf(b, "anonproxy_spool_bytes{sink=\"");
+            label_escape(b, ls->sinks[i].name);
+            ap_buf_appendf(b, "\"} %llu\n", (unsigned long long)ls->sinks[i].spool_bytes);
+        }
+        ap_buf_appendf(b, "# HELP anonproxy_log_queue_drops_total Records a worker could not hand to the logger.\n"
+                          "# TYPE anonproxy_log_queue_drops_total counter\n"
+                          "anonproxy_log_queue_drops_total %llu\n",
+                       (unsigned long long)ls->queue_drops);
+    }
+    free(ls);
     ap_buf_appendf(b, "# HELP anonproxy_config_reloads_total Configuration reloads, by result.\n"
                       "# TYPE anonproxy_config_reloads_total counter\n"
                       "anonproxy_config_reloads_total{result=\"success\"} %llu\n"
