@@ -233,19 +233,22 @@ static void test_sketch_accuracy(void **state)
     for (unsigned i = 0; i < 64; i++)
         ap_geo_floor_admit(&f, &r, AP_GEO_LEVEL_REGION, visitor(&f, i), NOON);
     assert_int_equal(ap_geo_floor_count(&f, &r, AP_GEO_LEVEL_REGION, NOON), 64);
-    /* Then HyperLogLog: within a few percent. */
+    /* Then HyperLogLog with 256 registers (standard error 6.5%). The
+     * visitor hash is keyed at random per floor, so the bounds are about
+     * four standard errors wide: a test that fails one run in a hundred
+     * teaches nothing. */
     ap_geo_floor_admit(&f, &r, AP_GEO_LEVEL_REGION, visitor(&f, 64), NOON);
     unsigned n = ap_geo_floor_count(&f, &r, AP_GEO_LEVEL_REGION, NOON);
-    assert_true(n >= 60 && n <= 70);
+    assert_true(n >= 50 && n <= 80);
     for (unsigned i = 65; i < 1000; i++)
         ap_geo_floor_admit(&f, &r, AP_GEO_LEVEL_REGION, visitor(&f, i), NOON);
     n = ap_geo_floor_count(&f, &r, AP_GEO_LEVEL_REGION, NOON);
-    assert_true(n >= 900 && n <= 1100);
+    assert_true(n >= 750 && n <= 1250);
     for (unsigned i = 1000; i < 100000; i++)
         ap_geo_floor_admit(&f, &r, AP_GEO_LEVEL_REGION, visitor(&f, i), NOON);
     n = ap_geo_floor_count(&f, &r, AP_GEO_LEVEL_REGION, NOON);
-    /* 256 registers: a standard error of 6.5%; allow three of them. */
-    assert_true(n >= 80000 && n <= 120000);
+    /* 256 registers: a standard error of 6.5%; allow about four of them. */
+    assert_true(n >= 75000 && n <= 125000);
     /* Repeats never move it. */
     for (unsigned i = 0; i < 1000; i++)
         ap_geo_floor_admit(&f, &r, AP_GEO_LEVEL_REGION, visitor(&f, i), NOON);
