@@ -284,7 +284,8 @@ static void test_threads(void **state)
         assert_int_equal(pthread_join(t[i], NULL), 0);
     struct ap_geo_record r = place("IDF", "Paris");
     unsigned n = ap_geo_floor_count(&f, &r, AP_GEO_LEVEL_CITY, NOON);
-    assert_true(n >= 1800 && n <= 2200);
+    /* 2000 distinct visitors; about four standard errors of the sketch. */
+    assert_true(n >= 1500 && n <= 2500);
     ap_geo_floor_free(&f);
 }
 
