@@ -872,7 +872,9 @@ static int centry_load(struct centry *ce, const struct ap_config_tls_cert *cc, s
         e->oom = 1;
         return -ENOMEM;
     }
-    qsort(ce->names, ce->nnames, sizeof(*ce->names), cmp_str);
+    /* qsort wants a non-NULL array even when it sorts nothing. */
+    if (ce->nnames > 1)
+        qsort(ce->names, ce->nnames, sizeof(*ce->names), cmp_str);
     return 0;
 }
 
