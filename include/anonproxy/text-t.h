@@ -51,11 +51,13 @@ struct ap_text_globset {
     size_t nlits;
     uint32_t *slots;                     /* open addressing: index into lits + 1, 0 empty */
     size_t mask;                         /* slots has mask + 1 entries (a power of two) */
-    uint64_t *words;                     /* the literal patterns, each padded with zero
-                                            bytes to whole 8-byte words */
+    uint64_t *words;                     /* the literal patterns as 8-byte words, their
+                                            last word read as text.c's name_word reads it */
     size_t nwords, words_cap;
     struct ap_text_globset_glob *globs;  /* patterns with '*' or '?', in index order */
     size_t nglobs;
+    uint64_t filter[16];                 /* a bit per literal's length and first and last
+                                            bytes: most absent names stop at one test */
 };
 
 #endif

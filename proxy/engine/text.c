@@ -185,28 +185,46 @@ static inline uint64_t name_word(const char *s, size_t len, size_t i, bool fold)
     return fold ? fold_word(w) : w;
 }
 
-static inline uint64_t hash_mix(uint64_t h, uint64_t w)
+/* The hash of a name from its words: two independent multiplies, so a
+ * lookup waits for one multiplication, not a chain of them. Words past the
+ * second are folded into the second first. */
+static inline uint32_t hash_pair(uint64_t w0, uint64_t w1, size_t len)
 {
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    return h ^ (h >> 32);
+    uint64_t h = ((w0 + len) * 0x9E3779B97F4A7C15ull) ^ (w1 * 0xC2B2AE3D27D4EB4Full);
+    return (uint32_t)(h >> 32);
 }
 
-static inline uint32_t hash_end(uint64_t h)
+static inline uint64_t fold_in(uint64_t acc, uint64_t w)
 {
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return (uint32_t)(h ^ (h >> 29));
+    return (acc ^ w) * 0xff51afd7ed558ccdull;
 }
 
-/* Names up to this many words keep their words in registers or on the
- * stack between hashing and comparing. */
+/* Names up to this many words keep their words on the stack between
+ * hashing and comparing. */
 #define NAME_WORDS 4
 
 static uint32_t hash_name(const char *s, size_t len, bool fold)
 {
-    uint64_t h = len * 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < (len + 7) / 8; i++)
-        h = hash_mix(h, name_word(s, len, i, fold));
-    return hash_end(h);
+    size_t nw = (len + 7) / 8;
+    uint64_t w0 = nw > 0 ? name_word(s, len, 0, fold) : 0;
+    uint64_t w1 = nw > 1 ? name_word(s, len, 1, fold) : 0;
+    for (size_t i = 2; i < nw; i++)
+        w1 = fold_in(w1, name_word(s, len, i, fold));
+    return hash_pair(w0, w1, len);
+}
+
+/* The filter bit of a name: a literal can only equal a name with the same
+ * bit set in the same word. */
+static inline uint64_t filter_bit(const char *s, size_t len, bool fold)
+{
+    if (len == 0)
+        return 1;
+    unsigned a = (unsigned char)s[0], b = (unsigned char)s[len - 1];
+    if (fold) {
+        a = lower((unsigned char)a);
+        b = lower((unsigned char)b);
+    }
+    return 1ull << ((a + 3 * b) & 63);
 }
 
 void ap_text_globset_init(struct ap_text_globset *set, unsigned flags)
@@ -261,10 +279,7 @@ static inline const struct ap_text_globset_lit *find_short(const struct ap_text_
         w[0] = fold_word(w[0]);
         w[1] = fold_word(w[1]);
     }
-    uint64_t h = hash_mix(len * 0x9E3779B97F4A7C15ull, w[0]);
-    if (len > 8)
-        h = hash_mix(h, w[1]);
-    uint32_t h32 = hash_end(h);
+    uint32_t h32 = hash_pair(w[0], w[1], len);
     for (size_t slot = h32 & set->mask;; slot = (slot + 1) & set->mask) {
         uint32_t v = set->slots[slot];
         if (v == 0)
@@ -285,14 +300,14 @@ static const struct ap_text_globset_lit *find_lit(const struct ap_text_globset *
         return find_short(set, s, len, fold);
     uint64_t w[NAME_WORDS] = {0};
     size_t nw = (len + 7) / 8;
-    uint64_t h = len * 0x9E3779B97F4A7C15ull;
+    uint64_t acc = 0;
     for (size_t i = 0; i < nw; i++) {
         uint64_t x = name_word(s, len, i, fold);
         if (i < NAME_WORDS)
             w[i] = x;
-        h = hash_mix(h, x);
+        acc = i == 0 ? 0 : i == 1 ? x : fold_in(acc, x); /* as hash_name */
     }
-    return probe(set, s, len, hash_end(h), w, fold);
+    return probe(set, s, len, hash_pair(w[0], acc, len), w, fold);
 }
 
 /* Rebuild the hash table with room for `want` literals at most a quarter
@@ -351,6 +366,7 @@ static int add_lit(struct ap_text_globset *set, const char *glob, size_t len)
     nl[set->nlits] = (struct ap_text_globset_lit){(uint32_t)set->nwords, (uint32_t)len, h,
                                                   (uint32_t)set->n};
     set->nwords += nw;
+    set->filter[len & 15] |= filter_bit(glob, len, fold);
     size_t slot = h & set->mask;
     while (set->slots[slot] != 0)
         slot = (slot + 1) & set->mask;
@@ -401,7 +417,7 @@ size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, si
     AP_BUG_ON(s == NULL && len > 0);
     bool fold = set->flags & AP_TEXT_NOCASE;
     size_t best = AP_TEXT_GLOBSET_NONE;
-    if (set->nlits > 0) {
+    if (set->filter[len & 15] & filter_bit(s, len, fold)) {
         const struct ap_text_globset_lit *l =
             len - 1 < 16 ? find_short(set, s, len, fold) : find_lit(set, s, len, fold);
         if (l != NULL)
