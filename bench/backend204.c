@@ -159,8 +159,8 @@ static int queue_out(struct conn *c, const char *s, size_t n)
     return 0;
 }
 
-/* A request is complete: queue its answer. Returns -1 when the output
- * buffer is full (the caller stops parsing until it drains). */
+/* A request is complete: queue its answer. parse() stops before the output
+ * buffer can overflow, so the answer always fits. */
 static void request_done(struct conn *c)
 {
     atomic_fetch_add_explicit(&n_requests, 1, memory_order_relaxed);
