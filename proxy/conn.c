@@ -835,9 +835,11 @@ static int on_head(struct ap_conn *c)
     }
 
     if (ex->body_done) {
+        /* Reading goes on while the response is pending (pipelined bytes
+         * wait in c->pending): stopping and restarting it would cost two
+         * epoll_ctl calls per request. */
         c->state = AP_CS_WAIT;
         ap_conn_timer_stop(c);
-        conn_read_stop(c);
     } else {
         c->state = AP_CS_BODY;
         conn_timer(c, AP_T_BODY, cfg->timeouts.body_idle);
@@ -975,7 +977,6 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
             if (c->ex->body_done) {
                 c->state = AP_CS_WAIT;
                 ap_conn_timer_stop(c);
-                conn_read_stop(c);
             } else {
                 conn_timer(c, AP_T_BODY, cfg->timeouts.body_idle);
             }
@@ -983,7 +984,9 @@ static void conn_process(struct ap_conn *c, const char *data, size_t len)
         }
         case AP_CS_WAIT:
             stash_pending(c, data, len);
-            conn_read_stop(c);
+            /* Stop only when another full read might not fit. */
+            if (c->close_after || c->pending.len + sizeof(c->w->readbuf) > c->pending.limit)
+                conn_read_stop(c);
             len = 0;
             break;
         case AP_CS_CLOSING:
