@@ -47,6 +47,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n, n2;
     AP_BUG_ON(ap_cookie_rewrite(&ctx, in, size, out, cap, &n) != 0);
     AP_BUG_ON(n != strlen(out));
+    /* The same policy compiled rewrites the same. */
+    struct ap_cookie_policy comp = policy;
+    if (ap_cookie_policy_compile(&comp) == 0) {
+        struct ap_cookie_ctx cctx = {.policy = &comp, .pseudo = {pseudo, NULL}};
+        AP_BUG_ON(ap_cookie_rewrite(&cctx, in, size, out2, cap, &n2) != 0);
+        AP_BUG_ON(n2 != n || memcmp(out, out2, n) != 0);
+        ap_cookie_policy_release(&comp);
+    }
     /* Kept cookies are well formed: rewriting the output keeps it whole
      * when every name is kept. */
     policy.default_action = AP_COOKIE_KEEP;

@@ -1,7 +1,9 @@
 /* Fuzz target of proxy/engine/query.c. The first input byte picks policy
  * switches, the rest is the query string, target or URL. Checks, besides the
  * sanitizers: no click id survives, a callback-free rewrite is idempotent,
- * and a smaller buffer gives -ENOBUFS or exactly the same output. */
+ * a smaller buffer gives -ENOBUFS or exactly the same output, a compiled
+ * policy rewrites as the policy as built, and the one-pass strict referrer
+ * reduction agrees with the two-step one. */
 #include "anonproxy/common.h"
 
 #include <errno.h>
@@ -111,6 +113,24 @@ done:
     free(out2);
 }
 
+/* A compiled policy (ap_query_policy_compile) rewrites exactly as the
+ * policy as built. */
+static void same_compiled(rewrite_fn fn, const struct ap_query_ctx *ctx, const struct ap_query_ctx *comp,
+                          const char *in, size_t len)
+{
+    size_t cap = 12 * len + 256;
+    char *out = malloc(cap);
+    char *out2 = malloc(cap);
+    if (out != NULL && out2 != NULL) {
+        size_t n = 0, n2 = 0;
+        int rc = fn(ctx, in, len, out, cap, &n);
+        int rc2 = fn(comp, in, len, out2, cap, &n2);
+        AP_BUG_ON(rc != rc2 || n != n2 || memcmp(out, out2, n) != 0);
+    }
+    free(out);
+    free(out2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -152,11 +172,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(ap_query_rewrite_target, &ctx, &pure, in, len, small, false);
     run(ap_query_rewrite_url, &ctx, &pure, in, len, small, false);
 
-    char buf[4096];
-    size_t n;
+    struct ap_query_policy comp = policy;
+    if (ap_query_policy_compile(&comp) == 0) {
+        struct ap_query_ctx cctx = ctx;
+        cctx.policy = &comp;
+        same_compiled(ap_query_rewrite, &ctx, &cctx, in, len);
+        same_compiled(ap_query_rewrite_target, &ctx, &cctx, in, len);
+        same_compiled(ap_query_rewrite_url, &ctx, &cctx, in, len);
+        ap_query_policy_release(&comp);
+    }
+
+    char buf[4096], buf2[4096];
+    size_t n, n2;
     if (len < sizeof(buf) / 3) {
         AP_BUG_ON(ap_query_origin(in, len, buf, sizeof(buf), &n) != 0);
         AP_BUG_ON(ap_query_referrer(&ctx, in, len, buf, sizeof(buf), &n) != 0);
+        /* Strict: the one-pass reduction is the referrer's origin. */
+        if (policy.strict_referrer) {
+            if (n > 0)
+                AP_BUG_ON(ap_query_origin(in, len, buf, sizeof(buf), &n) != 0);
+            AP_BUG_ON(ap_query_referrer_origin(&ctx, in, len, buf2, sizeof(buf2), &n2) != 0);
+            AP_BUG_ON(n2 != n || memcmp(buf, buf2, n) != 0);
+        }
         AP_BUG_ON(ap_query_clean_url(&policy, in, len, buf, sizeof(buf), &n) != 0);
     }
     return 0;
