@@ -219,6 +219,12 @@ int ap_policy_add_header_rule(struct ap_policy *pol, const char *glob, enum ap_h
     return add_header_rule(pol, glob, action, value, 0);
 }
 
+/* Has ap_policy_finish run? It builds the header set, whatever the rules. */
+static bool is_finished(const struct ap_policy *pol)
+{
+    return pol->header_set.magic == AP_TEXT_GLOBSET_MAGIC;
+}
+
 int ap_policy_add_cookie_rule(struct ap_policy *pol, const char *glob, enum ap_cookie_action action)
 {
     if (glob == NULL || glob[0] == '\0' || (unsigned)action >= AP_COOKIE_NACTIONS)
@@ -229,6 +235,13 @@ int ap_policy_add_cookie_rule(struct ap_policy *pol, const char *glob, enum ap_c
     if (g == NULL)
         return -ENOMEM;
     pol->cookie_rules[pol->ncookie_rules++] = (struct ap_cookie_rule){g, action};
+    /* After ap_policy_finish the cookie policy points at the array, which
+     * may just have moved: follow it (the compiled set then no longer
+     * matches and the engine walks the rules instead). */
+    if (is_finished(pol)) {
+        pol->cookies.rules = pol->cookie_rules;
+        pol->cookies.nrules = pol->ncookie_rules;
+    }
     return 0;
 }
 
@@ -242,6 +255,10 @@ int ap_policy_add_query_rule(struct ap_policy *pol, const char *glob, enum ap_qu
     if (g == NULL)
         return -ENOMEM;
     pol->query_rules[pol->nquery_rules++] = (struct ap_query_rule){g, action};
+    if (is_finished(pol)) { /* as for cookies */
+        pol->query.rules = pol->query_rules;
+        pol->query.nrules = pol->nquery_rules;
+    }
     return 0;
 }
 
@@ -260,7 +277,12 @@ static int add_str(char ***arr, size_t *n, const char *s)
 
 int ap_policy_add_url_keep(struct ap_policy *pol, const char *glob)
 {
-    return add_str(&pol->url_keep, &pol->nurl_keep, glob);
+    int rc = add_str(&pol->url_keep, &pol->nurl_keep, glob);
+    if (rc == 0 && is_finished(pol)) { /* as for cookies */
+        pol->query.url_keep = (const char *const *)pol->url_keep;
+        pol->query.nurl_keep = pol->nurl_keep;
+    }
+    return rc;
 }
 
 int ap_policy_add_remove_header(struct ap_policy *pol, const char *name)

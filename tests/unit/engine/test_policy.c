@@ -887,6 +887,18 @@ static void test_header_rules_compiled(void **state)
     assert_int_equal(ap_engine_rewrite(&pol, &f->ctx, &ip, &f->req, &f->res), 0);
     assert_string_equal(FWD(f, "X-Late"), "1");
     assert_string_equal(FWD(f, "Accept"), "*/*");
+    /* Cookie, query and url_keep rules added late are honoured too (their
+     * arrays may move: the policies follow them). */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(ap_policy_add_cookie_rule(&pol, i ? "pad*" : "late", AP_COOKIE_KEEP), 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(ap_policy_add_query_rule(&pol, i ? "pad*" : "late", AP_QUERY_DROP), 0);
+    assert_int_equal(ap_policy_add_url_keep(&pol, "k"), 0);
+    request(f, "GET /c?late=1&url=%2Fp%3Fk%3D1%26utm_source%3D2&x=3 HTTP/1.1\r\nHost: a.example\r\n"
+               "Cookie: late=1; other=2\r\n\r\n");
+    assert_int_equal(ap_engine_rewrite(&pol, &f->ctx, &ip, &f->req, &f->res), 0);
+    assert_string_equal(FWD(f, "Cookie"), "late=1");
+    assert_string_equal(target(f), "/c?url=%2Fp%3Fk%3D1&x=3");
     ap_policy_free(&pol);
 }
 
