@@ -43,12 +43,18 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "anonproxy/body.h"
+#include "anonproxy/bodypreset.h"
 #include "anonproxy/clientaddr.h"
 #include "anonproxy/config.h"
+#include "anonproxy/detect.h"
 #include "anonproxy/geo.h"
 #include "anonproxy/head.h"
 #include "anonproxy/ip.h"
@@ -2849,6 +2855,670 @@ static void free_route_logging(struct ap_config_route *r)
     free(r->log_fields);
 }
 
+/* Body rules (`body:`, docs/configuration.md BODY RULES): a route's body
+ * policy for proxy/engine/body.c. build_body makes it after the route's
+ * privacy policy, whose profile (the detectors' defaults) and truncation
+ * prefixes it takes; a route without the key (or with `body: ~`) has none,
+ * and its bodies pass unread. */
+
+#define MAX_BODY_RULES 1000u /* a route's own rules; the duplicate check is pairwise */
+#define MAX_BODY_REGEX 64u   /* each one runs over every string of every body */
+#define MAX_BODY_QFLAGS 64u
+#define MAX_BODY_PATTERN 4096u
+
+/* The policy and what the printer needs to write the section back as it
+ * was given: which rules and flags are the route's own (the presets'
+ * follow them), the presets' names, and each rule's value as written.
+ * r->body points at `pol`; body_conf_of finds the rest. */
+struct body_conf {
+    struct ap_body_policy pol;
+    const char **presets; /* static names from ap_bodypreset_names, in file order */
+    size_t npresets;
+    char **args;          /* value of each of the route's rules as written, or NULL */
+    size_t nrules;        /* the route's own rules: the first nrules of pol.rules */
+    size_t nqflags;       /* the route's own compression flags: the first of pol.qflags */
+};
+
+static struct body_conf *body_conf_of(const struct ap_body_policy *pol)
+{
+    return (struct body_conf *)((char *)(uintptr_t)pol - offsetof(struct body_conf, pol));
+}
+
+/* Takes `n` entries of a list capped at `max` from the budget the privacy
+ * rules of all routes share (aliases can repeat a big body section in
+ * thousands of routes). Returns 0 or reports. */
+static int body_budget(struct parser *p, yaml_node_t *node, size_t n, size_t max,
+                       const char *what)
+{
+    if (n > max) {
+        err(p, node, "too many %s (%zu, at most %zu)", what, n, max);
+        return -E2BIG;
+    }
+    if (n > MAX_TOTAL_RULES - p->privacy_rules) {
+        err(p, node, "too many privacy rules in all routes together (at most %u, body rules "
+                     "and their presets included)", MAX_TOTAL_RULES);
+        return -E2BIG;
+    }
+    p->privacy_rules += n;
+    return 0;
+}
+
+/* A list whose items are mappings. Returns its length, or -1 after
+ * reporting another shape; a null value is an empty list. */
+static long body_list(struct parser *p, yaml_node_t *node, const char *what)
+{
+    if (is_null(node))
+        return 0;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        err(p, node, "expected a list of %s, got %s", what, type_name(node));
+        return -1;
+    }
+    return (long)seq_len(node);
+}
+
+static int parse_body_action(struct parser *p, yaml_node_t *node, enum ap_body_action *out)
+{
+    const char *s = scalar(p, node, "an action");
+    if (s == NULL)
+        return -EINVAL;
+    if (ap_body_action_parse(s, out) == 0)
+        return 0;
+    const char *names[AP_BODY_NACTIONS];
+    for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++)
+        names[i] = ap_body_action_name((enum ap_body_action)i);
+    bad_name(p, node, "action", s, names, AP_ARRAY_SIZE(names));
+    return -EINVAL;
+}
+
+/* One item of `rules` or `regex` as its keys were read; the rule is added
+ * once every key is known. */
+struct body_item {
+    const char *text;        /* path or pattern */
+    yaml_node_t *text_node;
+    int have_action;
+    enum ap_body_action action;
+    yaml_node_t *action_node;
+    const char *value;
+    yaml_node_t *value_node;
+    int encoding;            /* compression_flags: enum ap_body_encoding, 0 when bad */
+};
+
+static void kw_bitem_text(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct body_item *it = obj;
+    it->text = scalar(p, node, strcmp(kw->name, "path") == 0      ? "a path such as $.user.id"
+                               : strcmp(kw->name, "pattern") == 0 ? "a regular expression"
+                                                                  : "a parameter name");
+    it->text_node = node;
+}
+
+static void kw_bitem_action(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    struct body_item *it = obj;
+    it->action_node = node;
+    it->have_action = parse_body_action(p, node, &it->action) == 0;
+}
+
+static void kw_bitem_value(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                           void *obj)
+{
+    struct body_item *it = obj;
+    it->value_node = node;
+    if (node->type != YAML_SCALAR_NODE) {
+        /* A JSON object or array for `set` is JSON text in a string. */
+        err(p, node, "expected a scalar (quote JSON objects and arrays: '{\"a\": 1}'), got %s",
+            type_name(node));
+        return;
+    }
+    it->value = scalar(p, node, "a value");
+}
+
+static int parse_choice(struct parser *p, yaml_node_t *node, const char *what,
+                        const char *const *names, size_t n);
+
+static void kw_bitem_encoding(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    static const enum ap_body_encoding encs[] = { AP_BODY_ENC_GZIP, AP_BODY_ENC_DEFLATE };
+    struct body_item *it = obj;
+    const char *names[AP_ARRAY_SIZE(encs)];
+    for (size_t i = 0; i < AP_ARRAY_SIZE(encs); i++)
+        names[i] = ap_body_encoding_name(encs[i]);
+    int i = parse_choice(p, node, "encoding", names, AP_ARRAY_SIZE(names));
+    if (i >= 0)
+        it->encoding = (int)encs[i];
+}
+
+static const struct keyword body_rule_kws[] = {
+    { "path", kw_bitem_text, NULL, .flags = KW_REQUIRED },
+    { "action", kw_bitem_action, NULL, .flags = KW_REQUIRED },
+    { "value", kw_bitem_value, NULL, .flags = 0 },
+    { .name = NULL },
+};
+
+static const struct keyword body_regex_kws[] = {
+    { "pattern", kw_bitem_text, NULL, .flags = KW_REQUIRED },
+    { "action", kw_bitem_action, NULL, .flags = KW_REQUIRED },
+    { .name = NULL },
+};
+
+static const struct keyword body_qflag_kws[] = {
+    { "param", kw_bitem_text, NULL, .flags = KW_REQUIRED },
+    { "value", kw_bitem_value, NULL, .flags = KW_REQUIRED },
+    { "encoding", kw_bitem_encoding, NULL, .flags = KW_REQUIRED },
+    { .name = NULL },
+};
+
+/* Reports at `node` with `key` appended to the key path. */
+#define err_at_key(p, key, node, ...)                                                     \
+    do {                                                                                  \
+        size_t saved_ = push_key((p), (key));                                             \
+        err((p), (node), __VA_ARGS__);                                                    \
+        pop((p), saved_);                                                                 \
+    } while (0)
+
+static void add_body_rule(struct parser *p, struct body_conf *bc, yaml_node_t *item,
+                          const struct body_item *it, yaml_node_t **paths)
+{
+    char shown[SHOW_MAX + 4], shown2[SHOW_MAX + 4];
+    if (it->text == NULL || !it->have_action)
+        return; /* reported by the key's handler, or missing */
+    const char *aname = ap_body_action_name(it->action);
+    int takes_value = it->action == AP_BODY_SET || it->action == AP_BODY_ROUND;
+    if (takes_value && it->value == NULL) {
+        if (it->value_node == NULL)
+            err(p, item, "missing required key 'value' (action %s needs one: %s)", aname,
+                it->action == AP_BODY_SET ? "the constant" : "a step, minute, hour or day");
+        return;
+    }
+    if (!takes_value && it->value_node != NULL) {
+        err_at_key(p, "value", it->value_node, "action %s takes no value", aname);
+        return;
+    }
+    for (size_t k = 0; k < bc->nrules; k++) {
+        if (strcmp(bc->pol.rules[k].text, it->text) == 0) {
+            err_at_key(p, "path", it->text_node,
+                       "duplicate rule for '%s' (first at %u:%u; the first rule that matches "
+                       "wins)", show(shown, it->text, strlen(it->text)), pos_of(paths[k]).line,
+                       pos_of(paths[k]).col);
+            return;
+        }
+    }
+    size_t off = SIZE_MAX;
+    int rc = ap_body_policy_add_rule(&bc->pol, it->text, it->action, it->value, &off);
+    if (rc == -ENOMEM) {
+        p->oom = 1;
+        return;
+    }
+    if (rc == -EINVAL && off != SIZE_MAX) {
+        size_t len = strlen(it->text);
+        if (off > len)
+            off = len;
+        if (off < len)
+            err_at_key(p, "path", it->text_node, "invalid path '%s' at byte %zu (near '%s')",
+                       show(shown, it->text, len), off, show(shown2, it->text + off, len - off));
+        else
+            err_at_key(p, "path", it->text_node, "invalid path '%s' at byte %zu (unexpected end)",
+                       show(shown, it->text, len), off);
+        return;
+    }
+    if (rc != 0) {
+        if (it->action == AP_BODY_ROUND)
+            err_at_key(p, "value", it->value_node,
+                       "invalid round value '%s' (a positive integer up to 10^18, minute, hour "
+                       "or day)", show(shown, it->value, strlen(it->value)));
+        else
+            err_at_key(p, "value", it->value_node, "invalid value for %s", aname);
+        return;
+    }
+    if (it->value != NULL) {
+        bc->args[bc->nrules] = xstrdup(p, it->value);
+        if (bc->args[bc->nrules] == NULL)
+            return; /* the rule stays; the load fails anyway */
+    }
+    paths[bc->nrules] = it->text_node;
+    bc->nrules++;
+}
+
+static void kw_body_rules(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct body_conf *bc = obj;
+    long n = body_list(p, node, "rules");
+    if (n <= 0 || body_budget(p, node, (size_t)n, MAX_BODY_RULES, "rules") != 0)
+        return;
+    bc->args = xcalloc(p, (size_t)n, sizeof(*bc->args));
+    yaml_node_t **paths = xcalloc(p, (size_t)n, sizeof(*paths));
+    for (long i = 0; i < n && bc->args != NULL && paths != NULL; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        size_t saved = push_index(p, (size_t)i);
+        if (item->type != YAML_MAPPING_NODE) {
+            err(p, item, "expected a mapping with path and action, got %s", type_name(item));
+        } else {
+            struct body_item it = { 0 };
+            parse_table(p, item, body_rule_kws, &it, NULL);
+            add_body_rule(p, bc, item, &it, paths);
+        }
+        pop(p, saved);
+    }
+    free(paths);
+}
+
+static void add_body_preset(struct parser *p, yaml_node_t *node, const char *s, void *obj)
+{
+    struct body_conf *bc = obj;
+    const char *const *names = ap_bodypreset_names();
+    size_t n = 0, found = SIZE_MAX;
+    for (; names[n] != NULL; n++)
+        if (strcmp(names[n], s) == 0)
+            found = n;
+    if (found == SIZE_MAX) {
+        bad_name(p, node, "preset", s, names, n);
+        return;
+    }
+    for (size_t i = 0; i < bc->npresets; i++) {
+        if (bc->presets[i] == names[found]) {
+            char shown[SHOW_MAX + 4];
+            err(p, node, "preset '%s' is listed twice", show(shown, s, strlen(s)));
+            return;
+        }
+    }
+    bc->presets[bc->npresets++] = names[found];
+}
+
+/* The names are checked here; build_body adds the presets' rules after
+ * the route's own, which therefore win. */
+static void kw_body_presets(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    struct body_conf *bc = obj;
+    size_t cap = is_null(node) ? 0 : node->type == YAML_SEQUENCE_NODE ? seq_len(node) : 1;
+    size_t n = 0;
+    const char *const *names = ap_bodypreset_names();
+    while (names[n] != NULL)
+        n++;
+    if (cap > n) {
+        err(p, node, "too many presets (%zu; there are %zu)", cap, n);
+        return;
+    }
+    bc->presets = xcalloc(p, cap, sizeof(*bc->presets));
+    if (bc->presets != NULL)
+        for_each_string(p, node, "a preset name", add_body_preset, bc);
+}
+
+/* The actions detector `kind` accepts, asked of the engine itself on a
+ * scratch policy so that the two cannot disagree. Returns their number. */
+static size_t detector_actions(enum ap_detect_kind kind, const char *names[AP_BODY_NACTIONS])
+{
+    struct ap_body_policy scratch;
+    size_t n = 0;
+    ap_body_policy_init(&scratch, AP_PROFILE_STRICT);
+    for (size_t a = 0; a < AP_BODY_NACTIONS; a++)
+        if (ap_body_policy_set_detector(&scratch, kind, (enum ap_body_action)a) == 0)
+            names[n++] = ap_body_action_name((enum ap_body_action)a);
+    ap_body_policy_free(&scratch);
+    return n;
+}
+
+static void kw_body_detectors(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                              void *obj)
+{
+    struct body_conf *bc = obj;
+    if (is_null(node))
+        return;
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping of detector names to actions, got %s", type_name(node));
+        return;
+    }
+    const char *kinds[AP_DETECT_REGEX];
+    for (size_t k = 0; k < AP_ARRAY_SIZE(kinds); k++)
+        kinds[k] = ap_detect_kind_name((enum ap_detect_kind)k);
+    yaml_node_t *seen[AP_DETECT_REGEX] = { 0 };
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *key = node_at(p, pair->key);
+        yaml_node_t *val = node_at(p, pair->value);
+        const char *name = scalar(p, key, "a detector name");
+        if (name == NULL)
+            continue;
+        char shown[SHOW_MAX + 4];
+        enum ap_detect_kind kind;
+        if (ap_detect_kind_parse(name, &kind) != 0) {
+            bad_name(p, key, "detector", name, kinds, AP_ARRAY_SIZE(kinds));
+            continue;
+        }
+        if (kind >= AP_DETECT_REGEX) {
+            err(p, key, "regular expressions are written under the key regex, with their action");
+            continue;
+        }
+        if (seen[kind] != NULL) {
+            err(p, key, "duplicate key '%s' (first at %u:%u)", show(shown, name, strlen(name)),
+                pos_of(seen[kind]).line, pos_of(seen[kind]).col);
+            continue;
+        }
+        seen[kind] = key;
+        size_t saved = push_key(p, name);
+        const char *allowed[AP_BODY_NACTIONS];
+        size_t nallowed = detector_actions(kind, allowed);
+        const char *s = scalar(p, val, "an action");
+        enum ap_body_action action;
+        if (s == NULL) {
+            /* reported */
+        } else if (ap_body_action_parse(s, &action) != 0) {
+            bad_name(p, val, "action", s, allowed, nallowed);
+        } else if (ap_body_policy_set_detector(&bc->pol, kind, action) != 0) {
+            char list[256] = "";
+            size_t off = 0;
+            for (size_t i = 0; i < nallowed; i++) {
+                int w = snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+                                 allowed[i]);
+                if (w > 0 && (size_t)w < sizeof(list) - off)
+                    off += (size_t)w;
+            }
+            err(p, val, "the %s detector cannot %s (expected one of: %s)", kinds[kind],
+                ap_body_action_name(action), list);
+        }
+        pop(p, saved);
+    }
+}
+
+/* PCRE2's own words for why `pattern` does not compile. The engine gives
+ * only the offset; compiling again on this error path costs nothing. The
+ * options are the engine's (ap_body_policy_add_regex). */
+static void regex_why(const char *pattern, char *buf, size_t len)
+{
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
+    if (re != NULL) {
+        pcre2_code_free(re);
+        snprintf(buf, len, "refused by the body engine");
+        return;
+    }
+    if (pcre2_get_error_message(code, (PCRE2_UCHAR *)buf, len) < 0)
+        snprintf(buf, len, "PCRE2 error %d", code);
+}
+
+static void kw_body_regex(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct body_conf *bc = obj;
+    long n = body_list(p, node, "regular expressions");
+    if (n <= 0 || body_budget(p, node, (size_t)n, MAX_BODY_REGEX, "regular expressions") != 0)
+        return;
+    for (long i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        size_t saved = push_index(p, (size_t)i);
+        struct body_item it = { 0 };
+        if (item->type != YAML_MAPPING_NODE)
+            err(p, item, "expected a mapping with pattern and action, got %s", type_name(item));
+        else
+            parse_table(p, item, body_regex_kws, &it, NULL);
+        char shown[SHOW_MAX + 4], why[160];
+        if (it.text == NULL || !it.have_action) {
+            /* reported */
+        } else if (it.action != AP_BODY_PSEUDO && it.action != AP_BODY_DROP) {
+            err_at_key(p, "action", it.action_node,
+                       "a regular expression takes pseudonymise (the match) or drop (the "
+                       "value), not %s", ap_body_action_name(it.action));
+        } else if (it.text[0] == '\0' || strlen(it.text) > MAX_BODY_PATTERN) {
+            err_at_key(p, "pattern", it.text_node, "a pattern has 1..%u bytes", MAX_BODY_PATTERN);
+        } else {
+            size_t off = SIZE_MAX;
+            int rc = ap_body_policy_add_regex(&bc->pol, it.text, it.action, &off);
+            if (rc == -ENOMEM) {
+                p->oom = 1;
+            } else if (rc != 0) {
+                regex_why(it.text, why, sizeof(why));
+                if (off != SIZE_MAX)
+                    err_at_key(p, "pattern", it.text_node,
+                               "invalid regular expression '%s' at byte %zu: %s",
+                               show(shown, it.text, strlen(it.text)), off, why);
+                else
+                    err_at_key(p, "pattern", it.text_node, "invalid regular expression '%s': %s",
+                               show(shown, it.text, strlen(it.text)), why);
+            }
+        }
+        pop(p, saved);
+    }
+}
+
+static void kw_body_qflags(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                           void *obj)
+{
+    struct body_conf *bc = obj;
+    long n = body_list(p, node, "compression flags");
+    if (n <= 0 || body_budget(p, node, (size_t)n, MAX_BODY_QFLAGS, "compression flags") != 0)
+        return;
+    yaml_node_t **firsts = xcalloc(p, (size_t)n, sizeof(*firsts));
+    for (long i = 0; i < n && firsts != NULL; i++) {
+        yaml_node_t *item = node_at(p, node->data.sequence.items.start[i]);
+        size_t saved = push_index(p, (size_t)i);
+        struct body_item it = { 0 };
+        if (item->type != YAML_MAPPING_NODE)
+            err(p, item, "expected a mapping with param, value and encoding, got %s",
+                type_name(item));
+        else
+            parse_table(p, item, body_qflag_kws, &it, NULL);
+        char shown[SHOW_MAX + 4];
+        if (it.text == NULL || it.value == NULL || it.encoding == 0) {
+            /* reported */
+        } else if (it.text[0] == '\0' || strlen(it.text) > 256 || has_control(it.text)) {
+            err_at_key(p, "param", it.text_node,
+                       "invalid parameter name '%s' (1..256 characters, no control characters)",
+                       show(shown, it.text, strlen(it.text)));
+        } else if (strlen(it.value) > 256 || has_control(it.value)) {
+            err_at_key(p, "value", it.value_node,
+                       "invalid parameter value '%s' (at most 256 characters, no control "
+                       "characters)", show(shown, it.value, strlen(it.value)));
+        } else {
+            size_t k;
+            for (k = 0; k < bc->nqflags; k++)
+                if (strcmp(bc->pol.qflags[k].name, it.text) == 0 &&
+                    strcasecmp(bc->pol.qflags[k].value, it.value) == 0)
+                    break;
+            if (k < bc->nqflags) {
+                /* Values compare without case, as the engine matches them. */
+                char shown_v[SHOW_MAX + 4];
+                err(p, item, "duplicate compression flag %s=%s (first at %u:%u)",
+                    show(shown, it.text, strlen(it.text)),
+                    show(shown_v, it.value, strlen(it.value)), pos_of(firsts[k]).line,
+                    pos_of(firsts[k]).col);
+            } else if (ap_body_policy_add_query_flag(&bc->pol, it.text, it.value,
+                                                     (enum ap_body_encoding)it.encoding) != 0) {
+                p->oom = 1; /* every -EINVAL case was refused above */
+            } else {
+                firsts[bc->nqflags++] = item;
+            }
+        }
+        pop(p, saved);
+    }
+    free(firsts);
+}
+
+/* Names of enum ap_body_on_invalid and enum ap_body_on_unsupported, by
+ * value; the engine parses them (and has no printer for them). */
+static const char *const body_on_invalid_names[] = { "reject", "drop-body" };
+static const char *const body_on_unsupported_names[] = { "reject", "drop-body", "pass" };
+
+static void kw_body_on_invalid(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct body_conf *bc = obj;
+    const char *s = scalar(p, node, "reject or drop-body");
+    if (s != NULL && ap_body_on_invalid_parse(s, &bc->pol.on_invalid) != 0)
+        bad_name(p, node, "on_invalid policy", s, body_on_invalid_names,
+                 AP_ARRAY_SIZE(body_on_invalid_names));
+}
+
+static void kw_body_on_unsupported(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                                   void *obj)
+{
+    struct body_conf *bc = obj;
+    const char *s = scalar(p, node, "reject, drop-body or pass");
+    if (s != NULL && ap_body_on_unsupported_parse(s, &bc->pol.on_unsupported) != 0)
+        bad_name(p, node, "on_unsupported policy", s, body_on_unsupported_names,
+                 AP_ARRAY_SIZE(body_on_unsupported_names));
+}
+
+static void kw_body_recompress(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct body_conf *bc = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        bc->pol.recompress = (unsigned)b;
+}
+
+static void kw_body_gzip_magic(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                               void *obj)
+{
+    struct body_conf *bc = obj;
+    int b = parse_bool(p, node);
+    if (b >= 0)
+        bc->pol.gzip_magic = (unsigned)b;
+}
+
+static void pr_body_presets(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent);
+static void pr_body_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_body_detectors(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent);
+static void pr_body_regex(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent);
+static void pr_body_on_invalid(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent);
+static void pr_body_on_unsupported(struct printer *pr, const struct keyword *kw, const void *obj,
+                                   int indent);
+static void pr_body_bool(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent);
+static void pr_body_qflags(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent);
+static void pr_body(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+
+/* Printed in this order; parsed in this order too, except the presets,
+ * whose rules build_body adds last. */
+static const struct keyword body_kws[] = {
+    { "presets", kw_body_presets, pr_body_presets, .flags = 0 },
+    { "rules", kw_body_rules, pr_body_rules, .flags = 0 },
+    { "detectors", kw_body_detectors, pr_body_detectors, .flags = 0 },
+    { "regex", kw_body_regex, pr_body_regex, .flags = 0 },
+    { "max_body", kw_size, pr_size, FIELD(struct body_conf, pol.max_body), .min = 0, .max = TiB },
+    { "max_inflated", kw_size, pr_size, FIELD(struct body_conf, pol.max_inflated), .min = 1,
+      .max = TiB },
+    { "max_ratio", kw_integer, pr_integer, FIELD(struct body_conf, pol.max_ratio), .min = 0,
+      .max = 1000000 },
+    { "max_depth", kw_integer, pr_integer, FIELD(struct body_conf, pol.max_depth), .min = 1,
+      .max = AP_BODY_MAX_DEPTH_LIMIT },
+    { "on_invalid", kw_body_on_invalid, pr_body_on_invalid, .flags = 0 },
+    { "on_unsupported", kw_body_on_unsupported, pr_body_on_unsupported, .flags = 0 },
+    { "recompress", kw_body_recompress, pr_body_bool, .flags = 0 },
+    { "gzip_magic", kw_body_gzip_magic, pr_body_bool, .flags = 0 },
+    { "compression_flags", kw_body_qflags, pr_body_qflags, .flags = 0 },
+    { .name = NULL },
+};
+
+/* build_body, called by kw_routes after build_policy, does the work. */
+static void kw_body(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+}
+
+static size_t body_kw_index(const char *name)
+{
+    size_t i = 0;
+    while (strcmp(body_kws[i].name, name) != 0)
+        i++;
+    return i;
+}
+
+/* Builds route `r`'s body policy from its `body` mapping (`key` and
+ * `node`, NULL when the key is absent). A null value leaves r->body NULL;
+ * otherwise r->body is set as soon as the policy exists, so config_free
+ * has one shape to release whatever failed. */
+static void build_body(struct parser *p, struct ap_config_route *r, yaml_node_t *key,
+                       yaml_node_t *node)
+{
+    if (node == NULL || is_null(node))
+        return;
+    size_t saved = push_key(p, "body");
+    if (r->type == AP_ROUTE_LOGS) {
+        err(p, key, "only applies to routes of type http");
+        pop(p, saved);
+        return;
+    }
+    if (node->type != YAML_MAPPING_NODE) {
+        err(p, node, "expected a mapping, got %s", type_name(node));
+        pop(p, saved);
+        return;
+    }
+    struct body_conf *bc = xcalloc(p, 1, sizeof(*bc));
+    if (bc == NULL) {
+        pop(p, saved);
+        return;
+    }
+    /* The detectors' defaults are the privacy profile's, and addresses are
+     * truncated in bodies as they are in headers. */
+    ap_body_policy_init(&bc->pol, r->policy != NULL ? r->policy->profile : AP_PROFILE_STRICT);
+    r->body = &bc->pol;
+    if (r->policy != NULL) {
+        bc->pol.v4_prefix = r->policy->v4_prefix;
+        bc->pol.v6_prefix = r->policy->v6_prefix;
+    }
+    bc->pol.max_body = r->max_body_bytes;
+    size_t before = p->nerrors + p->dropped;
+    struct seen seen[MAX_KEYWORDS];
+    parse_table(p, node, body_kws, bc, seen);
+
+    yaml_node_t *presets = seen[body_kw_index("presets")].val;
+    for (size_t i = 0; i < bc->npresets && !p->oom; i++) {
+        size_t had = bc->pol.nrules;
+        if (p->privacy_rules >= MAX_TOTAL_RULES) {
+            err_at_key(p, "presets", presets, "too many privacy rules in all routes together "
+                       "(at most %u, body rules and their presets included)", MAX_TOTAL_RULES);
+            break;
+        }
+        int rc = ap_bodypreset_add(&bc->pol, bc->presets[i]);
+        AP_BUG_ON(rc == -ENOENT); /* the name was checked */
+        if (rc != 0)
+            p->oom = 1;
+        size_t added = bc->pol.nrules - had;
+        p->privacy_rules += added < MAX_TOTAL_RULES - p->privacy_rules
+                                ? added
+                                : MAX_TOTAL_RULES - p->privacy_rules;
+    }
+    yaml_node_t *max_body = seen[body_kw_index("max_body")].val;
+    if (max_body != NULL && bc->pol.max_body > r->max_body_bytes) {
+        char a[32], b[32];
+        err_at_key(p, "max_body", max_body,
+                   "%s is more than the route's max_body_bytes (%s), which no body gets past",
+                   fmt_size(a, bc->pol.max_body), fmt_size(b, r->max_body_bytes));
+    }
+    if (!p->oom && p->nerrors + p->dropped == before) {
+        int rc = ap_body_policy_finish(&bc->pol);
+        if (rc == -E2BIG)
+            err(p, node, "the rules are too long for one route (more than 65535 steps in all, "
+                         "presets included): split the route or drop a preset");
+        else if (rc != 0)
+            p->oom = 1;
+    }
+    pop(p, saved);
+}
+
+static void free_body(struct ap_config_route *r)
+{
+    if (r->body == NULL)
+        return;
+    struct body_conf *bc = body_conf_of(r->body);
+    ap_body_policy_free(&bc->pol);
+    for (size_t i = 0; i < bc->nrules; i++)
+        free(bc->args[i]);
+    free(bc->args);
+    free(bc->presets);
+    free(bc);
+    r->body = NULL;
+}
+
 static const struct keyword match_kws[] = {
     { "host", kw_hosts, pr_hosts, .flags = 0 },
     { "path", kw_path, pr_string, FIELD(struct ap_config_route, path_prefix) },
@@ -2864,6 +3534,7 @@ static const struct keyword route_kws[] = {
     { "max_body_bytes", kw_size, pr_size, FIELD(struct ap_config_route, max_body_bytes),
       .min = 0, .max = TiB },
     { "privacy", kw_privacy, pr_privacy, .flags = 0 },
+    { "body", kw_body, pr_body, .flags = 0 },
     { "log_sinks", kw_route_log_sinks, pr_route_log_sinks, .flags = 0 },
     { "log_fields", kw_route_log_fields, pr_route_log_fields, .flags = 0 },
     { .name = NULL },
@@ -2900,6 +3571,7 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
         name_nodes[i] = item;
         size_t saved = push_index(p, i);
         yaml_node_t *privacy = NULL;
+        struct seen body = { NULL, NULL };
         if (item->type != YAML_MAPPING_NODE) {
             err(p, item, "expected a mapping, got %s", type_name(item));
         } else {
@@ -2913,6 +3585,10 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
             while (strcmp(route_kws[ipriv].name, "privacy") != 0)
                 ipriv++;
             privacy = seen[ipriv].val;
+            size_t ibody = 0;
+            while (strcmp(route_kws[ibody].name, "body") != 0)
+                ibody++;
+            body = seen[ibody];
         }
         if (r->name == NULL) {
             char def[32];
@@ -2921,6 +3597,8 @@ static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *n
         }
         /* After the name: the policy carries it into its audit. */
         build_policy(p, r, privacy);
+        /* After the policy: the body rules take its profile and prefixes. */
+        build_body(p, r, body.key, body.val);
         pop(p, saved);
     }
     /* Default names take part: "route2" written on route 1 clashes. */
@@ -4414,6 +5092,7 @@ static void config_free(struct ap_config *cfg)
             ap_policy_free(r->policy);
             free(r->policy);
         }
+        free_body(r);
     }
     free(cfg->routes);
     ap_cidr_list_free(&cfg->trusted_proxies);
@@ -5551,6 +6230,130 @@ static void pr_syslog_listen(struct printer *pr, const struct keyword *kw, const
     for (size_t i = 0; i < cfg->nsyslog_listen; i++) {
         pr->dash = 1;
         print_table(pr, syslog_listen_kws, &cfg->syslog_listen[i], indent + 4, 0);
+    }
+}
+
+/* Printers of the `body:` section (obj: struct body_conf). They write the
+ * route's own rules, presets and compression flags as given, and every
+ * detector and limit as resolved, so that the output parses back into the
+ * same policy. */
+
+static void pr_body(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_route *r = obj;
+    if (r->body == NULL)
+        return; /* no body rules: bodies pass unread */
+    AP_CHECK_OBJ(r->body, AP_BODY_POLICY_MAGIC);
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, body_kws, body_conf_of(r->body), indent + 2, 0);
+}
+
+static void pr_body_presets(struct printer *pr, const struct keyword *kw, const void *obj,
+                            int indent)
+{
+    const struct body_conf *bc = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, " [");
+    for (size_t i = 0; i < bc->npresets; i++)
+        out(pr, "%s%s", i ? ", " : "", bc->presets[i]);
+    out(pr, "]\n");
+}
+
+/* "- key: \"value\"" items: `first` opens the item. */
+static void pr_item_string(struct printer *pr, int indent, int first, const char *key,
+                           const char *v)
+{
+    pr->dash = first;
+    line_start(pr, indent, key);
+    out(pr, " ");
+    out_quoted(pr, v);
+    out(pr, "\n");
+}
+
+static void pr_body_rules(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const struct body_conf *bc = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, bc->nrules ? "\n" : " []\n");
+    for (size_t i = 0; i < bc->nrules; i++) {
+        const struct ap_body_rule *r = &bc->pol.rules[i];
+        pr_item_string(pr, indent + 4, 1, "path", r->text);
+        line_start(pr, indent + 4, "action");
+        out(pr, " %s\n", ap_body_action_name(r->action));
+        if (bc->args[i] != NULL)
+            pr_item_string(pr, indent + 4, 0, "value", bc->args[i]);
+    }
+}
+
+static void pr_body_detectors(struct printer *pr, const struct keyword *kw, const void *obj,
+                              int indent)
+{
+    const struct body_conf *bc = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    for (size_t k = 0; k < AP_DETECT_REGEX; k++) {
+        line_start(pr, indent + 2, ap_detect_kind_name((enum ap_detect_kind)k));
+        out(pr, " %s%s\n", ap_body_action_name(bc->pol.detect[k]),
+            bc->pol.detect[k] == AP_BODY_KEEP ? " # off" : "");
+    }
+}
+
+static void pr_body_regex(struct printer *pr, const struct keyword *kw, const void *obj,
+                          int indent)
+{
+    const struct body_conf *bc = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, bc->pol.nregexes ? "\n" : " []\n");
+    for (size_t i = 0; i < bc->pol.nregexes; i++) {
+        pr_item_string(pr, indent + 4, 1, "pattern", bc->pol.regexes[i].pattern);
+        line_start(pr, indent + 4, "action");
+        out(pr, " %s\n", ap_body_action_name(bc->pol.regexes[i].action));
+    }
+}
+
+static void pr_body_on_invalid(struct printer *pr, const struct keyword *kw, const void *obj,
+                               int indent)
+{
+    const struct body_conf *bc = obj;
+    size_t v = (size_t)bc->pol.on_invalid;
+    AP_BUG_ON(v >= AP_ARRAY_SIZE(body_on_invalid_names));
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", body_on_invalid_names[v]);
+}
+
+static void pr_body_on_unsupported(struct printer *pr, const struct keyword *kw, const void *obj,
+                                   int indent)
+{
+    const struct body_conf *bc = obj;
+    size_t v = (size_t)bc->pol.on_unsupported;
+    AP_BUG_ON(v >= AP_ARRAY_SIZE(body_on_unsupported_names));
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", body_on_unsupported_names[v]);
+}
+
+static void pr_body_bool(struct printer *pr, const struct keyword *kw, const void *obj,
+                         int indent)
+{
+    const struct body_conf *bc = obj;
+    unsigned v = strcmp(kw->name, "recompress") == 0 ? bc->pol.recompress : bc->pol.gzip_magic;
+    line_start(pr, indent, kw->name);
+    out(pr, " %s\n", v ? "true" : "false");
+}
+
+static void pr_body_qflags(struct printer *pr, const struct keyword *kw, const void *obj,
+                           int indent)
+{
+    const struct body_conf *bc = obj;
+    line_start(pr, indent, kw->name);
+    out(pr, bc->nqflags ? "\n" : " []\n");
+    for (size_t i = 0; i < bc->nqflags; i++) {
+        const struct ap_body_qflag *f = &bc->pol.qflags[i];
+        pr_item_string(pr, indent + 4, 1, "param", f->name);
+        pr_item_string(pr, indent + 4, 0, "value", f->value);
+        line_start(pr, indent + 4, "encoding");
+        out(pr, " %s\n", ap_body_encoding_name((enum ap_body_encoding)f->encoding));
     }
 }
 

@@ -19,6 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "anonproxy/body.h"
+#include "anonproxy/bodypreset.h"
 #include "anonproxy/config.h"
 #include "anonproxy/geo.h"
 #include "anonproxy/ip.h"
@@ -2878,6 +2880,638 @@ static void test_geo_print(void **state)
     unlink(asn);
 }
 
+/* ---- routes[].body ---- */
+
+/* A route with a body mapping: its keys start on line 6, column 7. */
+#define BODY_HEAD                                                                 \
+    "listen: [{address: 127.0.0.1:8080}]\n"                                      \
+    "upstreams: {u: {file: out.ndjson}}\n"                                       \
+    "routes:\n"                                                                  \
+    "  - upstream: u\n"                                                          \
+    "    body:\n"
+
+/* Listeners and upstreams only: a test's routes start on line 3. */
+#define BODY_BASE                                                                 \
+    "listen: [{address: 127.0.0.1:8080}]\n"                                      \
+    "upstreams: {u: {file: out.ndjson}}\n"
+
+static const char body_example[] =
+    "listen: [{address: 127.0.0.1:8080}]\n"
+    "upstreams: {x: {file: out.ndjson}}\n"
+    "routes:\n"
+    "  - name: posthog\n"
+    "    upstream: x\n"
+    "    max_body_bytes: 4m\n"
+    "    privacy: {profile: balanced, truncate: {ipv4: 16, ipv6: 40}}\n"
+    "    body:\n"
+    "      presets: [posthog, segment]\n"
+    "      rules:\n"
+    "        - {path: \"$.events[*].user_id\", action: pseudonymise}\n"
+    "        - {path: \"$.ts\", action: round, value: hour}\n"
+    "        - {path: \"$.k\",  action: set,   value: redacted}\n"
+    "      detectors: {email: pseudonymise, ip: truncate-ip, mac: pseudonymise, "
+    "imei: pseudonymise, phone: pseudonymise, click-id: drop}\n"
+    "      regex: [{pattern: 'cust-[0-9]+', action: pseudonymise}]\n"
+    "      max_body: 1m\n"
+    "      max_inflated: 8m\n"
+    "      max_ratio: 100\n"
+    "      max_depth: 64\n"
+    "      on_invalid: reject\n"
+    "      on_unsupported: reject\n"
+    "      recompress: false\n"
+    "      gzip_magic: true\n"
+    "      compression_flags: [{param: compression, value: gzip-js, encoding: gzip}]\n"
+    "  - upstream: x\n"
+    "    body: {}\n"
+    "  - upstream: x\n"
+    "    body: ~\n"
+    "  - upstream: x\n"
+    "    body:\n"
+    "  - upstream: x\n";
+
+/* Rules and query flags that preset `name` adds, counted by the engine. */
+static void preset_counts(const char *name, size_t *nrules, size_t *nqflags)
+{
+    struct ap_body_policy pol;
+    ap_body_policy_init(&pol, AP_PROFILE_STRICT);
+    assert_int_equal(ap_bodypreset_add(&pol, name), 0);
+    *nrules = pol.nrules;
+    *nqflags = pol.nqflags;
+    ap_body_policy_free(&pol);
+}
+
+static void test_body_example(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(body_example);
+    assert_int_equal(cfg->nroutes, 5);
+    const struct ap_body_policy *b = cfg->routes[0].body;
+    assert_non_null(b);
+    assert_int_equal(b->magic, AP_BODY_POLICY_MAGIC);
+    assert_int_equal(b->finished, 1);
+
+    /* The route's rules first, then posthog's, then segment's. */
+    size_t nposthog, nsegment, qposthog, qsegment;
+    preset_counts("posthog", &nposthog, &qposthog);
+    preset_counts("segment", &nsegment, &qsegment);
+    assert_int_equal(b->nrules, 3 + nposthog + nsegment);
+    assert_string_equal(b->rules[0].text, "$.events[*].user_id");
+    assert_int_equal(b->rules[0].action, AP_BODY_PSEUDO);
+    assert_string_equal(b->rules[0].origin, "route");
+    assert_string_equal(b->rules[1].text, "$.ts");
+    assert_int_equal(b->rules[1].action, AP_BODY_ROUND);
+    assert_int_equal(b->rules[1].round_unit, AP_BODY_ROUND_HOUR);
+    assert_string_equal(b->rules[2].text, "$.k");
+    assert_int_equal(b->rules[2].action, AP_BODY_SET);
+    assert_string_equal(b->rules[2].set_json, "\"redacted\"");
+    assert_string_equal(b->rules[2].set_plain, "redacted");
+    assert_string_equal(b->rules[3].origin, "preset posthog");
+    assert_string_equal(b->rules[3 + nposthog].origin, "preset segment");
+    assert_string_equal(b->rules[b->nrules - 1].origin, "preset segment");
+
+    assert_int_equal(b->detect[AP_DETECT_EMAIL], AP_BODY_PSEUDO);
+    assert_int_equal(b->detect[AP_DETECT_IP], AP_BODY_TRUNCATE_IP);
+    assert_int_equal(b->detect[AP_DETECT_MAC], AP_BODY_PSEUDO);
+    assert_int_equal(b->detect[AP_DETECT_IMEI], AP_BODY_PSEUDO);
+    assert_int_equal(b->detect[AP_DETECT_PHONE], AP_BODY_PSEUDO);
+    assert_int_equal(b->detect[AP_DETECT_CLICKID], AP_BODY_DROP);
+    assert_int_equal(b->nregexes, 1);
+    assert_string_equal(b->regexes[0].pattern, "cust-[0-9]+");
+    assert_int_equal(b->regexes[0].action, AP_BODY_PSEUDO);
+    assert_non_null(b->regexes[0].code);
+
+    assert_int_equal(b->max_body, 1024 * 1024);
+    assert_int_equal(b->max_inflated, 8 * 1024 * 1024);
+    assert_int_equal(b->max_ratio, 100);
+    assert_int_equal(b->max_depth, 64);
+    assert_int_equal(b->on_invalid, AP_BODY_INVALID_REJECT);
+    assert_int_equal(b->on_unsupported, AP_BODY_UNSUPPORTED_REJECT);
+    assert_int_equal(b->recompress, 0);
+    assert_int_equal(b->gzip_magic, 1);
+    /* posthog's own flag is the route's: the engine keeps one. */
+    assert_int_equal(qposthog, 1);
+    assert_int_equal(b->nqflags, 1);
+    assert_string_equal(b->qflags[0].name, "compression");
+    assert_string_equal(b->qflags[0].value, "gzip-js");
+    assert_int_equal(b->qflags[0].encoding, AP_BODY_ENC_GZIP);
+    /* Prefixes from privacy.truncate. */
+    assert_int_equal(b->v4_prefix, 16);
+    assert_int_equal(b->v6_prefix, 40);
+
+    /* body: {} builds a policy; body: ~, a bare body: and no key do not. */
+    assert_non_null(cfg->routes[1].body);
+    assert_int_equal(cfg->routes[1].body->nrules, 0);
+    assert_null(cfg->routes[2].body);
+    assert_null(cfg->routes[3].body);
+    assert_null(cfg->routes[4].body);
+    ap_config_unref(cfg);
+}
+
+static void test_body_defaults(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok("listen: [{address: 127.0.0.1:8080}]\n"
+                                     "upstreams: {u: {file: out.ndjson}}\n"
+                                     "routes:\n"
+                                     "  - {upstream: u, body: {}}\n"
+                                     "  - {upstream: u, max_body_bytes: 300k, body: {}}\n"
+                                     "  - {upstream: u, privacy: {profile: balanced}, body: {}}\n"
+                                     "limits: {body_bytes: 2m}\n");
+    for (size_t i = 0; i < 3; i++) {
+        const struct ap_body_policy *b = cfg->routes[i].body;
+        assert_non_null(b);
+        assert_int_equal(b->finished, 1);
+        assert_int_equal(b->nrules, 0);
+        assert_int_equal(b->nregexes, 0);
+        assert_int_equal(b->nqflags, 0);
+        assert_int_equal(b->max_inflated, AP_BODY_MAX_INFLATED_DEFAULT);
+        assert_int_equal(b->max_ratio, AP_BODY_MAX_RATIO_DEFAULT);
+        assert_int_equal(b->max_depth, AP_BODY_MAX_DEPTH_DEFAULT);
+        assert_int_equal(b->on_invalid, AP_BODY_INVALID_REJECT);
+        assert_int_equal(b->on_unsupported, AP_BODY_UNSUPPORTED_REJECT);
+        assert_int_equal(b->recompress, 0);
+        assert_int_equal(b->gzip_magic, 1);
+        assert_int_equal(b->v4_prefix, 24);
+        assert_int_equal(b->v6_prefix, 48);
+        assert_int_equal(b->detect[AP_DETECT_CLICKID], AP_BODY_DROP);
+    }
+    /* max_body: the route's max_body_bytes, itself limits.body_bytes. */
+    assert_int_equal(cfg->routes[0].body->max_body, 2 * 1024 * 1024);
+    assert_int_equal(cfg->routes[1].body->max_body, 300 * 1024);
+    /* Detectors: all on in strict, only click ids in balanced. */
+    const struct ap_body_policy *s = cfg->routes[0].body, *bal = cfg->routes[2].body;
+    assert_int_equal(s->detect[AP_DETECT_EMAIL], AP_BODY_PSEUDO);
+    assert_int_equal(s->detect[AP_DETECT_IP], AP_BODY_TRUNCATE_IP);
+    assert_int_equal(s->detect[AP_DETECT_MAC], AP_BODY_PSEUDO);
+    assert_int_equal(s->detect[AP_DETECT_IMEI], AP_BODY_PSEUDO);
+    assert_int_equal(s->detect[AP_DETECT_PHONE], AP_BODY_PSEUDO);
+    for (int k = AP_DETECT_EMAIL; k < AP_DETECT_CLICKID; k++)
+        assert_int_equal(bal->detect[k], AP_BODY_KEEP);
+    ap_config_unref(cfg);
+}
+
+static void test_body_values(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(BODY_HEAD
+                                     "      presets: matomo\n"
+                                     "      rules:\n"
+                                     "        - {path: $.n, action: round, value: 100}\n"
+                                     "        - {path: $.m, action: round, value: minute}\n"
+                                     "        - {path: $.d, action: round, value: day}\n"
+                                     "        - {path: $.z, action: set, value: 0}\n"
+                                     "        - {path: $.o, action: set, value: '{\"a\": 1}'}\n"
+                                     "        - {path: $.q, action: set, value: '\"0\"'}\n"
+                                     "        - {path: \"$.p['$ip']\", action: pseudonymize}\n"
+                                     "        - {path: $.u>url.gclid, action: drop}\n"
+                                     "        - {path: $..ua, action: reduce-ua}\n"
+                                     "      detectors: {email: keep, ip: pseudonymise, "
+                                     "click-id: keep}\n"
+                                     "      regex:\n"
+                                     "        - {pattern: '^secret', action: drop}\n"
+                                     "        - {pattern: 'k[0-9]{4}', action: pseudonymise}\n"
+                                     "      max_ratio: 0\n"
+                                     "      max_depth: 512\n"
+                                     "      max_body: 0\n"
+                                     "      max_inflated: 1g\n"
+                                     "      on_invalid: drop-body\n"
+                                     "      on_unsupported: pass\n"
+                                     "      recompress: yes\n"
+                                     "      gzip_magic: off\n"
+                                     "      compression_flags:\n"
+                                     "        - {param: enc, value: DEF, encoding: deflate}\n"
+                                     "        - {param: enc, value: gz, encoding: gzip}\n");
+    const struct ap_body_policy *b = cfg->routes[0].body;
+    size_t nmatomo, qmatomo;
+    preset_counts("matomo", &nmatomo, &qmatomo);
+    assert_int_equal(b->nrules, 9 + nmatomo);
+    assert_int_equal(b->rules[0].round_unit, AP_BODY_ROUND_STEP);
+    assert_int_equal(b->rules[0].round_step, 100);
+    assert_int_equal(b->rules[1].round_unit, AP_BODY_ROUND_MINUTE);
+    assert_int_equal(b->rules[2].round_unit, AP_BODY_ROUND_DAY);
+    assert_string_equal(b->rules[3].set_json, "0");
+    assert_string_equal(b->rules[4].set_json, "{\"a\": 1}");
+    assert_string_equal(b->rules[5].set_json, "\"0\"");
+    assert_string_equal(b->rules[5].set_plain, "0");
+    assert_string_equal(b->rules[6].text, "$.p['$ip']");
+    assert_int_equal(b->rules[6].action, AP_BODY_PSEUDO);
+    assert_int_equal(b->rules[7].nsteps, 3);
+    assert_int_equal(b->rules[8].action, AP_BODY_REDUCE_UA);
+    assert_string_equal(b->rules[9].origin, "preset matomo");
+    assert_int_equal(b->detect[AP_DETECT_EMAIL], AP_BODY_KEEP);
+    assert_int_equal(b->detect[AP_DETECT_IP], AP_BODY_PSEUDO);
+    assert_int_equal(b->detect[AP_DETECT_MAC], AP_BODY_PSEUDO); /* strict default */
+    assert_int_equal(b->detect[AP_DETECT_CLICKID], AP_BODY_KEEP);
+    assert_int_equal(b->nregexes, 2);
+    assert_int_equal(b->regexes[0].action, AP_BODY_DROP);
+    assert_string_equal(b->regexes[1].pattern, "k[0-9]{4}");
+    assert_int_equal(b->max_ratio, 0);
+    assert_int_equal(b->max_depth, 512);
+    assert_int_equal(b->max_body, 0);
+    assert_int_equal(b->max_inflated, 1024 * 1024 * 1024);
+    assert_int_equal(b->on_invalid, AP_BODY_INVALID_DROP_BODY);
+    assert_int_equal(b->on_unsupported, AP_BODY_UNSUPPORTED_PASS);
+    assert_int_equal(b->recompress, 1);
+    assert_int_equal(b->gzip_magic, 0);
+    assert_int_equal(b->nqflags, 2);
+    assert_string_equal(b->qflags[0].value, "DEF");
+    assert_int_equal(b->qflags[0].encoding, AP_BODY_ENC_DEFLATE);
+    assert_int_equal(b->qflags[1].encoding, AP_BODY_ENC_GZIP);
+    ap_config_unref(cfg);
+
+    /* Null lists are empty lists. */
+    cfg = parse_ok(BODY_HEAD "      presets:\n      rules: ~\n      regex:\n"
+                             "      compression_flags: ~\n      detectors:\n");
+    assert_non_null(cfg->routes[0].body);
+    assert_int_equal(cfg->routes[0].body->nrules, 0);
+    assert_int_equal(cfg->routes[0].body->detect[AP_DETECT_EMAIL], AP_BODY_PSEUDO);
+    ap_config_unref(cfg);
+}
+
+static void test_body_errors(void **state)
+{
+    (void)state;
+    /* Paths: the byte offset the engine gives, counted from 0. */
+    expect_errors(BODY_HEAD "      rules: [{path: \"$.events[*.id\", action: drop}]\n",
+                  "t.yaml:6:22: routes[0].body.rules[0].path: invalid path '$.events[*.id' at "
+                  "byte 9 (near '*.id')\n");
+    expect_errors(BODY_HEAD "      rules:\n        - {path: $., action: keep}\n",
+                  "t.yaml:7:18: routes[0].body.rules[0].path: invalid path '$.' at byte 2 "
+                  "(unexpected end)\n");
+    expect_errors(BODY_HEAD "      rules: [{path: a.b, action: keep}]\n",
+                  "t.yaml:6:22: routes[0].body.rules[0].path: invalid path 'a.b' at byte 0 "
+                  "(near 'a.b')\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: keep}, {path: $.a, action: drop}]\n",
+                  "t.yaml:6:49: routes[0].body.rules[1].path: duplicate rule for '$.a' (first "
+                  "at 6:22; the first rule that matches wins)\n");
+    /* Actions and their values. */
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: pseudonimise}]\n",
+                  "t.yaml:6:35: routes[0].body.rules[0].action: unknown action 'pseudonimise', "
+                  "did you mean 'pseudonymise'? (expected one of: keep, drop, pseudonymise, "
+                  "truncate-ip, clean-url, origin-only, reduce-ua, set, round, geo)\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: set}]\n",
+                  "t.yaml:6:15: routes[0].body.rules[0]: missing required key 'value' (action "
+                  "set needs one: the constant)\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: round}]\n",
+                  "t.yaml:6:15: routes[0].body.rules[0]: missing required key 'value' (action "
+                  "round needs one: a step, minute, hour or day)\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: drop, value: x}]\n",
+                  "t.yaml:6:48: routes[0].body.rules[0].value: action drop takes no value\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: round, value: week}]\n",
+                  "t.yaml:6:49: routes[0].body.rules[0].value: invalid round value 'week' (a "
+                  "positive integer up to 10^18, minute, hour or day)\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: round, value: 0}]\n",
+                  "t.yaml:6:49: routes[0].body.rules[0].value: invalid round value '0' (a "
+                  "positive integer up to 10^18, minute, hour or day)\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: set, value: {a: 1}}]\n",
+                  "t.yaml:6:47: routes[0].body.rules[0].value: expected a scalar (quote JSON "
+                  "objects and arrays: '{\"a\": 1}'), got a mapping\n");
+    expect_errors(BODY_HEAD "      rules: [{action: keep}]\n",
+                  "t.yaml:6:15: routes[0].body.rules[0]: missing required key 'path'\n");
+    expect_errors(BODY_HEAD "      rules: [{path: $.a, action: keep, colour: red}]\n",
+                  "t.yaml:6:41: routes[0].body.rules[0]: unknown key 'colour'\n");
+    expect_errors(BODY_HEAD "      rules: [$.a]\n",
+                  "t.yaml:6:15: routes[0].body.rules[0]: expected a mapping with path and "
+                  "action, got a scalar\n");
+    expect_errors(BODY_HEAD "      rules: {path: $.a}\n",
+                  "t.yaml:6:14: routes[0].body.rules: expected a list of rules, got a mapping\n");
+    /* Presets. */
+    expect_errors(BODY_HEAD "      presets: [posthgo]\n",
+                  "t.yaml:6:17: routes[0].body.presets[0]: unknown preset 'posthgo', did you "
+                  "mean 'posthog'? (expected one of: posthog, segment, rudderstack, amplitude, "
+                  "mixpanel, snowplow, plausible, umami, matomo, ga4)\n");
+    expect_errors(BODY_HEAD "      presets: [ga4, matomo, ga4]\n",
+                  "t.yaml:6:30: routes[0].body.presets[2]: preset 'ga4' is listed twice\n");
+    /* Detectors. */
+    expect_errors(BODY_HEAD "      detectors: {emial: drop}\n",
+                  "t.yaml:6:19: routes[0].body.detectors: unknown detector 'emial', did you "
+                  "mean 'email'? (expected one of: email, ip, mac, imei, phone, click-id)\n");
+    expect_errors(BODY_HEAD "      detectors: {mac: truncate-ip}\n",
+                  "t.yaml:6:24: routes[0].body.detectors.mac: the mac detector cannot "
+                  "truncate-ip (expected one of: keep, drop, pseudonymise)\n");
+    expect_errors(BODY_HEAD "      detectors: {click-id: pseudonymise}\n",
+                  "t.yaml:6:29: routes[0].body.detectors.click-id: the click-id detector "
+                  "cannot pseudonymise (expected one of: keep, drop)\n");
+    expect_errors(BODY_HEAD "      detectors: {ip: trunc}\n",
+                  "t.yaml:6:23: routes[0].body.detectors.ip: unknown action 'trunc' (expected "
+                  "one of: keep, drop, pseudonymise, truncate-ip)\n");
+    expect_errors(BODY_HEAD "      detectors: {phone: dorp}\n",
+                  "t.yaml:6:26: routes[0].body.detectors.phone: unknown action 'dorp', did you "
+                  "mean 'drop'? (expected one of: keep, drop, pseudonymise)\n");
+    expect_errors(BODY_HEAD "      detectors: {regex: drop}\n",
+                  "t.yaml:6:19: routes[0].body.detectors: regular expressions are written under "
+                  "the key regex, with their action\n");
+    expect_errors(BODY_HEAD "      detectors: {ip: drop, ip: keep}\n",
+                  "t.yaml:6:29: routes[0].body.detectors: duplicate key 'ip' (first at 6:19)\n");
+    expect_errors(BODY_HEAD "      detectors: [email]\n",
+                  "t.yaml:6:18: routes[0].body.detectors: expected a mapping of detector names "
+                  "to actions, got a list\n");
+    /* Regular expressions: PCRE2's offset and words. */
+    expect_errors(BODY_HEAD "      regex: [{pattern: 'cust-[0-9+', action: pseudonymise}]\n",
+                  "t.yaml:6:25: routes[0].body.regex[0].pattern: invalid regular expression "
+                  "'cust-[0-9+' at byte 10: missing terminating ] for character class\n");
+    expect_errors(BODY_HEAD "      regex: [{pattern: 'a(b', action: drop}]\n",
+                  "t.yaml:6:25: routes[0].body.regex[0].pattern: invalid regular expression "
+                  "'a(b' at byte 3: missing closing parenthesis\n");
+    expect_errors(BODY_HEAD "      regex: [{pattern: x, action: keep}]\n",
+                  "t.yaml:6:36: routes[0].body.regex[0].action: a regular expression takes "
+                  "pseudonymise (the match) or drop (the value), not keep\n");
+    expect_errors(BODY_HEAD "      regex: [{pattern: '', action: drop}]\n",
+                  "t.yaml:6:25: routes[0].body.regex[0].pattern: a pattern has 1..4096 bytes\n");
+    /* Limits and switches. */
+    expect_errors(BODY_HEAD "      max_body: 2m\n",
+                  "t.yaml:6:17: routes[0].body.max_body: 2m is more than the route's "
+                  "max_body_bytes (1m), which no body gets past\n");
+    expect_errors(BODY_HEAD "      max_body: lots\n",
+                  "t.yaml:6:17: routes[0].body.max_body: invalid size 'lots' (expected bytes, or "
+                  "a number with a k, m or g suffix)\n");
+    expect_errors(BODY_HEAD "      max_inflated: 0\n",
+                  "t.yaml:6:21: routes[0].body.max_inflated: '0' is out of range (1..1024g)\n");
+    expect_errors(BODY_HEAD "      max_depth: 513\n",
+                  "t.yaml:6:18: routes[0].body.max_depth: '513' is out of range (1..512)\n");
+    expect_errors(BODY_HEAD "      max_ratio: 1000001\n",
+                  "t.yaml:6:18: routes[0].body.max_ratio: '1000001' is out of range "
+                  "(0..1000000)\n");
+    expect_errors(BODY_HEAD "      on_invalid: pass\n",
+                  "t.yaml:6:19: routes[0].body.on_invalid: unknown on_invalid policy 'pass' "
+                  "(expected one of: reject, drop-body)\n");
+    expect_errors(BODY_HEAD "      on_unsupported: dropbody\n",
+                  "t.yaml:6:23: routes[0].body.on_unsupported: unknown on_unsupported policy "
+                  "'dropbody', did you mean 'drop-body'? (expected one of: reject, drop-body, "
+                  "pass)\n");
+    expect_errors(BODY_HEAD "      recompress: maybe\n",
+                  "t.yaml:6:19: routes[0].body.recompress: expected a boolean (true/false, "
+                  "yes/no, on/off), got 'maybe'\n");
+    expect_errors(BODY_HEAD "      gzip_magic: [true]\n",
+                  "t.yaml:6:19: routes[0].body.gzip_magic: expected a boolean, got a list\n");
+    /* Compression flags. */
+    expect_errors(BODY_HEAD "      compression_flags: [{param: c, value: x, encoding: br}]\n",
+                  "t.yaml:6:58: routes[0].body.compression_flags[0].encoding: unknown encoding "
+                  "'br' (expected one of: gzip, deflate)\n");
+    expect_errors(BODY_HEAD "      compression_flags:\n"
+                            "        - {param: c, value: GZ, encoding: gzip}\n"
+                            "        - {param: c, value: gz, encoding: deflate}\n",
+                  "t.yaml:8:11: routes[0].body.compression_flags[1]: duplicate compression flag "
+                  "c=gz (first at 7:11)\n");
+    expect_errors(BODY_HEAD "      compression_flags: [{param: c, encoding: gzip}]\n",
+                  "t.yaml:6:27: routes[0].body.compression_flags[0]: missing required key "
+                  "'value'\n");
+    expect_errors(BODY_HEAD "      compression_flags: [{param: '', value: x, encoding: gzip}]\n",
+                  "t.yaml:6:35: routes[0].body.compression_flags[0].param: invalid parameter "
+                  "name '' (1..256 characters, no control characters)\n");
+    /* The section itself. */
+    expect_errors(BODY_HEAD "      rulez: []\n",
+                  "t.yaml:6:7: routes[0].body: unknown key 'rulez', did you mean 'rules'?\n");
+    expect_errors(BODY_BASE "routes: [{upstream: u, body: [presets]}]\n",
+                  "t.yaml:3:30: routes[0].body: expected a mapping, got a list\n");
+    expect_errors(BODY_BASE "log_sinks: {s: {type: stdout}}\n"
+                                    "routes: [{type: logs, log_sinks: s, body: {}}]\n",
+                  "t.yaml:4:37: routes[0].body: only applies to routes of type http\n");
+    /* Every mistake of one section in one run. */
+    expect_errors(BODY_HEAD "      presets: [nope]\n"
+                            "      rules: [{path: $, action: keep}]\n"
+                            "      max_depth: 0\n",
+                  "t.yaml:6:17: routes[0].body.presets[0]: unknown preset 'nope' (expected one "
+                  "of: posthog, segment, rudderstack, amplitude, mixpanel, snowplow, plausible, "
+                  "umami, matomo, ga4)\n"
+                  "t.yaml:7:22: routes[0].body.rules[0].path: invalid path '$' at byte 1 "
+                  "(unexpected end)\n"
+                  "t.yaml:8:18: routes[0].body.max_depth: '0' is out of range (1..512)\n");
+}
+
+/* A YAML list of `n` rules whose paths have `steps` steps each. */
+static char *many_rules(size_t n, size_t steps)
+{
+    size_t cap = n * (steps * 2 + 64) + 64, len = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    len += (size_t)snprintf(s + len, cap - len, "      rules:\n");
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(s + len, cap - len, "        - {action: keep, path: \"$");
+        for (size_t k = 1; k < steps; k++)
+            len += (size_t)snprintf(s + len, cap - len, ".a");
+        len += (size_t)snprintf(s + len, cap - len, ".r%zu\"}\n", i);
+    }
+    return s;
+}
+
+static void test_body_caps(void **state)
+{
+    (void)state;
+    char *rules = many_rules(1001, 1), *yaml = NULL;
+    assert_true(asprintf(&yaml, BODY_HEAD "%s", rules) > 0);
+    expect_errors(yaml, "t.yaml:7:9: routes[0].body.rules: too many rules (1001, at most 1000)\n");
+    free(rules);
+    free(yaml);
+
+    /* 1000 rules of 64 steps and ten presets: more matcher states than
+     * the engine can number. */
+    rules = many_rules(1000, 64);
+    assert_true(asprintf(&yaml, BODY_HEAD "      presets: [posthog, segment, rudderstack, "
+                                          "amplitude, mixpanel, snowplow, plausible, umami, "
+                                          "matomo, ga4]\n%s", rules) > 0);
+    expect_errors(yaml, "t.yaml:6:7: routes[0].body: the rules are too long for one route (more "
+                        "than 65535 steps in all, presets included): split the route or drop a "
+                        "preset\n");
+    free(yaml);
+    /* The same rules alone fit. */
+    assert_true(asprintf(&yaml, BODY_HEAD "%s", rules) > 0);
+    struct ap_config *cfg = parse_ok(yaml);
+    assert_int_equal(cfg->routes[0].body->nrules, 1000);
+    ap_config_unref(cfg);
+    free(yaml);
+    free(rules);
+
+    /* An alias repeats one section in many routes: the presets' rules
+     * count against the budget all routes share. */
+    size_t nall = 0;
+    const char *const *names = ap_bodypreset_names();
+    for (size_t i = 0; names[i] != NULL; i++) {
+        size_t r, q;
+        preset_counts(names[i], &r, &q);
+        nall += r;
+    }
+    size_t nroutes = 100000 / nall + 2;
+    size_t cap = nroutes * 32 + 1024, len = 0;
+    yaml = malloc(cap);
+    assert_non_null(yaml);
+    len += (size_t)snprintf(yaml + len, cap - len,
+                            "listen: [{address: 127.0.0.1:8080}]\n"
+                            "upstreams: {u: {file: out.ndjson}}\n"
+                            "routes:\n"
+                            "  - {upstream: u, body: &b {presets: [posthog, segment, rudderstack, "
+                            "amplitude, mixpanel, snowplow, plausible, umami, matomo, ga4]}}\n");
+    for (size_t i = 1; i < nroutes; i++)
+        len += (size_t)snprintf(yaml + len, cap - len, "  - {upstream: u, body: *b}\n");
+    char *errors = NULL;
+    cfg = parse(yaml, &errors);
+    assert_null(cfg);
+    assert_non_null(errors);
+    /* The first route over the budget is the one reported; at most one error per route after. */
+    char first[256];
+    snprintf(first, sizeof(first),
+             "t.yaml:4:38: routes[%zu].body.presets: too many privacy rules in all routes "
+             "together (at most 100000, body rules and their presets included)\n",
+             100000 / nall);
+    if (strncmp(errors, first, strlen(first)) != 0)
+        fail_msg("expected first error\n%s\ngot\n%.400s", first, errors);
+    free(errors);
+    free(yaml);
+}
+
+/* Compares two body policies field by field. */
+static void check_same_body(const struct ap_body_policy *a, const struct ap_body_policy *b)
+{
+    assert_int_equal(a == NULL, b == NULL);
+    if (a == NULL)
+        return;
+    assert_int_equal(a->nrules, b->nrules);
+    for (size_t k = 0; k < a->nrules; k++) {
+        const struct ap_body_rule *x = &a->rules[k], *y = &b->rules[k];
+        assert_string_equal(x->text, y->text);
+        assert_int_equal(x->action, y->action);
+        assert_string_equal(x->origin, y->origin);
+        assert_int_equal(x->nsteps, y->nsteps);
+        assert_int_equal(x->round_unit, y->round_unit);
+        assert_int_equal(x->round_step, y->round_step);
+        assert_int_equal(x->set_json == NULL, y->set_json == NULL);
+        if (x->set_json != NULL) {
+            assert_string_equal(x->set_json, y->set_json);
+            assert_string_equal(x->set_plain, y->set_plain);
+        }
+    }
+    assert_int_equal(a->nregexes, b->nregexes);
+    for (size_t k = 0; k < a->nregexes; k++) {
+        assert_string_equal(a->regexes[k].pattern, b->regexes[k].pattern);
+        assert_int_equal(a->regexes[k].action, b->regexes[k].action);
+    }
+    assert_int_equal(a->nqflags, b->nqflags);
+    for (size_t k = 0; k < a->nqflags; k++) {
+        assert_string_equal(a->qflags[k].name, b->qflags[k].name);
+        assert_string_equal(a->qflags[k].value, b->qflags[k].value);
+        assert_int_equal(a->qflags[k].encoding, b->qflags[k].encoding);
+    }
+    assert_memory_equal(a->detect, b->detect, sizeof(a->detect));
+    assert_int_equal(a->max_body, b->max_body);
+    assert_int_equal(a->max_inflated, b->max_inflated);
+    assert_int_equal(a->max_ratio, b->max_ratio);
+    assert_int_equal(a->max_depth, b->max_depth);
+    assert_int_equal(a->on_invalid, b->on_invalid);
+    assert_int_equal(a->on_unsupported, b->on_unsupported);
+    assert_int_equal(a->recompress, b->recompress);
+    assert_int_equal(a->gzip_magic, b->gzip_magic);
+    assert_int_equal(a->v4_prefix, b->v4_prefix);
+    assert_int_equal(a->v6_prefix, b->v6_prefix);
+    assert_int_equal(a->nstates, b->nstates);
+}
+
+static void test_body_round_trip(void **state)
+{
+    (void)state;
+    const char *inputs[] = {
+        body_example,
+        BODY_HEAD "      presets: umami\n",
+        BODY_HEAD "      rules:\n"
+                  "        - {path: \"$.p[\\\"a\\\\\\\"b\\\"]\", action: set, value: "
+                  "\"t\\u00e9\\tx \\\"q\\\"\"}\n"
+                  "        - {path: $.n, action: set, value: ' 7 '}\n"
+                  "        - {path: $.j, action: set, value: '[1, \"two\"]'}\n"
+                  "        - {path: $.s, action: round, value: 5}\n"
+                  "        - {path: $..geo, action: geo}\n"
+                  "      detectors: {email: drop, ip: keep, click-id: keep}\n"
+                  "      regex: [{pattern: \"\\\\d{3}-\\\\d{4}\", action: drop}]\n"
+                  "      max_body: 1000\n"
+                  "      max_ratio: 0\n"
+                  "      on_unsupported: drop-body\n"
+                  "      recompress: true\n"
+                  "      gzip_magic: false\n"
+                  "      compression_flags: [{param: \"z\\\"\", value: '', encoding: deflate}]\n"
+                  "  - upstream: u\n"
+                  "    privacy: {profile: balanced}\n"
+                  "    body: {presets: [posthog], compression_flags: "
+                  "[{param: compression, value: GZIP-JS, encoding: deflate}]}\n",
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(inputs); i++) {
+        struct ap_config *a = parse_ok(inputs[i]);
+        char *text_a = print_to_string(a);
+        struct ap_config *b = parse_ok(text_a);
+        char *text_b = print_to_string(b);
+        assert_string_equal(text_a, text_b);
+        assert_int_equal(a->nroutes, b->nroutes);
+        for (size_t r = 0; r < a->nroutes; r++)
+            check_same_body(a->routes[r].body, b->routes[r].body);
+        free(text_a);
+        free(text_b);
+        ap_config_unref(a);
+        ap_config_unref(b);
+    }
+}
+
+static void test_body_print(void **state)
+{
+    (void)state;
+    struct ap_config *cfg = parse_ok(BODY_HEAD "      presets: [ga4]\n"
+                                               "      rules:\n"
+                                               "        - {path: $.a, action: round, value: 10}\n"
+                                               "        - {path: $.b, action: drop}\n"
+                                               "      detectors: {phone: keep}\n"
+                                               "      regex: [{pattern: x+, action: drop}]\n"
+                                               "      compression_flags: [{param: c, value: g, "
+                                               "encoding: gzip}]\n");
+    char *text = print_to_string(cfg);
+    const char *expected = "    body:\n"
+                           "      presets: [ga4]\n"
+                           "      rules:\n"
+                           "        - path: \"$.a\"\n"
+                           "          action: round\n"
+                           "          value: \"10\"\n"
+                           "        - path: \"$.b\"\n"
+                           "          action: drop\n"
+                           "      detectors:\n"
+                           "        email: pseudonymise\n"
+                           "        ip: truncate-ip\n"
+                           "        mac: pseudonymise\n"
+                           "        imei: pseudonymise\n"
+                           "        phone: keep # off\n"
+                           "        click-id: drop\n"
+                           "      regex:\n"
+                           "        - pattern: \"x+\"\n"
+                           "          action: drop\n"
+                           "      max_body: 1m\n"
+                           "      max_inflated: 8m\n"
+                           "      max_ratio: 100\n"
+                           "      max_depth: 64\n"
+                           "      on_invalid: reject\n"
+                           "      on_unsupported: reject\n"
+                           "      recompress: false\n"
+                           "      gzip_magic: true\n"
+                           "      compression_flags:\n"
+                           "        - param: \"c\"\n"
+                           "          value: \"g\"\n"
+                           "          encoding: gzip\n"
+                           "limits:\n";
+    if (strstr(text, expected) == NULL)
+        fail_msg("body block not found in:\n%s", text);
+    /* None of the preset's rules is printed as the route's own. */
+    assert_null(strstr(text, "$.cid"));
+    free(text);
+    ap_config_unref(cfg);
+
+    /* An empty section prints every default; no section prints nothing. */
+    cfg = parse_ok(BODY_HEAD "      rules: []\n"
+                   "  - upstream: u\n");
+    text = print_to_string(cfg);
+    assert_non_null(strstr(text, "    body:\n"
+                                 "      presets: []\n"
+                                 "      rules: []\n"
+                                 "      detectors:\n"));
+    assert_non_null(strstr(text, "      compression_flags: []\n"
+                                 "  - name: \"route2\"\n"));
+    assert_null(strstr(strstr(text, "route2"), "body:"));
+    free(text);
+    ap_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2930,6 +3564,13 @@ int main(void)
         cmocka_unit_test(test_geo_errors),
         cmocka_unit_test(test_geo_round_trip),
         cmocka_unit_test(test_geo_print),
+        cmocka_unit_test(test_body_example),
+        cmocka_unit_test(test_body_defaults),
+        cmocka_unit_test(test_body_values),
+        cmocka_unit_test(test_body_errors),
+        cmocka_unit_test(test_body_caps),
+        cmocka_unit_test(test_body_round_trip),
+        cmocka_unit_test(test_body_print),
     };
     const struct CMUnitTest tls_tests[] = {
         cmocka_unit_test(test_tls_listener_values),
