@@ -70,7 +70,7 @@ def t_quickstart_writes_anonymised_events():
         with Proxy(config_text=text, port=port):
             req = urllib.request.Request(
                 "http://127.0.0.1:%d/collect?e=pageview&gclid=CANARY1&uid=CANARY2" % port,
-                data=b'{"event":"pageview"}', method="POST",
+                data=b'{"event":"pageview","email":"canary6@example.com"}', method="POST",
                 headers={"Content-Type": "application/json", "Cookie": "_ga=CANARY3",
                          "X-Forwarded-For": "198.51.100.77", "X-Device-Id": "CANARY4",
                          "X-Geo-City": "CANARY5"})
@@ -83,8 +83,10 @@ def t_quickstart_writes_anonymised_events():
         check(len(lines) == 1, "%d lines" % len(lines))
         ev = json.loads(lines[0])
         check(ev["method"] == "POST" and ev["target"].startswith("/collect?e=pageview"), "event %r" % ev)
-        check(ev["body"] == '{"event":"pageview"}', "body %r" % ev["body"])
-        for canary in ("CANARY1", "CANARY2", "CANARY3", "CANARY4", "CANARY5", "198.51.100.77"):
+        body = json.loads(ev["body"])
+        check(body["event"] == "pageview" and len(body["email"]) == 16, "body %r" % ev["body"])
+        for canary in ("CANARY1", "CANARY2", "CANARY3", "CANARY4", "CANARY5", "198.51.100.77",
+                       "canary6"):
             check(canary not in lines[0], "%s reached the backend: %s" % (canary, lines[0]))
 
 
