@@ -73,4 +73,9 @@ size_t ap_text_pct_encoded_len(const char *s, size_t len);
  * `buf` is unchanged). */
 int ap_text_pct_encode_in_place(char *buf, size_t n, size_t cap, size_t *outlen);
 
+/* Index of `s` in the `n` configuration names `names` (exact match), the
+ * American "pseudonymize" standing for "pseudonymise". Returns 0 with
+ * *out set, or -EINVAL. Shared by the name parsers of the rewriters. */
+int ap_text_name_index(const char *s, const char *const *names, size_t n, int *out);
+
 #endif

@@ -30,25 +30,10 @@ static const char *const format_names[AP_BODY_NFORMATS] = {
 };
 static const char *const encoding_names[] = {"identity", "gzip", "deflate"};
 
-static int parse_name(const char *s, const char *const *names, size_t n, int *out)
-{
-    if (s == NULL)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (int)i;
-            return 0;
-        }
-    }
-    if (strcmp(s, "pseudonymize") == 0)
-        return parse_name("pseudonymise", names, n, out);
-    return -EINVAL;
-}
-
 int ap_body_action_parse(const char *s, enum ap_body_action *out)
 {
     int v;
-    int rc = parse_name(s, action_names, AP_ARRAY_SIZE(action_names), &v);
+    int rc = ap_text_name_index(s, action_names, AP_ARRAY_SIZE(action_names), &v);
     if (rc == 0)
         *out = (enum ap_body_action)v;
     return rc;
@@ -62,7 +47,7 @@ const char *ap_body_action_name(enum ap_body_action a)
 int ap_body_on_invalid_parse(const char *s, enum ap_body_on_invalid *out)
 {
     int v;
-    int rc = parse_name(s, on_invalid_names, AP_ARRAY_SIZE(on_invalid_names), &v);
+    int rc = ap_text_name_index(s, on_invalid_names, AP_ARRAY_SIZE(on_invalid_names), &v);
     if (rc == 0)
         *out = (enum ap_body_on_invalid)v;
     return rc;
@@ -71,7 +56,7 @@ int ap_body_on_invalid_parse(const char *s, enum ap_body_on_invalid *out)
 int ap_body_on_unsupported_parse(const char *s, enum ap_body_on_unsupported *out)
 {
     int v;
-    int rc = parse_name(s, on_unsupported_names, AP_ARRAY_SIZE(on_unsupported_names), &v);
+    int rc = ap_text_name_index(s, on_unsupported_names, AP_ARRAY_SIZE(on_unsupported_names), &v);
     if (rc == 0)
         *out = (enum ap_body_on_unsupported)v;
     return rc;

@@ -38,24 +38,10 @@ static const char *const action_names[] = {
     "keep", "drop", "set", "pseudonymise", "truncate", "reduce", "clean-url", "origin-only",
     "placeholder"};
 
-static int parse_name(const char *s, const char *const *names, size_t n, int *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (int)i;
-            return 0;
-        }
-    }
-    /* Accept the American spelling too. */
-    if (strcmp(s, "pseudonymize") == 0)
-        return parse_name("pseudonymise", names, n, out);
-    return -EINVAL;
-}
-
 int ap_policy_profile_parse(const char *s, enum ap_profile *out)
 {
     int v;
-    int rc = parse_name(s, profile_names, AP_ARRAY_SIZE(profile_names), &v);
+    int rc = ap_text_name_index(s, profile_names, AP_ARRAY_SIZE(profile_names), &v);
     if (rc == 0)
         *out = (enum ap_profile)v;
     return rc;
@@ -69,7 +55,7 @@ const char *ap_policy_profile_name(enum ap_profile p)
 int ap_policy_addr_mode_parse(const char *s, enum ap_addr_mode *out)
 {
     int v;
-    int rc = parse_name(s, addr_mode_names, AP_ARRAY_SIZE(addr_mode_names), &v);
+    int rc = ap_text_name_index(s, addr_mode_names, AP_ARRAY_SIZE(addr_mode_names), &v);
     if (rc == 0)
         *out = (enum ap_addr_mode)v;
     return rc;
@@ -83,7 +69,7 @@ const char *ap_policy_addr_mode_name(enum ap_addr_mode m)
 int ap_policy_hdr_action_parse(const char *s, enum ap_hdr_action *out)
 {
     int v;
-    int rc = parse_name(s, hdr_action_names, AP_ARRAY_SIZE(hdr_action_names), &v);
+    int rc = ap_text_name_index(s, hdr_action_names, AP_ARRAY_SIZE(hdr_action_names), &v);
     if (rc == 0)
         *out = (enum ap_hdr_action)v;
     return rc;
@@ -97,7 +83,7 @@ const char *ap_policy_hdr_action_name(enum ap_hdr_action a)
 int ap_policy_cookie_action_parse(const char *s, enum ap_cookie_action *out)
 {
     int v;
-    int rc = parse_name(s, cookie_action_names, AP_ARRAY_SIZE(cookie_action_names), &v);
+    int rc = ap_text_name_index(s, cookie_action_names, AP_ARRAY_SIZE(cookie_action_names), &v);
     if (rc == 0)
         *out = (enum ap_cookie_action)v;
     return rc;
@@ -111,7 +97,7 @@ const char *ap_policy_cookie_action_name(enum ap_cookie_action a)
 int ap_policy_query_action_parse(const char *s, enum ap_query_action *out)
 {
     int v;
-    int rc = parse_name(s, query_action_names, AP_ARRAY_SIZE(query_action_names), &v);
+    int rc = ap_text_name_index(s, query_action_names, AP_ARRAY_SIZE(query_action_names), &v);
     if (rc == 0)
         *out = (enum ap_query_action)v;
     return rc;

@@ -584,3 +584,18 @@ int ap_text_pct_encode(const char *s, size_t len, char *out, size_t outcap, size
     *outlen = o;
     return 0;
 }
+
+int ap_text_name_index(const char *s, const char *const *names, size_t n, int *out)
+{
+    if (s == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    }
+    if (strcmp(s, "pseudonymize") == 0)
+        return ap_text_name_index("pseudonymise", names, n, out);
+    return -EINVAL;
+}
