@@ -39,7 +39,10 @@ int ap_chunkq_append(struct ap_chunkq *q, const char *p, size_t n)
     while (n > 0) {
         struct ap_chunk *t = q->tail;
         if (t == NULL || t->len == t->cap) {
-            size_t cap = n > 16384 ? n : 16384;
+            /* Most analytics bodies are small: the first chunk fits them
+             * closely; a body that keeps coming gets 16 KiB chunks. */
+            size_t want = q->head == NULL ? 2048 : 16384;
+            size_t cap = n > want ? n : want;
             t = malloc(sizeof(*t) + cap);
             if (t == NULL)
                 return -ENOMEM;
@@ -312,6 +315,8 @@ static int resp_on_headers_complete(llhttp_t *p)
     int status = p->status_code;
     struct ap_buf out;
     ap_buf_init(&out, RESP_HEAD_LIMIT * 2);
+    if (ap_buf_reserve(&out, 1024) != 0) /* one allocation for a typical head */
+        return client_failed(ex);
 
     if (status == 101) {
         ex->status = 502;
@@ -605,6 +610,8 @@ static int build_head(struct ap_exchange *ex)
         ex->chunked_out = 1;
     }
     ap_buf_reset(&ex->out_head);
+    if (ap_buf_reserve(&ex->out_head, 2048) != 0) /* one allocation for a typical head */
+        return -ENOMEM;
     return ap_head_serialize(r, host, framing, len, &ex->out_head);
 }
 
