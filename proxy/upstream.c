@@ -315,8 +315,6 @@ static int resp_on_headers_complete(llhttp_t *p)
     int status = p->status_code;
     struct ap_buf out;
     ap_buf_init(&out, RESP_HEAD_LIMIT * 2);
-    if (ap_buf_reserve(&out, 1024) != 0) /* one allocation for a typical head */
-        return client_failed(ex);
 
     if (status == 101) {
         ex->status = 502;
@@ -355,7 +353,10 @@ static int resp_on_headers_complete(llhttp_t *p)
 
     int close = !ex->req.keep_alive || c->close_after || ex->w->draining ||
                 ex->framing == AP_RESP_CLOSE || c->state == AP_CS_BODY;
-    int rc = ap_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, ap_status_reason(status));
+    /* One allocation for a typical head. */
+    int rc = ap_buf_reserve(&out, 1024);
+    if (rc == 0)
+        rc = ap_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, ap_status_reason(status));
     if (rc == 0)
         rc = append_filtered_headers(uc, &out);
     if (rc == 0 && has_cl && (ex->framing == AP_RESP_LENGTH || ex->is_head))
