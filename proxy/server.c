@@ -714,9 +714,23 @@ int ap_server_reload(struct ap_server *s)
         ap_notify("READY=1\nSTATUS=%s", s->last_reload);
         return -1;
     }
+    /* The logging sections: spool directories, files and syslog ports are
+     * checked (and the ports bound) now; the logger thread swaps later. */
+    struct ap_logger_update *logupd = NULL;
+    if (ap_logger_reload_prepare(cfg, &logupd, err, sizeof(err)) != 0) {
+        ap_log(AP_LOG_ERROR, "reload failed: %s", err);
+        discard_gens(s, gens, geo);
+        free(gens);
+        s->reloads_failed++;
+        set_reload_status(s, "reload failed: %.200s", err);
+        ap_config_unref(cfg);
+        ap_notify("READY=1\nSTATUS=%s", s->last_reload);
+        return -1;
+    }
     /* Certificates last, when nothing else can fail: new handshakes get the
      * new ones, open connections keep theirs. */
     if (log_tls_errors(ap_tls_reload(s->tls, cfg, &errors), errors, "reload failed: ") != 0) {
+        ap_logger_reload_discard(logupd);
         discard_gens(s, gens, geo);
         free(gens);
         s->reloads_failed++;
@@ -726,6 +740,7 @@ int ap_server_reload(struct ap_server *s)
         return -1;
     }
     commit_gens(s, cfg, gens, geo);
+    ap_logger_reload_commit(logupd);
     if (cfg->log_level != NULL)
         ap_log_set_level(cfg->log_level);
     for (unsigned i = 0; i < s->nworkers; i++) {
@@ -922,8 +937,13 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
             gen_free(gens[k]);
         goto out;
     }
-    if (drop_privileges(cfg, err, sizeof(err)) != 0) {
+    /* The admin listener binds before the privilege drop too. */
+    s.main_loop = uv_default_loop();
+    if (ap_admin_start(&s, &cfg->admin, err, sizeof(err)) != 0 ||
+        drop_privileges(cfg, err, sizeof(err)) != 0) {
         ap_log(AP_LOG_ERROR, "%s", err);
+        ap_admin_stop(&s);
+        uv_run(s.main_loop, UV_RUN_NOWAIT); /* its close callbacks */
         for (unsigned k = 0; k < s.nworkers; k++)
             gen_free(gens[k]);
         goto out;
@@ -956,10 +976,6 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sighup, on_signal, SIGHUP);
     uv_signal_start(&s.sigusr1, on_signal, SIGUSR1);
-    if (ap_admin_start(&s, &cfg->admin, err, sizeof(err)) != 0) {
-        ap_log(AP_LOG_ERROR, "%s", err);
-        abort(); /* boot may abort: workers hold no request yet */
-    }
     const char *wd = getenv("WATCHDOG_USEC");
     unsigned long long wd_usec = wd ? strtoull(wd, NULL, 10) : 0;
     if (wd_usec > 0)
