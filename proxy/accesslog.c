@@ -26,7 +26,7 @@
 int ap_accesslog_wants_audit(void)
 {
     struct ap_logger *lg = ap_logger__get();
-    return lg != NULL && lg->access_mask != 0;
+    return lg != NULL && ap_logger__access_mask(lg) != 0;
 }
 
 void ap_accesslog_reopen(void)
@@ -120,7 +120,7 @@ static uint64_t next_id(struct ap_logger *lg, unsigned worker)
 void ap_accesslog_exchange_done(struct ap_exchange *ex)
 {
     struct ap_logger *lg = ap_logger__get();
-    if (lg == NULL || lg->access_mask == 0)
+    if (lg == NULL || ap_logger__access_mask(lg) == 0)
         return;
     AP_CHECK_OBJ(ex, AP_EXCHANGE_MAGIC);
     struct ap_worker *w = ex->w;
@@ -226,7 +226,7 @@ void ap_accesslog_exchange_done(struct ap_exchange *ex)
 void ap_accesslog_conn_error(struct ap_conn *c, int status)
 {
     struct ap_logger *lg = ap_logger__get();
-    if (lg == NULL || lg->access_mask == 0)
+    if (lg == NULL || ap_logger__access_mask(lg) == 0)
         return;
     AP_CHECK_OBJ(c, AP_CONN_MAGIC);
     if (c->w->id >= lg->nrings)

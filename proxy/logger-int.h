@@ -107,7 +107,23 @@ struct ap_logsink {
         uint64_t suppressed;  /* not logged since */
     } errlog[8];              /* rate limit per kind of error */
     struct ap_logsink_stats st;
+    /* Reload (logger.c). */
+    struct ap_config *cfg_ref;  /* keeps `cfg` alive: the configuration the sink was made from */
+    struct ap_logsink *next;    /* on lg->retiring or lg->dead */
+    uint64_t retire_deadline;   /* retiring: loop time it is shut down at the latest */
 };
+
+/* What the worker threads read of the logger's sink set: immutable once
+ * published, replaced whole by a reload and freed only when the logger
+ * stops (a worker may still read an older one). */
+struct ap_logger_map {
+    struct ap_logger_map *older;
+    size_t nslots;
+    uint64_t access_mask;             /* slots of the access log */
+    char names[AP_LOGGER_MAX_SINKS][72]; /* "" = free slot */
+};
+
+struct ap_logger_update;
 
 #define AP_LOGGER_MAGIC 0x4c4f4747u /* "LOGG" */
 
@@ -130,14 +146,22 @@ struct ap_logger {
     struct ap_logring *rings;
     struct ap_logger_wstate *ws;      /* one per ring */
     unsigned nrings;
-    struct ap_logsink sinks[AP_LOGGER_MAX_SINKS];
-    size_t nsinks;
-    uint64_t access_mask;             /* sinks of the access log */
+    struct ap_logsink *sinks[AP_LOGGER_MAX_SINKS]; /* by slot; NULL = free (written by the logger
+                                                     thread, read atomically by any thread) */
+    size_t nsinks;                    /* slots in use: the highest one + 1 */
+    uint64_t access_mask;             /* sinks of the access log (logger thread) */
+    struct ap_logger_map *map;        /* atomic: what the workers see */
+    struct ap_logger_map *main_map;   /* main thread: the newest map handed over */
+    struct ap_logsink *retiring;      /* removed or changed sinks delivering what they hold */
+    struct ap_logsink *dead;          /* shut down; freed when the logger stops */
+    struct ap_logger_update *pending; /* atomic: a reload for the logger thread */
+    struct ap_config *main_cfg;       /* main thread: the configuration of main_map (a reference) */
+    unsigned nworkers;
     enum ap_log_format format;
     struct ap_logfmt_tmpl tmpl;
     struct ap_buf *line;              /* formatting buffer */
     struct ap_pseudo_keyring keyring; /* the logger thread's (syslog relay) */
-    struct ap_logger_listener *listeners;
+    struct ap_logger_listener **listeners;
     size_t nlisteners;
     int listeners_stopped;
     struct ap_buf relay_raw;          /* syslog relay: a message as JSON */
@@ -163,7 +187,10 @@ struct ap_logger {
 /* logger.c */
 /* The running logger, or NULL. Any thread. */
 struct ap_logger *ap_logger__get(void);
-/* Find a sink index by name (-1 when the logger has none of that name). */
+/* The access log's sinks as the workers see them (any thread). */
+uint64_t ap_logger__access_mask(const struct ap_logger *lg);
+/* Find a sink's slot by name (-1 when the logger has none of that name).
+ * Any thread: it reads the published map. */
 int ap_logger__sink_index(const struct ap_logger *lg, const char *name);
 /* Queue raw records on the logger thread itself (syslog relay): each line
  * of `lines` (ending in '\n') becomes a record for the sinks of `mask`. */
@@ -212,5 +239,13 @@ int ap_logrelay_listen_start(struct ap_logger *lg);
 void ap_logrelay_listen_stop(struct ap_logger *lg);
 /* After the loop ended. */
 void ap_logrelay_listen_free(struct ap_logger *lg);
+/* Reload, on the logger loop: close the listeners of `lg->listeners` whose
+ * index is not in keep[] and make the new list: keep[j] >= 0 is the old
+ * listener kept for cfg->syslog_listen[j], otherwise fds[j] is a socket the
+ * main thread bound for it (taken over). Masks are recomputed. */
+void ap_logrelay_listen_update(struct ap_logger *lg, const struct ap_config *cfg, const int *keep,
+                               const int *fds);
+/* Recompute each listener's sinks (after the sink set changed). */
+void ap_logrelay_listen_remask(struct ap_logger *lg);
 
 #endif

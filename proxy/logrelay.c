@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
@@ -495,6 +496,49 @@ static void on_syslog_conn(uv_stream_t *server, int status)
         sconn_close(sc);
 }
 
+/* Set up listener `l` for `lc` on the logger loop: bind it, or, when fd
+ * is not negative, take over that socket (bound by the main thread). */
+static int listener_open(struct ap_logger *lg, struct ap_logger_listener *l,
+                         const struct ap_config_syslog_listen *lc, int fd)
+{
+    l->lg = lg;
+    l->cfg = lc;
+    l->mask = lc->route != NULL ? route_mask(lg, lc->route) : 0;
+    int rc;
+    if (lc->transport == AP_LOG_UDP) {
+        l->ubuf_cap = lc->max_message_bytes + 1;
+        l->ubuf = malloc(l->ubuf_cap);
+        if (l->ubuf == NULL) {
+            if (fd >= 0)
+                close(fd);
+            return -ENOMEM;
+        }
+        rc = uv_udp_init(&lg->loop, &l->udp);
+        l->udp.data = l;
+        l->inited = rc == 0;
+        if (rc == 0)
+            rc = fd >= 0 ? uv_udp_open(&l->udp, fd)
+                         : uv_udp_bind(&l->udp, (const struct sockaddr *)&lc->addr, UV_UDP_REUSEADDR);
+        if (rc == 0)
+            rc = uv_udp_recv_start(&l->udp, on_udp_alloc, on_udp_recv);
+    } else {
+        rc = uv_tcp_init(&lg->loop, &l->tcp);
+        l->tcp.data = l;
+        l->inited = rc == 0;
+        if (rc == 0)
+            rc = fd >= 0 ? uv_tcp_open(&l->tcp, fd) : uv_tcp_bind(&l->tcp, (const struct sockaddr *)&lc->addr, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_syslog_conn);
+    }
+    if (rc != 0) {
+        ap_log(AP_LOG_ERROR, "syslog_listen %s: %s", lc->address, uv_strerror(rc));
+        return -EADDRINUSE;
+    }
+    ap_log(AP_LOG_INFO, "syslog listener on %s for route %s", lc->address,
+           lc->route_name ? lc->route_name : "?");
+    return 0;
+}
+
 int ap_logrelay_listen_start(struct ap_logger *lg)
 {
     const struct ap_config *cfg = lg->cfg;
@@ -504,40 +548,14 @@ int ap_logrelay_listen_start(struct ap_logger *lg)
     if (lg->listeners == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < cfg->nsyslog_listen; i++) {
-        struct ap_logger_listener *l = &lg->listeners[i];
-        const struct ap_config_syslog_listen *lc = &cfg->syslog_listen[i];
-        l->lg = lg;
-        l->cfg = lc;
-        l->mask = lc->route != NULL ? route_mask(lg, lc->route) : 0;
+        struct ap_logger_listener *l = calloc(1, sizeof(*l));
+        if (l == NULL)
+            return -ENOMEM;
+        lg->listeners[i] = l;
         lg->nlisteners = i + 1;
-        int rc;
-        if (lc->transport == AP_LOG_UDP) {
-            l->ubuf_cap = lc->max_message_bytes + 1;
-            l->ubuf = malloc(l->ubuf_cap);
-            if (l->ubuf == NULL)
-                return -ENOMEM;
-            rc = uv_udp_init(&lg->loop, &l->udp);
-            l->udp.data = l;
-            l->inited = rc == 0;
-            if (rc == 0)
-                rc = uv_udp_bind(&l->udp, (const struct sockaddr *)&lc->addr, UV_UDP_REUSEADDR);
-            if (rc == 0)
-                rc = uv_udp_recv_start(&l->udp, on_udp_alloc, on_udp_recv);
-        } else {
-            rc = uv_tcp_init(&lg->loop, &l->tcp);
-            l->tcp.data = l;
-            l->inited = rc == 0;
-            if (rc == 0)
-                rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&lc->addr, 0);
-            if (rc == 0)
-                rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_syslog_conn);
-        }
-        if (rc != 0) {
-            ap_log(AP_LOG_ERROR, "syslog_listen %s: %s", lc->address, uv_strerror(rc));
-            return -EADDRINUSE;
-        }
-        ap_log(AP_LOG_INFO, "syslog listener on %s for route %s", lc->address,
-               lc->route_name ? lc->route_name : "?");
+        int rc = listener_open(lg, l, &cfg->syslog_listen[i], -1);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -546,29 +564,105 @@ static void on_listener_closed(uv_handle_t *h)
 {
 }
 
+static void on_listener_freed(uv_handle_t *h)
+{
+    struct ap_logger_listener *l = h->data;
+    free(l->ubuf);
+    free(l);
+}
+
+/* Close the connections and the socket of `l`; `cb` runs when it closed. */
+static void listener_close(struct ap_logger_listener *l, uv_close_cb cb)
+{
+    while (l->conns != NULL)
+        sconn_close(l->conns);
+    if (l->inited) {
+        if (l->cfg->transport == AP_LOG_UDP)
+            uv_close((uv_handle_t *)&l->udp, cb);
+        else
+            uv_close((uv_handle_t *)&l->tcp, cb);
+        l->inited = 0;
+    } else if (cb == on_listener_freed) {
+        free(l->ubuf);
+        free(l);
+    }
+}
+
 void ap_logrelay_listen_stop(struct ap_logger *lg)
 {
     if (lg->listeners_stopped)
         return;
     lg->listeners_stopped = 1;
+    for (size_t i = 0; i < lg->nlisteners; i++)
+        if (lg->listeners[i] != NULL)
+            listener_close(lg->listeners[i], on_listener_closed);
+}
+
+void ap_logrelay_listen_remask(struct ap_logger *lg)
+{
     for (size_t i = 0; i < lg->nlisteners; i++) {
-        struct ap_logger_listener *l = &lg->listeners[i];
-        while (l->conns != NULL)
-            sconn_close(l->conns);
-        if (l->inited) {
-            if (l->cfg->transport == AP_LOG_UDP)
-                uv_close((uv_handle_t *)&l->udp, on_listener_closed);
-            else
-                uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
-            l->inited = 0;
+        struct ap_logger_listener *l = lg->listeners[i];
+        if (l != NULL)
+            l->mask = l->cfg->route != NULL ? route_mask(lg, l->cfg->route) : 0;
+    }
+}
+
+void ap_logrelay_listen_update(struct ap_logger *lg, const struct ap_config *cfg, const int *keep,
+                               const int *fds)
+{
+    size_t n = cfg->nsyslog_listen;
+    struct ap_logger_listener **nl = calloc(n ? n : 1, sizeof(*nl));
+    if (nl == NULL) {
+        /* Keep the old listeners: the main thread's sockets are closed. */
+        ap_log(AP_LOG_ERROR, "logger: out of memory: syslog listeners not reloaded");
+        for (size_t j = 0; j < n; j++)
+            if (keep[j] < 0 && fds[j] >= 0)
+                close(fds[j]);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (keep[j] >= 0 && (size_t)keep[j] < lg->nlisteners && lg->listeners[keep[j]] != NULL) {
+            nl[j] = lg->listeners[keep[j]];
+            lg->listeners[keep[j]] = NULL;
+            /* The new configuration's copy: same address, maybe another route. */
+            nl[j]->cfg = &cfg->syslog_listen[j];
         }
     }
+    for (size_t i = 0; i < lg->nlisteners; i++) {
+        if (lg->listeners[i] != NULL) {
+            ap_log(AP_LOG_INFO, "syslog listener on %s closed (reload)", lg->listeners[i]->cfg->address);
+            listener_close(lg->listeners[i], on_listener_freed);
+        }
+    }
+    free(lg->listeners);
+    lg->listeners = nl;
+    lg->nlisteners = n;
+    for (size_t j = 0; j < n; j++) {
+        if (nl[j] != NULL)
+            continue;
+        struct ap_logger_listener *l = calloc(1, sizeof(*l));
+        if (l == NULL || listener_open(lg, l, &cfg->syslog_listen[j], fds[j]) != 0) {
+            if (l == NULL) {
+                close(fds[j]);
+                ap_log(AP_LOG_ERROR, "syslog_listen %s: out of memory", cfg->syslog_listen[j].address);
+            } else {
+                listener_close(l, on_listener_freed);
+            }
+            continue;
+        }
+        nl[j] = l;
+    }
+    ap_logrelay_listen_remask(lg);
 }
 
 void ap_logrelay_listen_free(struct ap_logger *lg)
 {
-    for (size_t i = 0; i < lg->nlisteners; i++)
-        free(lg->listeners[i].ubuf);
+    for (size_t i = 0; i < lg->nlisteners; i++) {
+        if (lg->listeners[i] != NULL) {
+            free(lg->listeners[i]->ubuf);
+            free(lg->listeners[i]);
+        }
+    }
     free(lg->listeners);
     lg->listeners = NULL;
     lg->nlisteners = 0;

@@ -36,6 +36,27 @@ int ap_logger_is_running(void);
  * it). Async-signal-safe: it sets a flag and wakes the logger thread. */
 void ap_logger_reopen(void);
 
+struct ap_logger_update;
+
+/* Reload, step one (main thread): check what the logging sections of `cfg`
+ * need (new spool directories are created and must be writable, new file
+ * sinks must open, new syslog listeners are bound now) and plan the change
+ * against the running sink set: a sink whose settings did not change keeps
+ * running untouched. Changes nothing that is running. On success *out is
+ * the plan (NULL when the logger is not running and cfg has no sink), to be
+ * given to ap_logger_reload_commit or ap_logger_reload_discard. Returns 0,
+ * or a negative errno with the reason in err. */
+int ap_logger_reload_prepare(struct ap_config *cfg, struct ap_logger_update **out, char *err, size_t errlen);
+
+/* Reload, step two (main thread; cannot fail): hand the plan to the logger
+ * thread, which takes what the workers queued under the old sections, then
+ * swaps. Removed and changed sinks deliver what they hold (up to 10 s)
+ * before they close; their spools stay on disk. Takes ownership of u. */
+void ap_logger_reload_commit(struct ap_logger_update *u);
+
+/* Drop a plan that will not be committed (closes its sockets). NULL is fine. */
+void ap_logger_reload_discard(struct ap_logger_update *u);
+
 /* Copy the counters into *out (any thread; each value is read atomically,
  * the set is not a snapshot). Returns 0, or -ENOENT when not running. */
 int ap_logger_get_stats(struct ap_logger_stats *out);
