@@ -44,7 +44,22 @@
 /* A set of matcher states: a slice of the walk's state stack. */
 struct sset {
     uint32_t off, n;
-    uint32_t own; /* 1: pushed on the stack; 0: an alias of the parent's set */
+    uint32_t own;  /* 1: pushed on the stack; 0: an alias of the parent's set */
+    uint32_t bare; /* 1: known to hold no final and no layer state */
+};
+
+/* What a state does to a child's key, for the per-container shortcut of
+ * ss_child_of: a state either never carries into a child (a final or a
+ * layer step), or names keys, or indices, or anything else. */
+enum { SK_DROP = 0, SK_KEY = 1, SK_INDEX = 2, SK_OTHER = 4 };
+
+/* The states of one container's children, worked out at the first child
+ * and reused for every child whose key no step can name. */
+struct kids {
+    bool ready, have_def;
+    unsigned kinds;     /* SK_* of every state of the parent, or'ed */
+    bool all_recursive; /* every state of the parent is recursive and carries on */
+    struct sset def;    /* the child's set for a key that matches no step */
 };
 
 /* One output stream: the lazily built copy of an input buffer. */
@@ -75,6 +90,16 @@ struct walk {
     uint32_t gen;
     uint16_t *stk;
     uint32_t stk_len, stk_cap;
+    uint8_t *skind;      /* SK_* of each state */
+    uint8_t *shash;      /* key_hash of a KEY state's name */
+    /* The click-id detector's answers for member names seen before: a
+     * batch repeats the same names in every event. */
+    struct {
+        const char *p; /* the name, borrowed from the input or the arena */
+        size_t n;
+        int8_t clickid; /* -1: not asked yet */
+    } memo[64];
+    uint64_t kbloom[4];  /* key_hash of every KEY step's name */
     unsigned depth, layers;
     unsigned det_mask;
     bool det_any;
@@ -244,6 +269,7 @@ static int ss_begin(struct walk *w, struct sset *ss)
     ss->off = w->stk_len;
     ss->n = 0;
     ss->own = 1;
+    ss->bare = 0;
     if (++w->gen == 0) {
         memset(w->stamp, 0, w->pol->nstates * sizeof(*w->stamp));
         w->gen = 1;
@@ -309,17 +335,33 @@ static bool step_matches(const struct ap_bodypath_step *st, const struct key *k)
     }
 }
 
+/* A small hash of a key for the filter of KEY step names: most members of
+ * an analytics event are named by no rule, and this tells so in a few
+ * instructions instead of a comparison against every active step. */
+static inline unsigned key_hash(const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    return ((unsigned)n * 37u + (unsigned char)p[0] * 5u + (unsigned char)p[n - 1]) & 255u;
+}
+
 /* The states active at a child with key `k` of a value whose states are
  * `parent`. Pushed on the stack: pop with ss_pop in reverse order. */
 static int ss_child(struct walk *w, struct sset parent, const struct key *k, struct sset *child)
 {
     const struct ap_bodypath_step *const *steps = w->pol->state_steps;
+    /* A KEY step whose name hashes otherwise cannot match: most members
+     * are told apart from most names without a comparison. */
+    unsigned kh = k->is_index ? 256 : key_hash(k->p, k->n);
+#define MATCHES(id, st) ((st)->op != AP_BODYPATH_KEY ? step_matches(st, k) \
+                         : w->shash[id] == kh && step_matches(st, k))
     /* The common case: only recursive steps ("$..x") are active and none
      * names this key; the child's set is then the parent's, shared. */
     uint32_t j = 0;
     for (; j < parent.n; j++) {
-        const struct ap_bodypath_step *st = steps[w->stk[parent.off + j]];
-        if (st == NULL || !st->recursive || st->op == AP_BODYPATH_LAYER || step_matches(st, k))
+        uint32_t id = w->stk[parent.off + j];
+        const struct ap_bodypath_step *st = steps[id];
+        if (st == NULL || !st->recursive || st->op == AP_BODYPATH_LAYER || MATCHES(id, st))
             break;
     }
     if (j == parent.n) {
@@ -336,11 +378,63 @@ static int ss_child(struct walk *w, struct sset parent, const struct key *k, str
         int rc = 0;
         if (st->recursive)
             rc = ss_add(w, child, id);
-        if (rc == 0 && step_matches(st, k))
+        if (rc == 0 && MATCHES(id, st))
             rc = ss_add(w, child, id + 1);
         if (rc != 0)
             return rc;
     }
+#undef MATCHES
+    return 0;
+}
+
+static inline bool bloom_has(const struct walk *w, const struct key *k)
+{
+    unsigned h = key_hash(k->p, k->n);
+    return (w->kbloom[h >> 6] >> (h & 63)) & 1u;
+}
+
+/* ss_child for the children of one container: a key that no KEY step can
+ * name (the filter says so) and no other step could match gets the set of
+ * the parent's recursive states, built once per container and shared.
+ * `kd` starts zeroed; pop kd->def with ss_pop after the last child. The
+ * result is the same set, in the same order, that ss_child builds. */
+static int ss_child_of(struct walk *w, struct sset parent, struct kids *kd, const struct key *k,
+                       struct sset *child)
+{
+    if (!kd->ready) {
+        kd->ready = true;
+        kd->all_recursive = true;
+        for (uint32_t j = 0; j < parent.n; j++) {
+            uint32_t id = w->stk[parent.off + j];
+            unsigned kind = w->skind[id];
+            kd->kinds |= kind;
+            if (kind == SK_DROP || !w->pol->state_steps[id]->recursive)
+                kd->all_recursive = false;
+        }
+    }
+    bool may_name = k->is_index ? (kd->kinds & SK_INDEX) != 0 : (kd->kinds & SK_KEY) && bloom_has(w, k);
+    if ((kd->kinds & SK_OTHER) || may_name)
+        return ss_child(w, parent, k, child);
+    if (!kd->have_def) {
+        if (kd->all_recursive) {
+            kd->def = parent;
+            kd->def.own = 0;
+        } else {
+            ss_begin(w, &kd->def);
+            for (uint32_t j = 0; j < parent.n; j++) {
+                uint32_t id = w->stk[parent.off + j];
+                if (w->skind[id] != SK_DROP && w->pol->state_steps[id]->recursive) {
+                    int rc = ss_add(w, &kd->def, id);
+                    if (rc != 0)
+                        return rc;
+                }
+            }
+        }
+        kd->def.bare = 1;
+        kd->have_def = true;
+    }
+    *child = kd->def;
+    child->own = 0;
     return 0;
 }
 
@@ -349,6 +443,8 @@ static int ss_child(struct walk *w, struct sset parent, const struct key *k, str
 static const struct ap_body_rule *ss_final(const struct walk *w, struct sset ss)
 {
     uint32_t best = UINT32_MAX;
+    if (ss.bare)
+        return NULL;
     for (uint32_t j = 0; j < ss.n; j++) {
         uint32_t id = w->stk[ss.off + j];
         if (w->pol->state_steps[id] == NULL && (w->pol->state_map[id] >> 8) < best)
@@ -361,6 +457,8 @@ static const struct ap_body_rule *ss_final(const struct walk *w, struct sset ss)
 static unsigned ss_layers(const struct walk *w, struct sset ss)
 {
     unsigned m = 0;
+    if (ss.bare)
+        return 0;
     for (uint32_t j = 0; j < ss.n; j++) {
         const struct ap_bodypath_step *st = w->pol->state_steps[w->stk[ss.off + j]];
         if (st != NULL && st->op == AP_BODYPATH_LAYER)
@@ -874,8 +972,11 @@ static int detect_value(struct walk *w, const char *v, size_t n, struct vres *re
     /* A replacement changes what its neighbours touch ("x+1555..." glued
      * to an address is no phone number until the address is replaced), so
      * the scan runs again over its own output until nothing changes, a few
-     * times at most: replacements are stable under the detectors. */
-    for (int round = 0; round < 4 && mask && ap_detect_may_match(mask, v, n); round++) {
+     * times at most: replacements are stable under the detectors.
+     * ap_detect_scan_init leaves out the kinds the string cannot hold (the
+     * callers have mostly run ap_detect_may_match already), so a string
+     * with nothing to find costs one counting pass here. */
+    for (int round = 0; round < 4 && mask; round++) {
         struct ap_detect_scan sc;
         struct ap_detect_match m;
         struct sbuf b = {0};
@@ -1135,6 +1236,27 @@ static int skip_json(struct walk *w, struct emit *e, size_t *pos)
     return rc != 0 ? fail(w, rc, *pos) : 0;
 }
 
+/* The memoized click-id answer for a (non-empty) member name: -1 when not
+ * asked yet. The entry is emptied when it held another name. */
+static int8_t *key_memo(struct walk *w, const struct key *k)
+{
+    uint32_t a = 0, b = 0;
+    if (k->n >= 4) {
+        memcpy(&a, k->p, 4);
+        memcpy(&b, k->p + k->n - 4, 4);
+    } else {
+        for (size_t i = 0; i < k->n; i++)
+            a = a << 8 | (unsigned char)k->p[i];
+    }
+    unsigned h = ((a * 0x9e3779b1u) ^ (b * 0x85ebca77u) ^ (uint32_t)k->n * 0xc2b2ae3du) >> 26;
+    if (w->memo[h].p == NULL || w->memo[h].n != k->n || memcmp(w->memo[h].p, k->p, k->n) != 0) {
+        w->memo[h].p = k->p;
+        w->memo[h].n = k->n;
+        w->memo[h].clickid = -1;
+    }
+    return &w->memo[h].clickid;
+}
+
 /* Is this member named like a click id, with no rule deciding it? Then the
  * click-id detector drops it whatever it holds. */
 static bool clickid_key(struct walk *w, bool kept, struct sset child, const struct key *k)
@@ -1143,7 +1265,10 @@ static bool clickid_key(struct walk *w, bool kept, struct sset child, const stru
         return false;
     if (child.n && ss_final(w, child) != NULL)
         return false;
-    return ap_detect_is_clickid_key(k->p, k->n);
+    int8_t *hit = key_memo(w, k);
+    if (*hit < 0)
+        *hit = ap_detect_is_clickid_key(k->p, k->n);
+    return *hit;
 }
 
 /* The detectors over a member or parameter name (decoded), unless a KEEP
@@ -1191,6 +1316,7 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
     }
     size_t i = *pos + 1, mstart = i, close = 0, nkept = 0;
     bool first = true;
+    struct kids kd = {0};
     int rc;
     for (;;) {
         ap_json_skip_ws(s, lim, &i);
@@ -1217,8 +1343,8 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
         if (i >= lim || s[i] != ':')
             return fail(w, -EINVAL, i);
         i++;
-        struct sset child = {w->stk_len, 0, 0};
-        if (ss.n && (rc = ss_child(w, ss, &k, &child)) != 0)
+        struct sset child = {w->stk_len, 0, 0, 0};
+        if (ss.n && (rc = ss_child_of(w, ss, &kd, &k, &child)) != 0)
             return rc;
         for (int g = 0; g < ngeo; g++)
             if (k.n == geo[g].rule->steps[geo[g].rule->nsteps - 1].name_len &&
@@ -1292,6 +1418,8 @@ static int j_object(struct walk *w, struct emit *e, size_t *pos, struct sset ss,
         path_pop(w, old);
         nkept++;
     }
+    if (kd.have_def)
+        ss_pop(w, kd.def);
     w->depth--;
     *pos = i;
     return 0;
@@ -1306,6 +1434,7 @@ static int j_array(struct walk *w, struct emit *e, size_t *pos, struct sset ss, 
     size_t i = *pos + 1, mstart = i, nkept = 0;
     uint32_t index = 0;
     bool first = true;
+    struct kids kd = {0};
     int rc;
     for (;;) {
         ap_json_skip_ws(s, lim, &i);
@@ -1314,8 +1443,8 @@ static int j_array(struct walk *w, struct emit *e, size_t *pos, struct sset ss, 
             break;
         }
         struct key k = {NULL, 0, true, index++};
-        struct sset child = {w->stk_len, 0, 0};
-        if (ss.n && (rc = ss_child(w, ss, &k, &child)) != 0)
+        struct sset child = {w->stk_len, 0, 0, 0};
+        if (ss.n && (rc = ss_child_of(w, ss, &kd, &k, &child)) != 0)
             return rc;
         size_t old = path_push(w, &k, AP_BODY_LAYER_NONE);
         bool dropped = false;
@@ -1342,6 +1471,8 @@ static int j_array(struct walk *w, struct emit *e, size_t *pos, struct sset ss, 
         }
         return fail(w, -EINVAL, i);
     }
+    if (kd.have_def)
+        ss_pop(w, kd.def);
     w->depth--;
     *pos = i;
     return 0;
@@ -1575,7 +1706,7 @@ static int f_params(struct walk *w, struct emit *e, size_t start, size_t end, st
         size_t ne = eq ? (size_t)(eq - s) : pe;
         size_t vs = eq ? ne + 1 : pe;
         struct key k = {NULL, 0, false, 0};
-        struct sset child = {w->stk_len, 0, 0};
+        struct sset child = {w->stk_len, 0, 0, 0};
         size_t old = w->plen;
         if (ss.n || w->audit || (!kept && w->det_any)) {
             if ((rc = pct_decoded(w, s + ps, ne - ps, &k.p, &k.n)) != 0)
@@ -1724,7 +1855,7 @@ int ap_bodywalk_run(const struct ap_body_policy *pol, const struct ap_body_ctx *
     w.det_any = w.det_mask != 0 || pol->nregexes > 0;
     *err_off = 0;
     int rc = 0;
-    struct sset root = {0, 0, 0};
+    struct sset root = {0, 0, 0, 0};
     if (pol->nstates > 0) {
         w.stamp = ap_arena_alloc(w.arena, pol->nstates * sizeof(*w.stamp));
         w.stk_cap = pol->nstates > 256 ? pol->nstates * 2 : 512;
@@ -1732,6 +1863,23 @@ int ap_bodywalk_run(const struct ap_body_policy *pol, const struct ap_body_ctx *
         if (w.stamp == NULL || w.stk == NULL)
             return -ENOMEM;
         memset(w.stamp, 0, pol->nstates * sizeof(*w.stamp));
+        w.skind = ap_arena_alloc(w.arena, pol->nstates);
+        w.shash = ap_arena_alloc(w.arena, pol->nstates);
+        if (w.skind == NULL || w.shash == NULL)
+            return -ENOMEM;
+        for (uint32_t id = 0; id < pol->nstates; id++) {
+            const struct ap_bodypath_step *st = pol->state_steps[id];
+            if (st == NULL || st->op == AP_BODYPATH_LAYER) {
+                w.skind[id] = SK_DROP;
+            } else if (st->op == AP_BODYPATH_KEY) {
+                unsigned h = key_hash(st->name, st->name_len);
+                w.shash[id] = (uint8_t)h;
+                w.skind[id] = SK_KEY;
+                w.kbloom[h >> 6] |= 1ull << (h & 63);
+            } else {
+                w.skind[id] = st->op == AP_BODYPATH_INDEX ? SK_INDEX : SK_OTHER;
+            }
+        }
         ss_begin(&w, &root);
         for (uint32_t j = 0; j < pol->nroot && rc == 0; j++)
             rc = ss_add(&w, &root, pol->root_states[j]);

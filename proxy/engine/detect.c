@@ -27,6 +27,14 @@ enum {
 static unsigned char cls[256];
 static int cls_ready;
 
+/* Counters for possible_kinds, packed in one word: a byte adds its lane's
+ * one, and a string is summed in chunks short enough that no lane can
+ * carry into the next. */
+enum { L_DIGIT = 0, L_COLON, L_DASH, L_DOT, L_SIGN, L_AT, L_WIDTH = 10 };
+#define LANE(l) (1ull << ((l) * L_WIDTH))
+#define LANE_CHUNK 1000u /* < 1 << L_WIDTH */
+static uint64_t lanes[256];
+
 static void init_cls(void)
 {
     /* Built on first use; the values are constant, so concurrent first
@@ -51,6 +59,16 @@ static void init_cls(void)
     t[':'] |= C_MISC;
     t['?'] |= C_MISC;
     memcpy(cls, t, sizeof(t));
+    uint64_t l[256] = {0};
+    for (int c = '0'; c <= '9'; c++)
+        l[c] = LANE(L_DIGIT);
+    l[':'] = LANE(L_COLON);
+    l['-'] = LANE(L_DASH);
+    l['.'] = LANE(L_DOT);
+    l['+'] = LANE(L_SIGN);
+    l['%'] = LANE(L_SIGN) | LANE(L_AT);
+    l['@'] = LANE(L_AT);
+    memcpy(lanes, l, sizeof(l));
     __atomic_store_n(&cls_ready, 1, __ATOMIC_RELEASE);
 }
 
@@ -413,13 +431,59 @@ static bool find_ip(const char *s, size_t len, size_t from, size_t *off, size_t 
     return f4;
 }
 
+/* The kinds of `mask` whose finder could match somewhere in the string,
+ * from counts that every match needs: an IPv4 literal four digits and
+ * three dots, an IPv6 one two colons, a MAC five ':' or five '-', an IMEI
+ * a run of 15 digits, a phone number '+' (or "%2B") and a run of 7 digits,
+ * an address '@' (or "%40"). One pass, a table look-up a byte; a kind left
+ * out here is one its finder would not find, so scans give the same
+ * matches with or without it. */
+static unsigned possible_kinds(unsigned mask, const char *s, size_t len)
+{
+    size_t digits = 0, run = 0, maxrun = 0, colons = 0, dashes = 0, dots = 0, signs = 0, ats = 0;
+    for (size_t i = 0; i < len;) {
+        size_t end = len - i > LANE_CHUNK ? i + LANE_CHUNK : len;
+        uint64_t sum = 0;
+        for (; i < end; i++) {
+            uint64_t t = lanes[U(i)];
+            sum += t;
+            /* Branch-free: the run of digits grows or restarts. */
+            run = (run + 1) & (0 - (size_t)(t & 1));
+            maxrun = run > maxrun ? run : maxrun;
+        }
+        const uint64_t m = (1ull << L_WIDTH) - 1;
+        digits += (size_t)((sum >> (L_DIGIT * L_WIDTH)) & m);
+        colons += (size_t)((sum >> (L_COLON * L_WIDTH)) & m);
+        dashes += (size_t)((sum >> (L_DASH * L_WIDTH)) & m);
+        dots += (size_t)((sum >> (L_DOT * L_WIDTH)) & m);
+        signs += (size_t)((sum >> (L_SIGN * L_WIDTH)) & m);
+        ats += (size_t)((sum >> (L_AT * L_WIDTH)) & m);
+    }
+    unsigned out = mask & (1u << AP_DETECT_CLICKID);
+    if ((mask & (1u << AP_DETECT_EMAIL)) && ats > 0)
+        out |= 1u << AP_DETECT_EMAIL;
+    if ((mask & (1u << AP_DETECT_IP)) && ((dots >= 3 && digits >= 4) || colons >= 2))
+        out |= 1u << AP_DETECT_IP;
+    if ((mask & (1u << AP_DETECT_MAC)) && (colons >= 5 || dashes >= 5))
+        out |= 1u << AP_DETECT_MAC;
+    if ((mask & (1u << AP_DETECT_IMEI)) && maxrun >= 15)
+        out |= 1u << AP_DETECT_IMEI;
+    if ((mask & (1u << AP_DETECT_PHONE)) && signs > 0 && maxrun >= 7)
+        out |= 1u << AP_DETECT_PHONE;
+    return out;
+}
+
 void ap_detect_scan_init(struct ap_detect_scan *sc, unsigned mask, const char *s, size_t len)
 {
     ensure_cls();
     memset(sc, 0, sizeof(*sc));
     sc->s = s;
     sc->len = len;
-    sc->mask = mask & AP_DETECT_MASK_ALL;
+    mask &= AP_DETECT_MASK_ALL;
+    /* Click ids alone need no counts: their finder looks at the start. */
+    if (mask & ~(1u << AP_DETECT_CLICKID))
+        mask = possible_kinds(mask, s, len);
+    sc->mask = mask;
 }
 
 bool ap_detect_scan_next(struct ap_detect_scan *sc, struct ap_detect_match *m)

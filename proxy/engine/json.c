@@ -26,6 +26,29 @@ static inline uint64_t has_special(uint64_t v)
     return lt20 | has_zero(v ^ (ONES * '"')) | has_zero(v ^ (ONES * '\\')) | (v & HIGHS);
 }
 
+/* Index of the first byte flagged in a has_zero/has_special result: those
+ * are exact up to their lowest flagged byte (a borrow only runs upwards
+ * from a flagged byte), so its position is the first special byte. On a
+ * big-endian host the lowest byte in memory is the top one: answer 0 and
+ * let the byte loop find it. */
+static inline size_t first_flagged(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+/* Non-zero when some byte of v is below 0x20, '"' or '\\': the bytes that
+ * ap_json_escape does not copy as they are. */
+static inline uint64_t has_escapable(uint64_t v)
+{
+    uint64_t lt20 = (v - ONES * 0x20) & ~v & HIGHS;
+    return lt20 | has_zero(v ^ (ONES * '"')) | has_zero(v ^ (ONES * '\\'));
+}
+
 static int hexval(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -109,8 +132,14 @@ int ap_json_scan_string(const char *str, size_t len, size_t *pos, unsigned *flag
         while (len - i >= 8) {
             uint64_t v;
             memcpy(&v, s + i, 8);
-            if (has_special(v))
+            uint64_t m = has_special(v);
+            if (m != 0) {
+                /* Straight to the special byte: a short key or value ends
+                 * within this word, and stepping to its quote byte by byte
+                 * would cost more than the rest of the scan. */
+                i += first_flagged(m);
                 break;
+            }
             i += 8;
         }
         if (i >= len) {
@@ -424,6 +453,14 @@ size_t ap_json_escaped_len(const char *s, size_t len)
 {
     size_t n = len;
     for (size_t i = 0; i < len; i++) {
+        if (len - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (has_escapable(v) == 0) {
+                i += 7;
+                continue;
+            }
+        }
         unsigned char k = esc_kind[(unsigned char)s[i]];
         n += k == 1 ? 1 : k == 2 ? 5 : 0;
     }
@@ -435,6 +472,16 @@ size_t ap_json_escape(const char *s, size_t len, char *out)
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
+        if (len - i >= 8) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (has_escapable(v) == 0) {
+                memcpy(out + o, s + i, 8);
+                o += 8;
+                i += 7;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)s[i];
         switch (esc_kind[c]) {
         case 0:
