@@ -1739,11 +1739,9 @@ static const struct keyword upstream_tls_kws[] = {
     { .name = NULL },
 };
 
-static void kw_upstream_tls(struct parser *p, const struct keyword *kw, yaml_node_t *node,
-                            void *obj)
+/* A client-side tls: section, shared by upstreams and the http log sink. */
+static void parse_client_tls(struct parser *p, yaml_node_t *node, struct ap_config_upstream_tls *t)
 {
-    struct ap_config_upstream *u = obj;
-    struct ap_config_upstream_tls *t = &u->tls;
     t->set = 1;
     t->pos = pos_of(node);
     if (is_null(node))
@@ -1772,6 +1770,13 @@ static void kw_upstream_tls(struct parser *p, const struct keyword *kw, yaml_nod
         tls_check_pair(p, "client_cert", seen[3].val, t->client_cert, "client_key", seen[4].val,
                        t->client_key);
     }
+}
+
+static void kw_upstream_tls(struct parser *p, const struct keyword *kw, yaml_node_t *node,
+                            void *obj)
+{
+    struct ap_config_upstream *u = obj;
+    parse_client_tls(p, node, &u->tls);
 }
 
 static int has_https_server(const struct ap_config_upstream *u)
@@ -2677,6 +2682,7 @@ static void pr_log_sink_field(struct printer *pr, const struct keyword *kw, cons
 static void pr_log_sink_address(struct printer *pr, const struct keyword *kw, const void *obj,
                                 int indent);
 static void pr_log_url(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
+static void pr_log_tls(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_log_headers(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void pr_log_sinks(struct printer *pr, const struct keyword *kw, const void *obj, int indent);
 static void out_sink_refs(struct printer *pr, const char *name, struct ap_config_log_sink *const *v,
@@ -4519,16 +4525,12 @@ static void kw_log_url(struct parser *p, const struct keyword *kw, yaml_node_t *
         return;
     char shown[SHOW_MAX + 4];
     show(shown, url, strlen(url));
-    if (strncasecmp(url, "https://", 8) == 0) {
-        err(p, node, "https is not supported by the http log sink yet ('%s'): send to a local "
-                     "forwarder over http://", shown);
+    int https = strncasecmp(url, "https://", 8) == 0;
+    if (!https && strncasecmp(url, "http://", 7) != 0) {
+        err(p, node, "invalid URL '%s' (expected http[s]://host[:port][/path])", shown);
         return;
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        err(p, node, "invalid URL '%s' (expected http://host[:port][/path])", shown);
-        return;
-    }
-    const char *auth = url + 7;
+    const char *auth = url + (https ? 8 : 7);
     size_t alen = strcspn(auth, "/?#");
     const char *rest = auth + alen;
     if (strchr(rest, '#') != NULL || has_control(rest) || strchr(rest, ' ') != NULL) {
@@ -4540,13 +4542,14 @@ static void kw_log_url(struct parser *p, const struct keyword *kw, yaml_node_t *
         err(p, node, "invalid host in URL '%s'", shown);
         return;
     }
-    snprintf(base, sizeof(base), "http://%.*s", (int)alen, auth);
+    snprintf(base, sizeof(base), "%s://%.*s", https ? "https" : "http", (int)alen, auth);
     struct ap_config_server srv;
     memset(&srv, 0, sizeof(srv));
     if (parse_server_url(p, node, base, &srv) != 0)
         return;
     free(srv.url);
     k->url = xstrdup(p, url);
+    k->url_tls = (unsigned)https;
     k->url_host = srv.host;
     k->url_authority = srv.authority;
     k->url_port = srv.port;
@@ -4563,6 +4566,17 @@ static void kw_log_url(struct parser *p, const struct keyword *kw, yaml_node_t *
     }
     k->addr = srv.addr;
     k->addrlen = srv.addrlen;
+}
+
+/* log_sinks.NAME.tls: parsed after url (table order), so the scheme is known. */
+static void kw_log_tls(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config_log_sink *k = obj;
+    if (k->url != NULL && !k->url_tls) {
+        err(p, node, "only applies to https:// URLs");
+        return;
+    }
+    parse_client_tls(p, node, &k->tls);
 }
 
 static void kw_log_headers(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
@@ -4661,6 +4675,7 @@ static const struct keyword log_sink_kws[] = {
     { "max_message_bytes", kw_size, pr_size, FIELD(struct ap_config_log_sink, max_message_bytes),
       .min = 480, .max = MiB, .flags = KW_SINK_SYSLOG },
     { "url", kw_log_url, pr_log_url, .flags = KW_SINK_HTTP },
+    { "tls", kw_log_tls, pr_log_tls, .flags = KW_SINK_HTTP },
     { "headers", kw_log_headers, pr_log_headers, .flags = KW_SINK_HTTP },
     { "gzip", kw_log_gzip, pr_log_gzip, .flags = KW_SINK_HTTP },
     { "batch", kw_section, pr_section, .off = 0, .sub = log_batch_kws, .flags = KW_SINK_HTTP },
@@ -4690,6 +4705,7 @@ static void parse_log_sink(struct parser *p, yaml_node_t *key, yaml_node_t *val,
     k->batch_max_age_ms = SECOND_MS;
     k->retry_initial_ms = 500;
     k->retry_max_ms = 30 * SECOND_MS;
+    k->tls.verify = 1;
     k->spool.max_bytes = GiB;
     k->spool.segment_bytes = 16 * MiB;
     k->app_name = xstrdup(p, "anonproxy");
@@ -4952,6 +4968,10 @@ static void free_logging(struct ap_config *cfg)
         free(k->url_host);
         free(k->url_authority);
         free(k->url_path);
+        free(k->tls.ca_file);
+        free(k->tls.server_name);
+        free(k->tls.client_cert);
+        free(k->tls.client_key);
         for (size_t j = 0; j < k->nheaders; j++)
             free(k->headers[j]);
         free(k->headers);
@@ -6122,6 +6142,16 @@ static void pr_log_sink_address(struct printer *pr, const struct keyword *kw, co
 static void pr_log_url(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
 {
     pr_log_sink_field(pr, kw, ((const struct ap_config_log_sink *)obj)->url, indent);
+}
+
+static void pr_log_tls(struct printer *pr, const struct keyword *kw, const void *obj, int indent)
+{
+    const struct ap_config_log_sink *k = obj;
+    if (!k->url_tls)
+        return;
+    line_start(pr, indent, kw->name);
+    out(pr, "\n");
+    print_table(pr, upstream_tls_kws, &k->tls, indent + 2, 0);
 }
 
 static void pr_log_headers(struct printer *pr, const struct keyword *kw, const void *obj, int indent)

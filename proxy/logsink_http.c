@@ -2,16 +2,30 @@
  * keep-alive, gzip optional. The answer decides: 2xx delivered; 408, 429
  * and 5xx but 501 (and no answer at all: refused, reset, timeout) retried
  * with back-off, honouring Retry-After; anything else rejected for good.
- * One request at a time, so batches arrive in order. Plain http:// only:
- * https needs TLS client support that this sink does not have yet. */
+ * One request at a time, so batches arrive in order.
+ *
+ * https:// URLs speak TLS 1.2 or later through OpenSSL memory BIOs on the
+ * logger loop: libuv still does every socket read and write, the SSL object
+ * only turns ciphertext into plaintext and back. The server certificate is
+ * checked against the system CAs (or tls.ca_file) and the URL's host (or
+ * tls.server_name); a failed check is a failed attempt like a refused
+ * connection, so the batch is retried and spooled, never sent in clear.
+ * proxy/tls.c is not used: its contexts belong to upstreams and are shared
+ * by the workers, while this sink needs one context of its own. */
 #include "anonproxy/common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/gzip.h"
+#include "anonproxy/log.h"
 #include "logger-int.h"
 
 #ifndef ANONPROXY_VERSION
@@ -27,6 +41,18 @@ struct hconn {
     int connected;
     int reused;           /* carried an earlier request */
     int got_bytes;        /* response bytes seen for the current request */
+    SSL *ssl;             /* https only */
+    BIO *rbio;            /* ciphertext read from the socket, for OpenSSL */
+    BIO *wbio;            /* ciphertext OpenSSL produced, for the socket */
+    int handshaken;
+};
+
+/* A ciphertext write: the bytes live until libuv is done with them. */
+struct twrite {
+    uv_write_t req;
+    struct hconn *c;
+    size_t len;
+    char data[];
 };
 
 struct httpsink {
@@ -45,13 +71,16 @@ struct httpsink {
     size_t hname_len;
     int complete;
     int resent;              /* the batch was sent again on a fresh connection */
+    SSL_CTX *ctx;            /* https only */
 };
 
 static void start_request(struct ap_logsink *s);
 
 static void on_conn_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct hconn *c = h->data;
+    SSL_free(c->ssl); /* frees both BIOs */
+    free(c);
 }
 
 static void drop_conn(struct ap_logsink *s)
@@ -172,50 +201,286 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(rbuf);
 }
 
+/* Response bytes (decrypted for https). Returns 1 when the request ended,
+ * answered or failed. */
+static int on_response_bytes(struct ap_logsink *s, struct hconn *c, const char *p, size_t n)
+{
+    struct httpsink *hs = s->impl;
+    c->got_bytes = 1;
+    llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+    if (e == HPE_PAUSED || hs->complete) {
+        on_response(s);
+        return 1;
+    }
+    if (e != HPE_OK) {
+        fail(s, "malformed response");
+        return 1;
+    }
+    return 0;
+}
+
+/* The connection ended (UV_EOF, close_notify or a libuv error) while a
+ * request was in flight. */
+static void on_conn_end(struct ap_logsink *s, struct hconn *c, ssize_t err)
+{
+    struct httpsink *hs = s->impl;
+    if (err == UV_EOF && llhttp_finish(&c->parser) == HPE_OK && hs->complete) {
+        on_response(s);
+        return;
+    }
+    if (c->reused && !c->got_bytes && !hs->resent) {
+        /* A kept-alive connection the server had closed: the batch was
+         * not read. Send it again, once, on a fresh connection. */
+        hs->resent = 1;
+        drop_conn(s);
+        start_request(s);
+        return;
+    }
+    fail(s, err == UV_EOF ? "connection closed before the response" : uv_strerror((int)err));
+}
+
+/* ---- TLS (https:// URLs) ---- */
+
+static void on_write_status(struct hconn *c, int status);
+
+static void on_tls_write(uv_write_t *req, int status)
+{
+    struct twrite *w = req->data;
+    struct hconn *c = w->c;
+    free(w);
+    on_write_status(c, status);
+}
+
+/* Sends what OpenSSL wrote into the write BIO. Returns 0 or a negative
+ * libuv error. */
+static int tls_flush(struct hconn *c)
+{
+    size_t pending = BIO_ctrl_pending(c->wbio);
+    if (pending == 0)
+        return 0;
+    if (pending > INT_MAX)
+        return UV_E2BIG;
+    struct twrite *w = malloc(sizeof(*w) + pending);
+    if (w == NULL)
+        return UV_ENOMEM;
+    if (BIO_read(c->wbio, w->data, (int)pending) != (int)pending) {
+        free(w);
+        return UV_EIO;
+    }
+    w->c = c;
+    w->len = pending;
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)pending);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_write);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
+/* Names why a TLS call failed, into `why`: the certificate check first,
+ * since that is the failure an operator can fix. */
+static void tls_why(struct hconn *c, char *why, size_t size)
+{
+    long v = SSL_get_verify_result(c->ssl);
+    unsigned long e = ERR_peek_last_error();
+    if (v != X509_V_OK)
+        snprintf(why, size, "TLS handshake failed: certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    else if (e != 0 && ERR_reason_error_string(e) != NULL)
+        snprintf(why, size, "TLS %s failed: %s", c->handshaken ? "session" : "handshake",
+                 ERR_reason_error_string(e));
+    else
+        snprintf(why, size, "TLS %s failed: connection closed",
+                 c->handshaken ? "session" : "handshake");
+    ERR_clear_error();
+}
+
+static void tls_fail(struct ap_logsink *s, struct hconn *c)
+{
+    char why[256];
+    tls_why(c, why, sizeof(why));
+    fail(s, why);
+}
+
+static int is_ip_literal(const char *host)
+{
+    unsigned char a[16];
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* Creates the connection's SSL object and sends the ClientHello. SNI and
+ * the name checked are tls.server_name, else the URL's host; an IP
+ * literal sends no SNI (RFC 6066) and is checked against the
+ * certificate's IP addresses. Returns 0 or a negative error. */
+static int tls_start(struct ap_logsink *s, struct hconn *c)
+{
+    struct httpsink *hs = s->impl;
+    const struct ap_config_log_sink *k = s->cfg;
+    c->ssl = SSL_new(hs->ctx);
+    if (c->ssl == NULL)
+        return UV_ENOMEM;
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (c->rbio == NULL || c->wbio == NULL) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        c->rbio = c->wbio = NULL;
+        return UV_ENOMEM;
+    }
+    /* An empty read BIO means "more to come", not end of stream. */
+    BIO_set_mem_eof_return(c->rbio, -1);
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    const char *name = k->tls.server_name != NULL ? k->tls.server_name : k->url_host;
+    int ip = k->tls.server_name == NULL && is_ip_literal(name);
+    if (!ip && SSL_set_tlsext_host_name(c->ssl, name) != 1)
+        return UV_ENOMEM;
+    if (k->tls.verify) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) : X509_VERIFY_PARAM_set1_host(vp, name, 0);
+        if (ok != 1)
+            return UV_ENOMEM;
+    }
+    SSL_set_connect_state(c->ssl);
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1 && SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ)
+        return UV_EPROTO;
+    return tls_flush(c);
+}
+
+static void send_request(struct ap_logsink *s);
+
+/* Ciphertext from the socket: runs the handshake, sends the request once
+ * it completes, then decrypts the response. */
+static void tls_input(struct ap_logsink *s, struct hconn *c, const char *p, size_t n)
+{
+    if (BIO_write(c->rbio, p, (int)n) != (int)n) {
+        fail(s, "out of memory");
+        return;
+    }
+    if (!c->handshaken) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c->ssl);
+        int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+        int rc = tls_flush(c);
+        if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ) {
+            tls_fail(s, c);
+            return;
+        }
+        if (rc != 0) {
+            fail(s, uv_strerror(rc));
+            return;
+        }
+        if (e == SSL_ERROR_WANT_READ)
+            return;
+        c->handshaken = 1;
+        send_request(s);
+        if (c->s == NULL)
+            return;
+    }
+    for (;;) {
+        char plain[16384];
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, plain, (int)sizeof(plain));
+        if (r > 0) {
+            if (on_response_bytes(s, c, plain, (size_t)r))
+                return;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ) {
+            /* A key update may have produced an answer. */
+            int rc = tls_flush(c);
+            if (rc != 0)
+                fail(s, uv_strerror(rc));
+            return;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            on_conn_end(s, c, UV_EOF);
+            return;
+        }
+        tls_fail(s, c);
+        return;
+    }
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct hconn *c = st->data;
     struct ap_logsink *s = c->s;
     if (s == NULL || nread == 0)
         return;
-    struct httpsink *hs = s->impl;
     if (s->inflight == 0) {
         /* Idle keep-alive connection: the server closed it (or talks out
          * of turn). Drop it; the next batch opens a new one. */
         drop_conn(s);
         return;
     }
-    if (nread < 0) {
-        if (nread == UV_EOF && llhttp_finish(&c->parser) == HPE_OK && hs->complete) {
-            on_response(s);
-            return;
-        }
-        if (c->reused && !c->got_bytes && !hs->resent) {
-            /* A kept-alive connection the server had closed: the batch was
-             * not read. Send it again, once, on a fresh connection. */
-            hs->resent = 1;
-            drop_conn(s);
-            start_request(s);
-            return;
-        }
-        fail(s, nread == UV_EOF ? "connection closed before the response" : uv_strerror((int)nread));
-        return;
+    if (nread < 0)
+        on_conn_end(s, c, nread);
+    else if (c->ssl != NULL)
+        tls_input(s, c, buf->base, (size_t)nread);
+    else
+        on_response_bytes(s, c, buf->base, (size_t)nread);
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    return 0;
+}
+
+/* Builds the https context: TLS 1.2 or later, the peer checked against
+ * tls.ca_file or the system CAs unless tls.verify is false, and the client
+ * certificate when one is configured. Returns 0 or -EINVAL (logged). */
+
+static int tls_ctx_new(struct ap_logsink *s, SSL_CTX **out)
+{
+    const struct ap_config_upstream_tls *t = &s->cfg->tls;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return -ENOMEM;
+    const char *what = NULL;
+    /* Encrypted keys are refused rather than prompted for on a terminal. */
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        what = "TLS 1.2";
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (what == NULL && t->verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = t->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL)
+                                    : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1)
+            what = t->ca_file != NULL ? t->ca_file : "the system CAs";
+    } else if (what == NULL) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        ap_log(AP_LOG_WARN, "log sink %s: tls.verify is off: the server's certificate is not checked",
+               s->cfg->name);
     }
-    c->got_bytes = 1;
-    llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
-    if (e == HPE_PAUSED || hs->complete) {
-        on_response(s);
-        return;
+    if (what == NULL && t->client_cert != NULL) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, t->client_cert) != 1)
+            what = t->client_cert;
+        else if (SSL_CTX_use_PrivateKey_file(ctx, t->client_key, SSL_FILETYPE_PEM) != 1 ||
+                 SSL_CTX_check_private_key(ctx) != 1)
+            what = t->client_key;
     }
-    if (e != HPE_OK)
-        fail(s, "malformed response");
+    if (what != NULL) {
+        unsigned long e = ERR_peek_last_error();
+        const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+        ap_log(AP_LOG_ERROR, "log sink %s: cannot load %s: %s", s->cfg->name, what,
+               reason != NULL ? reason : "unknown error");
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return -EINVAL;
+    }
+    *out = ctx;
+    return 0;
 }
 
 /* ---- sending ---- */
 
-static void on_write(uv_write_t *req, int status)
+static void on_write_status(struct hconn *c, int status)
 {
-    struct hconn *c = req->data;
     struct ap_logsink *s = c->s;
     if (s == NULL || status == 0)
         return;
@@ -227,6 +492,11 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     fail(s, uv_strerror(status));
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    on_write_status(req->data, status);
 }
 
 static void send_request(struct ap_logsink *s)
@@ -241,6 +511,19 @@ static void send_request(struct ap_logsink *s)
     hs->retry_after_ms = 0;
     hs->hname_len = 0;
     hs->in_retry_after = 0;
+    if (c->ssl != NULL) {
+        /* The write BIO grows as needed, so SSL_write takes everything. */
+        ERR_clear_error();
+        if (SSL_write(c->ssl, hs->head.data, (int)hs->head.len) <= 0 ||
+            (hs->send_len > 0 && SSL_write(c->ssl, hs->send_body, (int)hs->send_len) <= 0)) {
+            tls_fail(s, c);
+            return;
+        }
+        int rc = tls_flush(c);
+        if (rc != 0)
+            fail(s, uv_strerror(rc));
+        return;
+    }
     uv_buf_t bufs[2] = {uv_buf_init(hs->head.data, (unsigned)hs->head.len),
                         uv_buf_init((char *)hs->send_body, (unsigned)hs->send_len)};
     c->wreq.data = c;
@@ -255,6 +538,7 @@ static void on_connect(uv_connect_t *req, int status)
     struct ap_logsink *s = c->s;
     if (s == NULL)
         return;
+    struct httpsink *hs = s->impl;
     if (status != 0) {
         char why[128];
         snprintf(why, sizeof(why), "cannot connect: %s", uv_strerror(status));
@@ -263,13 +547,22 @@ static void on_connect(uv_connect_t *req, int status)
     }
     c->connected = 1;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    send_request(s);
+    if (hs->ctx == NULL) {
+        send_request(s);
+        return;
+    }
+    /* https: the request goes out once the handshake completed. */
+    int rc = tls_start(s, c);
+    if (rc == UV_EPROTO)
+        tls_fail(s, c);
+    else if (rc != 0)
+        fail(s, uv_strerror(rc));
 }
 
 static void start_request(struct ap_logsink *s)
 {
     struct httpsink *hs = s->impl;
-    if (hs->conn != NULL && hs->conn->connected) {
+    if (hs->conn != NULL && hs->conn->connected && (hs->conn->ssl == NULL || hs->conn->handshaken)) {
         send_request(s);
         return;
     }
@@ -352,6 +645,14 @@ static int http_init(struct ap_logsink *s)
     if (hs == NULL)
         return -ENOMEM;
     s->impl = hs;
+    if (s->cfg->url_tls) {
+        int rc = tls_ctx_new(s, &hs->ctx);
+        if (rc != 0) {
+            free(hs);
+            s->impl = NULL;
+            return rc;
+        }
+    }
     llhttp_settings_init(&hs->settings);
     hs->settings.on_header_field = on_header_field;
     hs->settings.on_header_value = on_header_value;
@@ -391,6 +692,7 @@ static void http_destroy(struct ap_logsink *s)
     ap_buf_free(&hs->head);
     ap_buf_free(&hs->body);
     ap_arena_free(&hs->arena);
+    SSL_CTX_free(hs->ctx);
     free(hs);
     s->impl = NULL;
 }

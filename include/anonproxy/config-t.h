@@ -149,6 +149,8 @@ struct ap_config_log_sink {
     char *app_name;                /* default "anonproxy" */
     uint32_t max_message_bytes;    /* syslog: longer messages are cut; default 8192 (UDP), 64 KiB */
     char *url;                     /* http: as written */
+    unsigned url_tls : 1;          /* http: an https:// URL (default port 443) */
+    struct ap_config_upstream_tls tls; /* http: how an https:// URL's server is checked */
     char *url_host;                /* http: host, for Host */
     char *url_authority;           /* http: "host:port" or "host" */
     char *url_path;                /* http: path and query, default "/" */

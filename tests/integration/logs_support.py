@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -156,11 +157,25 @@ class HttpReceiver:
     "hang" reads the request and never answers, "down" closes the listening
     socket (connections are refused) and every open connection. Batches are
     recorded with the status they got; delivered() lists the lines of the
-    batches answered 2xx, in arrival order."""
+    batches answered 2xx, in arrival order.
 
-    def __init__(self, port=None):
+    With tls=(cert, key) it speaks HTTPS (TLS 1.2 or later); set_tls()
+    changes the certificate for the next connections, client_ca asks for a
+    client certificate signed by that CA. Handshakes are counted
+    (handshakes, tls_failures); sni and peer_cn keep what the last client
+    sent."""
+
+    def __init__(self, port=None, tls=None, client_ca=None):
         self.port = port or free_port()
         self.lock = threading.Lock()
+        self.ctx = None
+        self.handshakes = 0
+        self.tls_failures = 0
+        self.tls_versions = []
+        self.sni = None
+        self.peer_cn = None
+        if tls is not None:
+            self.set_tls(tls, client_ca)
         self.batches = []
         self.mode = "ok"
         self.status_seq = []  # statuses to answer first, one per batch
@@ -172,7 +187,32 @@ class HttpReceiver:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d/ingest" % self.port
+        return "%s://127.0.0.1:%d/ingest" % ("https" if self.ctx else "http", self.port)
+
+    def set_tls(self, tls, client_ca=None):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(tls[0], tls[1])
+        if client_ca is not None:
+            ctx.load_verify_locations(client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+
+        def on_sni(sock, name, _ctx):
+            with self.lock:
+                self.sni = name
+        ctx.sni_callback = on_sni
+        with self.lock:
+            self.ctx = ctx
+
+    def drop_connections(self):
+        """Closes every open connection, so the next batch handshakes anew."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def up(self):
         with self.lock:
@@ -252,9 +292,40 @@ class HttpReceiver:
             body = gzip.decompress(body)
         return (lines[0], headers, body), buf
 
+    def _handshake(self, c):
+        """Wraps an accepted socket in TLS; None when the handshake failed
+        (the socket is closed)."""
+        with self.lock:
+            ctx = self.ctx
+        t = None
+        try:
+            t = ctx.wrap_socket(c, server_side=True, do_handshake_on_connect=False)
+            t.settimeout(10)
+            t.do_handshake()
+        except (OSError, ValueError):
+            with self.lock:
+                self.tls_failures += 1
+                if c in self.conns:
+                    self.conns.remove(c)
+            (t or c).close()
+            return None
+        peer = t.getpeercert()
+        with self.lock:
+            self.handshakes += 1
+            self.tls_versions.append(t.version())
+            if peer:
+                self.peer_cn = dict(x[0] for x in peer.get("subject", ())).get("commonName")
+            if c in self.conns:
+                self.conns[self.conns.index(c)] = t
+        return t
+
     def _serve(self, c):
         buf = b""
         c.settimeout(60)
+        if self.ctx is not None:
+            c = self._handshake(c)
+            if c is None:
+                return
         try:
             while not self.stopping:
                 req, buf = self._read_request(c, buf)

@@ -19,7 +19,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Proxy, check, connect, free_port, make_config,  # noqa: E402
+from harness import (Backend, Proxy, TestPKI, check, connect, free_port, make_config,  # noqa: E402
                      run_cases, wait_for)
 from logs_support import (HttpReceiver, KeepAliveClient, RSyslog, free_udp_port, get,  # noqa: E402
                           json_lines, logger_stats, post, read_lines, sink_stats)
@@ -432,6 +432,91 @@ def t_http_hang_then_recover():
         check("no response within 400 ms" in err, "timeout not logged")
 
 
+def t_https_verify_spool_replay():
+    """An https:// sink: records arrive over TLS 1.2 or later, checked
+    against tls.ca_file and the URL's IP address (no SNI for an IP). A
+    receiver whose certificate names another host gets no request at all:
+    the records are retried and spooled, never sent in clear. Once it shows
+    a right certificate again the spooled records arrive, in order."""
+    d = tmpdir()
+    pki = TestPKI()
+    try:
+        good = pki.leaf("rx", dns=["logs.test"], ips=["127.0.0.1"])
+        wrong = pki.leaf("wrong", dns=["other.test"])
+        with Backend() as b, HttpReceiver(tls=good) as rx:
+            port = free_port()
+            check(rx.url.startswith("https://127.0.0.1:"), "url %s" % rx.url)
+            cfg = http_sink_config(port, b, rx, d, tls={"ca_file": pki.ca})
+            with Proxy(config=cfg, port=port) as p:
+                c = KeepAliveClient(port)
+                for i in range(5):
+                    check(c.get("/s/%d" % i) == 200, "request")
+                check(wait_for(lambda: len(rx.delivered()) >= 5, 10.0),
+                      "delivered %d over https" % len(rx.delivered()))
+                check(rx.handshakes >= 1 and rx.tls_failures == 0, "handshakes %d failures %d" % (
+                    rx.handshakes, rx.tls_failures))
+                check(set(rx.tls_versions) <= {"TLSv1.2", "TLSv1.3"}, "versions %r" % rx.tls_versions)
+                check(rx.sni is None, "SNI %r sent for an IP address" % rx.sni)
+                sent = rx.requests
+                rx.set_tls(wrong)
+                rx.drop_connections()
+                for i in range(5, 15):
+                    check(c.get("/s/%d" % i) == 200, "request")
+                check(wait_for(lambda: rx.tls_failures >= 3, 10.0),
+                      "handshakes refused %d" % rx.tls_failures)
+                check(len(rx.delivered()) == 5 and rx.requests == sent,
+                      "a batch passed a wrong certificate: %d records, %d requests" % (
+                          len(rx.delivered()), rx.requests - sent))
+                rx.set_tls(good)
+                for i in range(15, 20):
+                    check(c.get("/s/%d" % i) == 200, "request")
+                c.close()
+                check(wait_for(lambda: len(rx.delivered()) >= 20, 15.0),
+                      "delivered %d after the fix" % len(rx.delivered()))
+                p.stop()
+                err = p.stderr_text()
+                st = sink_stats(err)["web"]
+            paths = [json.loads(l)["path"] for l in rx.delivered()]
+            check(paths == ["/s/%d" % i for i in range(20)], "order or loss: %r" % paths)
+            check(st["retries"] >= 3 and st["spooled"] >= 10 and st["replayed"] >= 10
+                  and st["delivered"] == 20 and st["rejected"] == 0, "stats: %r" % st)
+            check("certificate verify failed" in err, "verify failure not logged: %s" % err[-2000:])
+    finally:
+        pki.cleanup()
+
+
+def t_https_sni_client_cert():
+    """tls.server_name is sent as SNI and checked in place of the URL's
+    host; client_cert/client_key answer a receiver that asks for one."""
+    d = tmpdir()
+    pki = TestPKI()
+    try:
+        named = pki.leaf("named", dns=["logs.test"], issuer="inter")
+        with open(named[0], "a") as f, open(pki.inter) as i:
+            f.write(i.read())
+        client = pki.leaf("shipper", client=True)
+        with Backend() as b, HttpReceiver(tls=named, client_ca=pki.ca) as rx:
+            port = free_port()
+            cfg = http_sink_config(port, b, rx, d, gzip=True, tls={
+                "ca_file": pki.ca, "server_name": "logs.test", "client_cert": client[0],
+                "client_key": client[1]})
+            with Proxy(config=cfg, port=port) as p:
+                for i in range(3):
+                    check(get(port, "/m/%d" % i) == 200, "request")
+                check(wait_for(lambda: len(rx.delivered()) >= 3, 10.0),
+                      "delivered %d (failures %d)" % (len(rx.delivered()), rx.tls_failures))
+                p.stop()
+                st = sink_stats(p.stderr_text())["web"]
+            check(rx.sni == "logs.test", "SNI %r" % rx.sni)
+            check(rx.peer_cn == "shipper", "client certificate %r" % rx.peer_cn)
+            check(rx.all_batches()[0].headers.get("content-encoding") == "gzip", "gzip over https")
+            paths = [json.loads(l)["path"] for l in rx.delivered()]
+            check(paths == ["/m/%d" % i for i in range(3)], "paths %r" % paths)
+            check(st["delivered"] == 3 and st["retries"] == 0, "stats: %r" % st)
+    finally:
+        pki.cleanup()
+
+
 def t_geo_field():
     """With geolocation on, the record carries the coarse location the geo
     module let out, never the address it came from."""
@@ -490,6 +575,8 @@ CASES = [
     ("http sink retries 408/429/5xx with Retry-After", t_http_retry_statuses, 60),
     ("http sink rejects other 4xx and 501 without retry", t_http_rejects_not_retried, 60),
     ("http sink times out a hanging receiver and recovers in order", t_http_hang_then_recover, 60),
+    ("https sink verifies the receiver, spools on a wrong name, replays", t_https_verify_spool_replay, 90),
+    ("https sink sends SNI and a client certificate", t_https_sni_client_cert, 60),
     ("geo field is the coarse location", t_geo_field, 60),
     ("logger throughput and memory", t_metrics_throughput, 180),
 ]

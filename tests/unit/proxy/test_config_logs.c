@@ -251,9 +251,9 @@ static void test_errors(void **state)
     expect_errors(HEAD "log_sinks:\n  a:\n    type: file\n    path: /x\n    url: http://127.0.0.1:1/\nroutes:\n"
                        "  - upstream: b\n",
                   "t.yaml:10:5: log_sinks.a.url: only applies to http sinks\n");
-    expect_errors(HEAD "log_sinks:\n  a:\n    type: http\n    url: https://a.local/\nroutes:\n  - upstream: b\n",
-                  "t.yaml:9:10: log_sinks.a.url: https is not supported by the http log sink yet "
-                  "('https://a.local/'): send to a local forwarder over http://\n");
+    expect_errors(HEAD "log_sinks:\n  a:\n    type: http\n    url: ftp://a.local/\nroutes:\n  - upstream: b\n",
+                  "t.yaml:9:10: log_sinks.a.url: invalid URL 'ftp://a.local/' (expected "
+                  "http[s]://host[:port][/path])\n");
     expect_errors(HEAD "log_sinks:\n  a:\n    type: syslog\n    address: udp://nope.local:514\nroutes:\n"
                        "  - upstream: b\n",
                   "t.yaml:9:14: log_sinks.a.address: cannot resolve 'nope.local': no such host (test "
@@ -265,6 +265,55 @@ static void test_errors(void **state)
     expect_errors(HEAD "log_sinks:\n  a:\n    type: stdout\n    when_full: wait\nroutes:\n  - upstream: b\n",
                   "t.yaml:9:16: log_sinks.a.when_full: unknown when_full policy 'wait' (expected one "
                   "of: spool, block, drop_newest)\n");
+}
+
+/* https:// URLs (port 443 by default) and their tls: section, which only
+ * an https:// URL may have. */
+static void test_https_sink(void **state)
+{
+    struct ap_config *cfg = parse_ok(HEAD "log_sinks:\n  w:\n    type: http\n"
+                                          "    url: https://logs.local/in\n"
+                                          "    tls: { verify: false, server_name: Ingest.Example }\n"
+                                          "  d:\n    type: http\n    url: https://127.0.0.1:8443\n"
+                                          "routes:\n  - upstream: b\n");
+    const struct ap_config_log_sink *w = &cfg->log_sinks[0];
+    assert_true(w->url_tls);
+    assert_int_equal(w->url_port, 443);
+    assert_string_equal(w->url_authority, "logs.local");
+    assert_string_equal(w->url_path, "/in");
+    assert_true(w->tls.set);
+    assert_false(w->tls.verify);
+    assert_string_equal(w->tls.server_name, "ingest.example");
+    assert_null(w->tls.ca_file);
+    const struct ap_config_log_sink *d = &cfg->log_sinks[1];
+    assert_true(d->url_tls);
+    assert_int_equal(d->url_port, 8443);
+    assert_false(d->tls.set);
+    assert_true(d->tls.verify);
+    assert_null(d->tls.server_name);
+    char *a = print(cfg);
+    assert_non_null(strstr(a, "    tls:\n      verify: false\n      server_name: \"ingest.example\"\n"));
+    struct ap_config *again = parse_ok(a);
+    char *b = print(again);
+    assert_string_equal(a, b);
+    ap_config_unref(again);
+    ap_config_unref(cfg);
+    free(a);
+    free(b);
+
+    expect_errors(HEAD "log_sinks:\n  a:\n    type: http\n    url: http://127.0.0.1:1/\n"
+                       "    tls: { verify: false }\nroutes:\n  - upstream: b\n",
+                  "t.yaml:10:10: log_sinks.a.tls: only applies to https:// URLs\n");
+    expect_errors(HEAD "log_sinks:\n  a:\n    type: http\n    url: https://127.0.0.1:1/\n"
+                       "    tls:\n      server_name: \"bad name\"\n      verify: maybe\n"
+                       "routes:\n  - upstream: b\n",
+                  "t.yaml:11:20: log_sinks.a.tls.server_name: invalid server name 'bad name' "
+                  "(expected a host name)\n"
+                  "t.yaml:12:15: log_sinks.a.tls.verify: expected a boolean (true/false, yes/no, on/off), got 'maybe'\n");
+    expect_errors(HEAD "log_sinks:\n  a:\n    type: http\n    url: https://127.0.0.1:1/\n"
+                       "    tls: { ca_file: /nonexistent/ca.pem }\nroutes:\n  - upstream: b\n",
+                  "t.yaml:10:21: log_sinks.a.tls.ca_file: /nonexistent/ca.pem: cannot open: No such file or "
+                  "directory\n");
 }
 
 static void test_errors_refs(void **state)
@@ -331,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_without_logging_nothing_printed),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_https_sink),
         cmocka_unit_test(test_errors_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
