@@ -337,6 +337,9 @@ static int sink_is_same(const struct ap_config_log_sink *a, const struct ap_conf
         memcmp(&a->addr, &b->addr, a->addrlen) != 0 || a->syslog_format != b->syslog_format ||
         a->facility != b->facility || !same_str(a->app_name, b->app_name) ||
         a->max_message_bytes != b->max_message_bytes || !same_str(a->url, b->url) ||
+        a->url_tls != b->url_tls || !same_str(a->tls.ca_file, b->tls.ca_file) ||
+        a->tls.verify != b->tls.verify || !same_str(a->tls.server_name, b->tls.server_name) ||
+        !same_str(a->tls.client_cert, b->tls.client_cert) || !same_str(a->tls.client_key, b->tls.client_key) ||
         a->nheaders != b->nheaders || a->gzip != b->gzip || a->timeout_ms != b->timeout_ms ||
         a->queue != b->queue || a->when_full != b->when_full || !same_str(a->spool.dir, b->spool.dir) ||
         a->spool.max_bytes != b->spool.max_bytes || a->spool.segment_bytes != b->spool.segment_bytes ||
