@@ -310,7 +310,7 @@ static size_t sd_unescape(struct ap_slice v, char *out)
 static int to_json(const struct ap_syslogmsg *m, int64_t now_us, struct ap_buf *b)
 {
     int first = 1;
-    char t[40];
+    char t[64]; /* room for any int the compiler imagines */
     time_t sec = (time_t)(now_us / 1000000);
     struct tm tm;
     gmtime_r(&sec, &tm);

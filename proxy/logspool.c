@@ -257,7 +257,7 @@ static int slurp(int fd, uint64_t size, unsigned char **out)
 static int scan_tail(struct ap_logspool *sp, int fd, uint64_t size, uint64_t *valid_end,
                      uint64_t *max_seq)
 {
-    unsigned char *b;
+    unsigned char *b = NULL;
     int rc = slurp(fd, size, &b);
     if (rc != 0)
         return rc;

@@ -182,7 +182,7 @@ static size_t load(const char *vendor, struct fixture **out)
         snprintf(path, sizeof(path), "%s/%s.body", dir, names[i]);
         f->body = read_file(path, &f->len);
         assert_non_null(f->body);
-        size_t ml;
+        size_t ml = 0;
         snprintf(path, sizeof(path), "%s/%s.json", dir, names[i]);
         char *meta = read_file(path, &ml);
         assert_non_null(meta);
@@ -262,7 +262,7 @@ static size_t run_vendor(const char *vendor, void (*check)(const struct fixture 
 {
     char path[1200];
     snprintf(path, sizeof(path), "%s/%s/canaries.json", fixtures, vendor);
-    size_t cl;
+    size_t cl = 0;
     char *cj = read_file(path, &cl);
     assert_non_null(cj);
     char **canaries = NULL;
