@@ -20,6 +20,7 @@
 #include "anonproxy/logscrub.h"
 #include "anonproxy/policy.h"
 #include "anonproxy/ua.h"
+#include "anonproxy/tls.h"
 #include "logger-int.h"
 #include "net.h"
 
@@ -165,8 +166,10 @@ void ap_accesslog_exchange_done(struct ap_exchange *ex)
         r.path = (struct ap_slice){pb->data, pb->len};
     if (ex->pool != NULL && ex->pool->srv != NULL)
         r.upstream = S(ex->pool->srv->authority);
-    if (ex->c != NULL && ex->c->tls != NULL)
-        r.tls = S("TLS");
+    if (ex->c != NULL && ex->c->tls != NULL) {
+        const char *v = ap_tls_version(ex->c->tls);
+        r.tls = (struct ap_slice){v, strlen(v)};
+    }
     /* The client: the pseudonym the engine put in the outbound header, or
      * the address truncated by the route's prefixes. */
     char client[AP_IP_STRLEN];
@@ -242,7 +245,9 @@ void ap_accesslog_conn_error(struct ap_conn *c, int status)
     if (ap_ip_truncate(&t, &c->peer, AP_IP_TRUNCATE_V4_DEFAULT, AP_IP_TRUNCATE_V6_DEFAULT) == 0 &&
         ap_ip_format(&t, client, sizeof(client)) > 0)
         r.client = S(client);
-    if (c->tls != NULL)
-        r.tls = S("TLS");
+    if (c->tls != NULL) {
+        const char *v = ap_tls_version(c->tls);
+        r.tls = (struct ap_slice){v, strlen(v)};
+    }
     submit(lg, c->w->id, &r);
 }

@@ -1781,6 +1781,13 @@ int ap_tls_is_resumed(const struct ap_tls_conn *c)
     return c->established && SSL_session_reused(c->ssl);
 }
 
+const char *ap_tls_version(const struct ap_tls_conn *c)
+{
+    AP_CHECK_OBJ(c, TLSCONN_MAGIC);
+    /* SSL_get_version returns a static string: "TLSv1.3", "TLSv1.2". */
+    return c->established ? SSL_get_version(c->ssl) : "TLS";
+}
+
 const char *ap_tls_strerror(const struct ap_tls_conn *c)
 {
     AP_CHECK_OBJ(c, TLSCONN_MAGIC);

@@ -108,6 +108,10 @@ int ap_tls_is_resumed(const struct ap_tls_conn *c);
 
 /* Why the connection failed, for error messages ("certificate verify
  * failed: hostname mismatch"); a static string, "" when it did not. */
+/* The negotiated protocol version ("TLSv1.3", "TLSv1.2"), a static
+ * string; "TLS" before the handshake completed. */
+const char *ap_tls_version(const struct ap_tls_conn *c);
+
 const char *ap_tls_strerror(const struct ap_tls_conn *c);
 
 /* Frees the connection. A connection freed before its handshake completed

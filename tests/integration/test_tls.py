@@ -321,6 +321,28 @@ def t_curl_end_to_end():
             check(b"HTTP/1.1" not in data, "plain HTTP answered in plaintext: %s" % short(data))
 
 
+def t_access_log_tls_version():
+    """The access record names the negotiated protocol version."""
+    with Backend(body=b"ok") as b:
+        port = free_port()
+        cfg = make_config(port, b)
+        cfg["listen"] = [tls_listener(port, certs_ab())]
+        logfile = os.path.join(pki().dir, "access-%d.log" % port)
+        cfg["log_sinks"] = {"file1": {"type": "file", "path": logfile,
+                                      "spool": {"dir": logfile + ".spool"}}}
+        cfg["access_log"] = {"sinks": ["file1"]}
+        with Proxy(config=cfg, port=port):
+            url = "https://a.test:%d/page" % port
+            r = curl(url, "--cacert", pki().ca, "--resolve", "a.test:%d:127.0.0.1" % port,
+                     "--tlsv1.3")
+            check(r.rc == 0 and r.status == 200, repr(r))
+            check(wait_for(lambda: os.path.exists(logfile) and os.path.getsize(logfile) > 0, 5.0),
+                  "no access record")
+        with open(logfile) as f:
+            text = f.read()
+        check('"TLSv1.3"' in text, "access record without the TLS version: %s" % text[-400:])
+
+
 def t_keepalive_and_large_response():
     body = os.urandom(3 * 1024 * 1024 + 7)
     with Backend(body=body) as b:
@@ -659,6 +681,7 @@ CASES = [
      t_handshake_failures_counted_not_logged, 60),
     ("config errors name the file; expiry warning", t_config_errors_name_files, 60),
     ("reload: new certificate for new handshakes only", t_reload_certificates, 60),
+    ("access log names the TLS version", t_access_log_tls_version),
     ("https upstream: nginx, verification, wrong name 502, mTLS, session reuse",
      t_upstream_nginx, 120),
 ]
