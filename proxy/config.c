@@ -1433,22 +1433,33 @@ static const struct keyword listener_kws[] = {
     { .name = NULL },
 };
 
-static void kw_listen(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+/* Length of a required, non-empty, capped list of `what` (plural), or 0
+ * after reporting why it is not one. */
+static size_t required_list_len(struct parser *p, yaml_node_t *node, const char *what,
+                                const char *one, size_t max)
 {
-    struct ap_config *cfg = obj;
     if (node->type != YAML_SEQUENCE_NODE && !is_null(node)) {
-        err(p, node, "expected a list of listeners, got %s", type_name(node));
-        return;
+        err(p, node, "expected a list of %s, got %s", what, type_name(node));
+        return 0;
     }
     size_t n = is_null(node) ? 0 : seq_len(node);
     if (n == 0) {
-        err(p, node, "at least one listener is required");
-        return;
+        err(p, node, "at least one %s is required", one);
+        return 0;
     }
-    if (n > MAX_LISTENERS) {
-        err(p, node, "too many listeners (%zu, at most %u)", n, MAX_LISTENERS);
-        return;
+    if (n > max) {
+        err(p, node, "too many %s (%zu, at most %zu)", what, n, max);
+        return 0;
     }
+    return n;
+}
+
+static void kw_listen(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
+{
+    struct ap_config *cfg = obj;
+    size_t n = required_list_len(p, node, "listeners", "listener", MAX_LISTENERS);
+    if (n == 0)
+        return;
     cfg->listeners = xcalloc(p, n, sizeof(*cfg->listeners));
     if (cfg->listeners == NULL)
         return;
@@ -3549,19 +3560,9 @@ static const struct keyword route_kws[] = {
 static void kw_routes(struct parser *p, const struct keyword *kw, yaml_node_t *node, void *obj)
 {
     struct ap_config *cfg = obj;
-    if (node->type != YAML_SEQUENCE_NODE && !is_null(node)) {
-        err(p, node, "expected a list of routes, got %s", type_name(node));
+    size_t n = required_list_len(p, node, "routes", "route", MAX_ROUTES);
+    if (n == 0)
         return;
-    }
-    size_t n = is_null(node) ? 0 : seq_len(node);
-    if (n == 0) {
-        err(p, node, "at least one route is required");
-        return;
-    }
-    if (n > MAX_ROUTES) {
-        err(p, node, "too many routes (%zu, at most %u)", n, MAX_ROUTES);
-        return;
-    }
     cfg->routes = xcalloc(p, n, sizeof(*cfg->routes));
     yaml_node_t **name_nodes = xcalloc(p, n, sizeof(*name_nodes));
     if (cfg->routes == NULL || name_nodes == NULL) {
