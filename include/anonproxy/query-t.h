@@ -88,6 +88,13 @@ struct ap_query_ctx {
     size_t site_host_len;
     struct ap_text_fn pseudo;      /* AP_QUERY_PSEUDO; fn NULL: such parameters are dropped */
     struct ap_text_fn truncate_ip; /* AP_QUERY_TRUNCATE_IP; fn NULL: dropped */
+    /* Values of parameters kept by AP_QUERY_KEEP pass through this filter
+     * when set (value detectors: an e-mail or phone number under any name).
+     * fn gets the raw (still percent-encoded) value and returns the length
+     * of a URL-safe replacement written to `out`, -EALREADY to keep the value
+     * byte for byte (the common case), -ENOBUFS, or another negative errno
+     * to drop the parameter. fn NULL: values are kept unread. */
+    struct ap_text_fn keep_filter;
     struct ap_query_observer observer; /* fn NULL: nobody is told */
 };
 

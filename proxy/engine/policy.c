@@ -22,6 +22,7 @@
 #include "anonproxy/query.h"
 #include "anonproxy/text.h"
 #include "anonproxy/ua.h"
+#include "anonproxy/detect.h"
 
 /* ---- names ---- */
 
@@ -512,6 +513,28 @@ static int run_rewrite(struct run *r, rewrite_fn fn, const char *in, size_t len,
     return -ENOBUFS;
 }
 
+/* ap_text_fn for the values of kept query parameters in the strict
+ * profile: an e-mail address, phone number, IMEI or MAC address under any
+ * parameter name becomes its pseudonym; a value that is an IP address is
+ * truncated. Everything else is kept byte for byte (-EALREADY). */
+static int detect_fn(void *vctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    static const unsigned mask = (1u << AP_DETECT_EMAIL) | (1u << AP_DETECT_IP) |
+                                 (1u << AP_DETECT_MAC) | (1u << AP_DETECT_IMEI) |
+                                 (1u << AP_DETECT_PHONE);
+    struct run *r = vctx;
+    if (!ap_detect_may_match(mask, val, len))
+        return -EALREADY;
+    struct ap_detect_scan sc;
+    struct ap_detect_match m;
+    ap_detect_scan_init(&sc, mask, val, len);
+    if (!ap_detect_scan_next(&sc, &m))
+        return -EALREADY;
+    if (m.kind == AP_DETECT_IP && m.off == 0 && m.len == len)
+        return truncate_fn(r, val, len, out, outcap);
+    return pseudo_fn(r, val, len, out, outcap);
+}
+
 static void query_ctx(struct run *r, struct ap_query_ctx *q)
 {
     memset(q, 0, sizeof(*q));
@@ -520,6 +543,8 @@ static void query_ctx(struct run *r, struct ap_query_ctx *q)
     q->site_host_len = r->site_host.len;
     q->pseudo = (struct ap_text_fn){pseudo_fn, r};
     q->truncate_ip = (struct ap_text_fn){truncate_fn, r};
+    if (r->pol->profile == AP_PROFILE_STRICT)
+        q->keep_filter = (struct ap_text_fn){detect_fn, r};
 }
 
 static int rw_target(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)

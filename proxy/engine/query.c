@@ -600,6 +600,25 @@ static int rewrite_query(const struct ap_query_ctx *ctx, const char *q, size_t l
         if (!(any ? wput(w, "&", 1) : wput(w, first_sep, first_sep_len)))
             return -ENOBUFS;
         bool has_value = n + 1 < e;
+        if (act == AP_QUERY_KEEP && has_value && ctx->keep_filter.fn != NULL) {
+            if (!wput(w, q + s, n + 1 - s))
+                return -ENOBUFS;
+            int r = ctx->keep_filter.fn(ctx->keep_filter.ctx, q + n + 1, e - n - 1, w->p + w->len,
+                                        w->lim - w->len);
+            if (r == -EALREADY) {
+                if (!wput(w, q + n + 1, e - n - 1))
+                    return -ENOBUFS;
+            } else if (r == -ENOBUFS) {
+                return -ENOBUFS;
+            } else if (r < 0) {
+                w->len = mark; /* failing closed: the value cannot be made safe */
+                continue;
+            } else {
+                w->len += (size_t)r;
+            }
+            any = true;
+            continue;
+        }
         if (act == AP_QUERY_KEEP || !has_value) {
             if (!wput(w, q + s, e - s))
                 return -ENOBUFS;

@@ -69,7 +69,7 @@ def t_quickstart_writes_anonymised_events():
         text = text.replace("var/geo/demo-city.mmdb", demo_db(d))
         with Proxy(config_text=text, port=port):
             req = urllib.request.Request(
-                "http://127.0.0.1:%d/collect?e=pageview&gclid=CANARY1&uid=CANARY2" % port,
+                "http://127.0.0.1:%d/collect?e=pageview&gclid=CANARY1&uid=CANARY2&note=canary7%%40example.com" % port,
                 data=b'{"event":"pageview","email":"canary6@example.com"}', method="POST",
                 headers={"Content-Type": "application/json", "Cookie": "_ga=CANARY3",
                          "X-Forwarded-For": "198.51.100.77", "X-Device-Id": "CANARY4",
@@ -86,7 +86,7 @@ def t_quickstart_writes_anonymised_events():
         body = json.loads(ev["body"])
         check(body["event"] == "pageview" and len(body["email"]) == 16, "body %r" % ev["body"])
         for canary in ("CANARY1", "CANARY2", "CANARY3", "CANARY4", "CANARY5", "198.51.100.77",
-                       "canary6"):
+                       "canary6", "canary7"):
             check(canary not in lines[0], "%s reached the backend: %s" % (canary, lines[0]))
 
 

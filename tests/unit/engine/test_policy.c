@@ -676,6 +676,27 @@ static void test_query(void **state)
     assert_null(f->req.query.p);
 }
 
+/* Strict: value detectors over kept parameters, whatever their names;
+ * balanced keeps them unread. */
+static void test_query_value_detectors(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes:\n"
+            "  - upstream: u\n"
+            "  - upstream: u\n"
+            "    privacy: {profile: balanced}\n");
+    const char *req = "GET /c?note=ann%40example.com&who=198.51.100.7&tel=%2B41791234567"
+                      "&mac=00-1A-2B-3C-4D-5E&x=hello&n=42 HTTP/1.1\r\nHost: shop.example\r\n\r\n";
+    request(f, req);
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_pattern(target(f), "/c?note=################&who=198.51.100.0&tel=################"
+                              "&mac=################&x=hello&n=42");
+    request(f, req);
+    assert_int_equal(rewrite(f, 1, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/c?note=ann%40example.com&who=198.51.100.7&tel=%2B41791234567"
+                                   "&mac=00-1A-2B-3C-4D-5E&x=hello&n=42");
+}
+
 /* Without a keyring, every value to pseudonymise is dropped, never
  * forwarded as it came. */
 static void test_no_keyring_drops(void **state)
@@ -1015,6 +1036,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_header_named_by_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_hints_kept_by_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_value_detectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_keyring_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
