@@ -347,7 +347,6 @@ struct ap_upconn {
 };
 
 /* server.c */
-uint64_t ap_server_now(struct ap_worker *w);
 /* Count one finished request (ex may be NULL: refused before it had one). */
 void ap_server_count_request(struct ap_worker *w, const struct ap_exchange *ex, int status);
 void ap_hist_add(struct ap_hist *h, uint64_t us);

@@ -35,11 +35,6 @@
 #include "anonproxy/tls.h"
 #include "net.h"
 
-uint64_t ap_server_now(struct ap_worker *w)
-{
-    return uv_now(&w->loop);
-}
-
 const double ap_hist_bounds[AP_HIST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                 0.05,   0.1,   0.25,   0.5,   1,    5};
 
