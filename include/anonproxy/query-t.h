@@ -51,6 +51,10 @@ struct ap_query_policy {
     const char *const *url_keep;
     size_t nurl_keep;
     unsigned strict_referrer : 1; /* REFERRER drops external referrers */
+    /* Detector kinds (1u << enum ap_detect_kind) that disqualify a parameter
+     * CLEAN_URL would keep: an e-mail in utm_source is dropped with it. 0:
+     * kept values are not read. */
+    unsigned clean_url_detect;
     /* Built by ap_query_policy_compile from rules and url_keep as they were
      * then (the compiled_* fields remember which): lookups take one hash
      * of the name instead of a glob match per rule. A policy that was never

@@ -340,6 +340,12 @@ int ap_policy_finish(struct ap_policy *pol)
         pol->query.nurl_keep = pol->nurl_keep;
     }
     pol->query.strict_referrer = pol->profile == AP_PROFILE_STRICT;
+    /* Strict: a kept utm_* value holding an e-mail, phone number, IMEI, MAC
+     * or IP address is dropped from cleaned URLs (url=, Referer, dl=...). */
+    if (pol->profile == AP_PROFILE_STRICT)
+        pol->query.clean_url_detect = (1u << AP_DETECT_EMAIL) | (1u << AP_DETECT_IP) |
+                                      (1u << AP_DETECT_MAC) | (1u << AP_DETECT_IMEI) |
+                                      (1u << AP_DETECT_PHONE);
     /* The rules are final: compile them for the request path. */
     ap_text_globset_free(&pol->header_set);
     ap_text_globset_init(&pol->header_set, AP_TEXT_NOCASE);

@@ -17,6 +17,7 @@
 
 #include "anonproxy/query.h"
 #include "anonproxy/text.h"
+#include "anonproxy/detect.h"
 
 static const char *const click_ids[] = {
     "gclid", "dclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid",
@@ -413,6 +414,18 @@ static bool write_origin(struct wbuf *w, const struct url *url, bool *ok)
            (!url->has_port || (wput(w, ":", 1) && wput(w, url->port, url->port_len)));
 }
 
+/* True when a detector of policy->clean_url_detect finds something in the
+ * raw value (the detectors read %40 and %2B as '@' and '+'). */
+static bool value_is_detected(const struct ap_query_policy *policy, const char *v, size_t len)
+{
+    if (!ap_detect_may_match(policy->clean_url_detect, v, len))
+        return false;
+    struct ap_detect_scan sc;
+    struct ap_detect_match m;
+    ap_detect_scan_init(&sc, policy->clean_url_detect, v, len);
+    return ap_detect_scan_next(&sc, &m);
+}
+
 /* Append the query parameters of q that the CLEAN_URL allowlist keeps. */
 static bool write_kept_params(struct wbuf *w, const struct ap_query_policy *policy, const char *q,
                               size_t len, bool *any)
@@ -430,6 +443,8 @@ static bool write_kept_params(struct wbuf *w, const struct ap_query_policy *poli
         while (n < e && q[n] != '=')
             n++;
         if (!url_keeps(policy, q + s, n - s))
+            continue;
+        if (policy->clean_url_detect != 0 && n < e && value_is_detected(policy, q + n + 1, e - n - 1))
             continue;
         if (!wput(w, *any ? "&" : "?", 1) || !wput(w, q + s, e - s))
             return false;

@@ -695,6 +695,11 @@ static void test_query_value_detectors(void **state)
     assert_int_equal(rewrite(f, 1, "192.0.2.1"), 0);
     assert_string_equal(target(f), "/c?note=ann%40example.com&who=198.51.100.7&tel=%2B41791234567"
                                    "&mac=00-1A-2B-3C-4D-5E&x=hello&n=42");
+    /* Cleaned URLs: a kept utm_* value that holds an e-mail goes too. */
+    request(f, "GET /c?url=https%3A%2F%2Fshop.example%2Fp%3Futm_source%3Dnl-ann%2540example.com"
+               "%26utm_medium%3Demail HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/c?url=https%3A%2F%2Fshop.example%2Fp%3Futm_medium%3Demail");
 }
 
 /* Without a keyring, every value to pseudonymise is dropped, never
