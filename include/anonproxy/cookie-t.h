@@ -39,10 +39,19 @@ struct ap_cookie_policy {
     size_t compiled_nrules;
 };
 
+/* Told about each cookie as the rewrite decides it: its name (trimmed) and
+ * what happens to it. A cookie the rewrite cannot read (a name that is not
+ * a token, a value with control bytes) is reported as AP_COOKIE_DROP. */
+struct ap_cookie_observer {
+    void (*fn)(void *ctx, const char *name, size_t len, enum ap_cookie_action action);
+    void *ctx;
+};
+
 /* One rewrite's context, on the caller's stack. */
 struct ap_cookie_ctx {
     const struct ap_cookie_policy *policy;
     struct ap_text_fn pseudo; /* AP_COOKIE_PSEUDO; fn NULL: such cookies are dropped */
+    struct ap_cookie_observer observer; /* fn NULL: nobody is told */
 };
 
 #endif

@@ -19,6 +19,14 @@
  * The string is borrowed for the scan's lifetime. */
 void ap_detect_scan_init(struct ap_detect_scan *sc, unsigned mask, const char *s, size_t len);
 
+/* ap_detect_scan_init, unless the string cannot hold a match of any kind of
+ * `mask` (too few digits for a phone number, no '@' for an e-mail...): then
+ * it returns false at once and `sc` is left untouched, where a scan would
+ * have found nothing. Returns true when the scan was started. For short
+ * strings, such as query values, this is most of the cost of a scan that
+ * finds nothing. */
+bool ap_detect_scan_start(struct ap_detect_scan *sc, unsigned mask, const char *s, size_t len);
+
 /* The leftmost match at or after the end of the previous one (on a tie, the
  * longest). Returns true and fills `m`, or false when nothing is left. */
 bool ap_detect_scan_next(struct ap_detect_scan *sc, struct ap_detect_match *m);

@@ -99,6 +99,7 @@ enum ap_audit_kind {
     AP_AUDIT_HEADER,
     AP_AUDIT_COOKIE,
     AP_AUDIT_PARAM,       /* a query parameter of the request target */
+    AP_AUDIT_PATH,        /* an identifier in a path (the target's or a URL's) */
     AP_AUDIT_NKINDS
 };
 
@@ -112,6 +113,7 @@ enum ap_audit_action {
     AP_ACT_CLEAN,
     AP_ACT_ORIGIN,
     AP_ACT_PLACEHOLDER,
+    AP_ACT_REDACT,
     AP_ACT_NACTIONS
 };
 

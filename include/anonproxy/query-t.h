@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "anonproxy/detect-t.h"
 #include "anonproxy/text-t.h"
 
 /* What happens to one query parameter. A parameter without a value ("a" or
@@ -55,6 +56,12 @@ struct ap_query_policy {
      * CLEAN_URL would keep: an e-mail in utm_source is dropped with it. 0:
      * kept values are not read. */
     unsigned clean_url_detect;
+    /* Detector kinds whose matches are cut out of paths: of the request
+     * target, of URL values (url=, dl=...) and of cleaned URLs. Each match
+     * becomes AP_QUERY_REDACTED, as GA4's URL redaction does, so that
+     * "/user/jane@example.com/orders" reaches the backend as
+     * "/user/(redacted)/orders". 0: paths are kept byte for byte. */
+    unsigned path_detect;
     /* Built by ap_query_policy_compile from rules and url_keep as they were
      * then (the compiled_* fields remember which): lookups take one hash
      * of the name instead of a glob match per rule. A policy that was never
@@ -79,7 +86,14 @@ struct ap_query_policy {
 struct ap_query_observer {
     void (*fn)(void *ctx, const char *name, size_t len, enum ap_query_action action, bool click_id);
     void *ctx;
+    /* Told of each identifier cut out of a path (policy->path_detect), also
+     * inside URL values, with its kind; NULL: nobody is told. A retry after
+     * -ENOBUFS reports them again from the first, as `fn` does. */
+    void (*redacted)(void *ctx, enum ap_detect_kind kind);
 };
+
+/* What an identifier cut out of a path is replaced with. */
+#define AP_QUERY_REDACTED "(redacted)"
 
 /* Everything one rewrite needs besides its input. Lives on the caller's
  * stack for one call; nothing in it is kept. */

@@ -97,7 +97,20 @@ static bool value_is_valid(const char *v, size_t len)
         a = 1;
         b = len - 1;
     }
-    for (size_t k = a; k < b; k++) {
+    /* Eight bytes at a time: a word is refused when some byte is below
+     * 0x20, 0x7f or '"' (the usual has-zero-byte tricks; a false alarm is
+     * impossible for "below" and exact for "equal"). */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t k = a;
+    for (; b - k >= 8; k += 8) {
+        uint64_t w;
+        memcpy(&w, v + k, sizeof(w));
+        uint64_t del = w ^ (ones * 0x7f), quote = w ^ (ones * '"');
+        uint64_t bad = ((w - ones * 0x20) & ~w) | ((del - ones) & ~del) | ((quote - ones) & ~quote);
+        if (bad & highs)
+            return false;
+    }
+    for (; k < b; k++) {
         unsigned char c = (unsigned char)v[k];
         if (c < 0x20 || c == 0x7f || c == '"')
             return false;
@@ -143,10 +156,13 @@ int ap_cookie_rewrite(const struct ap_cookie_ctx *ctx, const char *hdr, size_t l
         bool token = true;
         for (size_t k = ns; k < ne; k++)
             token &= is_tchar((unsigned char)hdr[k]);
-        if (!token || !value_is_valid(hdr + vs, e - vs))
-            continue;
-
-        enum ap_cookie_action act = ap_cookie_action_for(ctx->policy, hdr + ns, ne - ns);
+        enum ap_cookie_action act = AP_COOKIE_DROP;
+        if (token && value_is_valid(hdr + vs, e - vs))
+            act = ap_cookie_action_for(ctx->policy, hdr + ns, ne - ns);
+        if (act == AP_COOKIE_PSEUDO && ctx->pseudo.fn == NULL)
+            act = AP_COOKIE_DROP;
+        if (ctx->observer.fn != NULL)
+            ctx->observer.fn(ctx->observer.ctx, hdr + ns, ne - ns, act);
         if (act != AP_COOKIE_KEEP && act != AP_COOKIE_PSEUDO)
             continue;
         size_t mark = o;
@@ -165,10 +181,6 @@ int ap_cookie_rewrite(const struct ap_cookie_ctx *ctx, const char *hdr, size_t l
                 goto nobufs;
             memcpy(out + o, hdr + vs, e - vs);
             o += e - vs;
-            continue;
-        }
-        if (ctx->pseudo.fn == NULL) {
-            o = mark;
             continue;
         }
         const char *v = hdr + vs;

@@ -473,17 +473,29 @@ static unsigned possible_kinds(unsigned mask, const char *s, size_t len)
     return out;
 }
 
-void ap_detect_scan_init(struct ap_detect_scan *sc, unsigned mask, const char *s, size_t len)
+bool ap_detect_scan_start(struct ap_detect_scan *sc, unsigned mask, const char *s, size_t len)
 {
     ensure_cls();
-    memset(sc, 0, sizeof(*sc));
-    sc->s = s;
-    sc->len = len;
     mask &= AP_DETECT_MASK_ALL;
     /* Click ids alone need no counts: their finder looks at the start. */
     if (mask & ~(1u << AP_DETECT_CLICKID))
         mask = possible_kinds(mask, s, len);
+    if (mask == 0)
+        return false;
+    memset(sc, 0, sizeof(*sc));
+    sc->s = s;
+    sc->len = len;
     sc->mask = mask;
+    return true;
+}
+
+void ap_detect_scan_init(struct ap_detect_scan *sc, unsigned mask, const char *s, size_t len)
+{
+    if (!ap_detect_scan_start(sc, mask, s, len)) {
+        memset(sc, 0, sizeof(*sc));
+        sc->s = s;
+        sc->len = len;
+    }
 }
 
 bool ap_detect_scan_next(struct ap_detect_scan *sc, struct ap_detect_match *m)

@@ -34,10 +34,12 @@ static const char *const hdr_action_names[] = {
 static const char *const cookie_action_names[] = {"drop", "keep", "pseudonymise"};
 static const char *const query_action_names[] = {
     "keep", "drop", "pseudonymise", "truncate-ip", "clean-url", "origin-only", "referrer"};
-static const char *const kind_names[] = {"address", "header", "cookie", "param"};
+static const char *const kind_names[] = {"address", "header", "cookie", "param", "path"};
 static const char *const action_names[] = {
     "keep", "drop", "set", "pseudonymise", "truncate", "reduce", "clean-url", "origin-only",
-    "placeholder"};
+    "placeholder", "redact"};
+_Static_assert(AP_ARRAY_SIZE(kind_names) == AP_AUDIT_NKINDS, "kind_names");
+_Static_assert(AP_ARRAY_SIZE(action_names) == AP_ACT_NACTIONS, "action_names");
 
 int ap_policy_profile_parse(const char *s, enum ap_profile *out)
 {
@@ -346,6 +348,9 @@ int ap_policy_finish(struct ap_policy *pol)
         pol->query.clean_url_detect = (1u << AP_DETECT_EMAIL) | (1u << AP_DETECT_IP) |
                                       (1u << AP_DETECT_MAC) | (1u << AP_DETECT_IMEI) |
                                       (1u << AP_DETECT_PHONE);
+    /* Strict: the same identifiers are cut out of paths, the target's and
+     * those of URLs in parameters ("/user/jane@example.com/orders"). */
+    pol->query.path_detect = pol->query.clean_url_detect;
     /* The rules are final: compile them for the request path. */
     ap_text_globset_free(&pol->header_set);
     ap_text_globset_init(&pol->header_set, AP_TEXT_NOCASE);
@@ -427,6 +432,10 @@ struct run {
     size_t addr_header_len;    /* strlen(pol->addr_header), once per request */
     size_t params_seen;        /* query parameters the current rewrite try has decided */
     size_t params_counted;     /* query parameters already counted (over every try) */
+    size_t cookies_seen;       /* the same for the cookies of the current Cookie header */
+    size_t cookies_counted;
+    size_t redactions_seen;    /* the same for identifiers cut out of paths */
+    size_t redactions_counted;
 };
 
 /* The audit half of count(), out of line: explain is rare, counting is
@@ -502,6 +511,7 @@ static int run_rewrite(struct run *r, rewrite_fn fn, const char *in, size_t len,
                        struct ap_slice *out)
 {
     size_t cap = len * 2 + 128;
+    r->redactions_counted = 0;
     for (int tries = 0; tries < 4; tries++) {
         char *buf = ap_arena_alloc(r->ctx->arena, cap);
         if (buf == NULL)
@@ -533,17 +543,21 @@ static int detect_fn(void *vctx, const char *val, size_t len, char *out, size_t 
         return -EALREADY;
     struct ap_detect_scan sc;
     struct ap_detect_match m;
-    ap_detect_scan_init(&sc, mask, val, len);
-    if (!ap_detect_scan_next(&sc, &m))
+    if (!ap_detect_scan_start(&sc, mask, val, len) || !ap_detect_scan_next(&sc, &m))
         return -EALREADY;
     if (m.kind == AP_DETECT_IP && m.off == 0 && m.len == len)
         return truncate_fn(r, val, len, out, outcap);
     return pseudo_fn(r, val, len, out, outcap);
 }
 
+static void observe_redaction(void *vctx, enum ap_detect_kind kind);
+
 static void query_ctx(struct run *r, struct ap_query_ctx *q)
 {
     memset(q, 0, sizeof(*q));
+    r->redactions_seen = 0;
+    if (r->ctx->audit || r->ctx->stats != NULL)
+        q->observer = (struct ap_query_observer){NULL, r, observe_redaction};
     q->policy = &r->pol->query;
     q->site_host = r->site_host.p;
     q->site_host_len = r->site_host.len;
@@ -569,14 +583,20 @@ static int rw_target_counted(struct run *r, const char *in, size_t len, char *ou
 {
     struct ap_query_ctx q;
     query_ctx(r, &q);
-    q.observer = (struct ap_query_observer){observe_param, r};
+    q.observer.fn = observe_param;
+    q.observer.ctx = r;
     r->params_seen = 0;
     return ap_query_rewrite_target(&q, in, len, out, cap, olen);
 }
 
+static void observe_cookie(void *vctx, const char *name, size_t len, enum ap_cookie_action a);
+
 static int rw_cookie(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
 {
-    struct ap_cookie_ctx c = {&r->pol->cookies, {pseudo_fn, r}};
+    struct ap_cookie_ctx c = {&r->pol->cookies, {pseudo_fn, r}, {NULL, NULL}};
+    if (r->ctx->audit || r->ctx->stats != NULL)
+        c.observer = (struct ap_cookie_observer){observe_cookie, r};
+    r->cookies_seen = 0;
     return ap_cookie_rewrite(&c, in, len, out, cap, olen);
 }
 
@@ -690,27 +710,19 @@ static void drop_header(struct run *r, struct ap_header *h, enum ap_audit_kind k
     count(r, kind, AP_ACT_DROP, h->name, rule);
 }
 
-/* Per-cookie audit: what the cookie rules decide for each name. */
-static void audit_cookies(struct run *r, struct ap_slice v)
+/* ap_cookie_observer of the Cookie rewrite: counts each cookie as the
+ * rewrite decides it, so the header is parsed once. A retry with a larger
+ * buffer decides the same cookies again: those are counted once. */
+static void observe_cookie(void *vctx, const char *name, size_t len, enum ap_cookie_action a)
 {
-    size_t i = 0;
-    while (i < v.len) {
-        size_t s = i;
-        const char *semi = memchr(v.p + i, ';', v.len - i);
-        i = semi ? (size_t)(semi - v.p) : v.len;
-        size_t e = i++;
-        while (s < e && (v.p[s] == ' ' || v.p[s] == '\t'))
-            s++;
-        const char *eq = memchr(v.p + s, '=', e - s);
-        if (eq == NULL || eq == v.p + s)
-            continue;
-        struct ap_slice name = {v.p + s, (size_t)(eq - (v.p + s))};
-        enum ap_cookie_action a = ap_cookie_action_for(&r->pol->cookies, name.p, name.len);
-        enum ap_audit_action act = a == AP_COOKIE_KEEP ? AP_ACT_KEEP
-                                   : a == AP_COOKIE_PSEUDO ? AP_ACT_PSEUDO
-                                                           : AP_ACT_DROP;
-        count(r, AP_AUDIT_COOKIE, act, name, "cookie rules");
-    }
+    struct run *r = vctx;
+    if (r->cookies_seen++ < r->cookies_counted)
+        return;
+    r->cookies_counted++;
+    enum ap_audit_action act = a == AP_COOKIE_KEEP ? AP_ACT_KEEP
+                               : a == AP_COOKIE_PSEUDO ? AP_ACT_PSEUDO
+                                                       : AP_ACT_DROP;
+    count(r, AP_AUDIT_COOKIE, act, (struct ap_slice){name, len}, "cookie rules");
 }
 
 /* Count one query parameter's decision. */
@@ -764,6 +776,18 @@ static void observe_param(void *vctx, const char *name, size_t len, enum ap_quer
         return;
     r->params_counted++;
     count_param(r, (struct ap_slice){name, len}, a, click_id);
+}
+
+/* ap_query_observer.redacted: counts each identifier cut out of a path,
+ * once over the retries of one rewrite. */
+static void observe_redaction(void *vctx, enum ap_detect_kind kind)
+{
+    struct run *r = vctx;
+    if (r->redactions_seen++ < r->redactions_counted)
+        return;
+    r->redactions_counted++;
+    const char *k = ap_detect_kind_name(kind);
+    count(r, AP_AUDIT_PATH, AP_ACT_REDACT, (struct ap_slice){k, strlen(k)}, "strict: identifiers in paths");
 }
 
 /* True when the rewrite of `t` (path and query) walks exactly the
@@ -821,7 +845,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
     AP_CHECK_OBJ(req, AP_REQUEST_MAGIC);
     memset(res, 0, sizeof(*res));
-    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, strlen(pol->addr_header), 0, 0};
+    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, strlen(pol->addr_header), 0, 0, 0, 0, 0, 0};
     if (ctx->stats != NULL)
         ctx->stats->requests++;
 
@@ -897,8 +921,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
             drop_header(&r, h, AP_AUDIT_HEADER, rule->origin);
             continue;
         }
-        if (rule->action == AP_HDR_COOKIE && (ctx->audit || ctx->stats != NULL))
-            audit_cookies(&r, h->value);
+        r.cookies_counted = 0;
         int wr = run_rewrite(&r, fn, h->value.p, h->value.len, &out);
         if (wr == -ENOMEM) {
             rc = wr;
@@ -935,8 +958,11 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     if (rc == 0)
         rc = set_client_address(&r);
 
-    /* The target's query. */
-    if (rc == 0 && req->query.p != NULL) {
+    /* The target's query, and its path when a detector may find an
+     * identifier there. */
+    if (rc == 0 && (req->query.p != NULL ||
+                    (pol->query.path_detect != 0 && req->path.len > 0 && req->path.p[0] == '/' &&
+                     ap_detect_may_match(pol->query.path_detect, req->path.p, req->path.len)))) {
         const char *tend = req->target.p + req->target.len;
         struct ap_slice t = {req->path.p, (size_t)(tend - req->path.p)};
         struct ap_slice out;

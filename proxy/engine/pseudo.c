@@ -34,6 +34,7 @@
 _Static_assert(sizeof(SHA256_CTX) <= sizeof(((struct ap_pseudo_hmac_key *)0)->inner),
                "SHA256_CTX does not fit struct ap_pseudo_hmac_key");
 _Static_assert(alignof(SHA256_CTX) <= alignof(uint64_t), "SHA256_CTX alignment");
+_Static_assert(offsetof(SHA256_CTX, h) == 0, "SHA256_CTX does not start with its chaining value");
 
 #define SHA256_BLOCK 64
 #define SECONDS_PER_DAY 86400
@@ -95,13 +96,75 @@ static void hmac_parts(const struct ap_pseudo_hmac_key *k, const struct ap_slice
     SHA256_Final(mac, &c);
 }
 
+/* Whole-word stores: the compression function reads the block 16 bytes at
+ * a time, and byte stores would make those loads wait for each byte. */
+static void store_be32(uint8_t *o, uint32_t v)
+{
+    v = __builtin_bswap32(v);
+    memcpy(o, &v, sizeof(v));
+}
+
+static void store_be64(uint8_t *o, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(o, &v, sizeof(v));
+}
+
+/* The largest message whose padding (0x80 and the 8-byte length) still
+ * fits in one block. */
+#define ONE_BLOCK_MAX (SHA256_BLOCK - 9)
+
+/* hmac_parts for a message of `total` <= ONE_BLOCK_MAX bytes, which is
+ * most pseudonyms (scope, NUL, an id of up to ~40 bytes). Both hashes are
+ * then one compression each on a block built here, padded as FIPS 180-4
+ * 5.1.1 says, with the pads' block counted in the length:
+ * SHA256_Update/Final would buffer, pad and wipe the same bytes with more
+ * copying. test_pseudo checks it against OpenSSL's HMAC() at every length
+ * around the boundary. The blocks hold the identifier and H(K^ipad || m),
+ * from which no key can be learnt; the identifier is in the request buffer
+ * anyway, so they are not wiped. */
+static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_slice *parts, size_t n,
+                           size_t total, uint8_t mac[32])
+{
+    SHA256_CTX c;
+    uint8_t blk[SHA256_BLOCK];
+    size_t o = 0;
+
+    AP_BUG_ON(total > ONE_BLOCK_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].len > 0)
+            memcpy(blk + o, parts[i].p, parts[i].len);
+        o += parts[i].len;
+    }
+    blk[o++] = 0x80;
+    memset(blk + o, 0, SHA256_BLOCK - 8 - o);
+    store_be64(blk + SHA256_BLOCK - 8, (uint64_t)(SHA256_BLOCK + total) * 8);
+    /* SHA256_Transform reads and writes the chaining value c.h alone, which
+     * is the first member of the stored context. */
+    memcpy(c.h, k->inner, sizeof(c.h));
+    SHA256_Transform(&c, blk);
+
+    for (size_t i = 0; i < 8; i++)
+        store_be32(blk + 4 * i, c.h[i]);
+    blk[32] = 0x80;
+    memset(blk + 33, 0, SHA256_BLOCK - 8 - 33);
+    store_be64(blk + SHA256_BLOCK - 8, (uint64_t)(SHA256_BLOCK + 32) * 8);
+    memcpy(c.h, k->outer, sizeof(c.h));
+    SHA256_Transform(&c, blk);
+    for (size_t i = 0; i < 8; i++)
+        store_be32(mac + 4 * i, c.h[i]);
+}
+
 #pragma GCC diagnostic pop
 
 void ap_pseudo_hmac_sha256(const struct ap_pseudo_hmac_key *k, const uint8_t *msg, size_t len,
                            uint8_t mac[32])
 {
     struct ap_slice part = {(const char *)msg, len};
-    hmac_parts(k, &part, 1, mac);
+    if (len <= ONE_BLOCK_MAX)
+        hmac_one_block(k, &part, 1, len, mac);
+    else
+        hmac_parts(k, &part, 1, mac);
 }
 
 void ap_pseudo_hmac_key_wipe(struct ap_pseudo_hmac_key *k)
@@ -445,9 +508,16 @@ int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice sco
         return rc;
 
     const struct ap_slice parts[3] = {scope, {&zero, 1}, value};
-    hmac_parts(k, parts, 3, mac);
-    for (size_t i = 0; i < nhex; i++)
-        out[i] = hex[(mac[i / 2] >> (i % 2 ? 0 : 4)) & 0xf];
+    if (scope.len + 1 + value.len <= ONE_BLOCK_MAX)
+        hmac_one_block(k, parts, 3, scope.len + 1 + value.len, mac);
+    else
+        hmac_parts(k, parts, 3, mac);
+    for (size_t i = 0; i < nhex / 2; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 0xf];
+    }
+    if (nhex % 2)
+        out[nhex - 1] = hex[mac[nhex / 2] >> 4];
     out[nhex] = '\0';
     return (int)nhex;
 }

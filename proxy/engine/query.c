@@ -34,6 +34,7 @@ struct wbuf {
     char *p;
     size_t lim;
     size_t len;
+    const struct ap_query_observer *obs; /* told of path redactions; may be NULL */
 };
 
 static bool wput(struct wbuf *w, const char *s, size_t n)
@@ -422,8 +423,28 @@ static bool value_is_detected(const struct ap_query_policy *policy, const char *
         return false;
     struct ap_detect_scan sc;
     struct ap_detect_match m;
-    ap_detect_scan_init(&sc, policy->clean_url_detect, v, len);
-    return ap_detect_scan_next(&sc, &m);
+    return ap_detect_scan_start(&sc, policy->clean_url_detect, v, len) && ap_detect_scan_next(&sc, &m);
+}
+
+/* Append a path with every match of a detector of `mask` replaced by
+ * AP_QUERY_REDACTED. The detectors read the raw bytes (%40 is an '@'), so
+ * an encoded e-mail goes too; a path they cannot match is copied at once. */
+static bool write_path(struct wbuf *w, unsigned mask, const char *p, size_t len)
+{
+    struct ap_detect_scan sc;
+    struct ap_detect_match m;
+    if (mask == 0 || !ap_detect_may_match(mask, p, len) || !ap_detect_scan_start(&sc, mask, p, len))
+        return wput(w, p, len);
+    size_t prev = 0;
+    while (ap_detect_scan_next(&sc, &m)) {
+        if (!wput(w, p + prev, m.off - prev) ||
+            !wput(w, AP_QUERY_REDACTED, sizeof(AP_QUERY_REDACTED) - 1))
+            return false;
+        if (w->obs != NULL && w->obs->redacted != NULL)
+            w->obs->redacted(w->obs->ctx, m.kind);
+        prev = m.off + m.len;
+    }
+    return wput(w, p + prev, len - prev);
 }
 
 /* Append the query parameters of q that the CLEAN_URL allowlist keeps. */
@@ -464,7 +485,7 @@ static bool write_clean(struct wbuf *w, const struct ap_query_policy *policy, co
         if (url->has_port && (!wput(w, ":", 1) || !wput(w, url->port, url->port_len)))
             return false;
     }
-    if (!wput(w, url->path, url->path_len))
+    if (!write_path(w, policy->path_detect, url->path, url->path_len))
         return false;
     bool any = false;
     if (url->has_query)
@@ -601,8 +622,10 @@ static int rewrite_query(const struct ap_query_ctx *ctx, const char *q, size_t l
         i++;
         if (e == s)
             continue;
-        const char *eq = memchr(q + s, '=', e - s);
-        size_t n = eq ? (size_t)(eq - q) : e;
+        /* Names are short: a loop finds the '=' for less than a call. */
+        size_t n = s;
+        while (n < e && q[n] != '=')
+            n++;
         bool click;
         enum ap_query_action act = decide(policy, q + s, n - s, &click);
         if (ctx->observer.fn != NULL)
@@ -684,6 +707,7 @@ static bool wbuf_init(struct wbuf *w, char *out, size_t outcap, size_t *outlen)
     w->p = out;
     w->lim = outcap - 1;
     w->len = 0;
+    w->obs = NULL;
     return true;
 }
 
@@ -695,6 +719,7 @@ int ap_query_rewrite(const struct ap_query_ctx *ctx, const char *query, size_t l
     struct wbuf w;
     if (!wbuf_init(&w, out, outcap, outlen))
         return -ENOBUFS;
+    w.obs = &ctx->observer;
     return finish(&w, rewrite_query(ctx, query, len, &w, ""), outlen);
 }
 
@@ -709,7 +734,7 @@ static int rewrite_url_parts(const struct ap_query_ctx *ctx, const struct url *u
         if (url->has_port && (!wput(w, ":", 1) || !wput(w, url->port, url->port_len)))
             return -ENOBUFS;
     }
-    if (!wput(w, url->path, url->path_len))
+    if (!write_path(w, ctx->policy->path_detect, url->path, url->path_len))
         return -ENOBUFS;
     if (url->has_query)
         return rewrite_query(ctx, url->query, url->query_len, w, "?");
@@ -724,6 +749,7 @@ int ap_query_rewrite_url(const struct ap_query_ctx *ctx, const char *url, size_t
     struct wbuf w;
     if (!wbuf_init(&w, out, outcap, outlen))
         return -ENOBUFS;
+    w.obs = &ctx->observer;
     struct url u;
     parse_url(url, len, &u);
     return finish(&w, rewrite_url_parts(ctx, &u, &w), outlen);
@@ -737,6 +763,7 @@ int ap_query_rewrite_target(const struct ap_query_ctx *ctx, const char *target, 
     struct wbuf w;
     if (!wbuf_init(&w, out, outcap, outlen))
         return -ENOBUFS;
+    w.obs = &ctx->observer;
     struct url u;
     if (len > 0 && target[0] == '/') {
         /* Origin-form: a path that starts with "//" is still a path here, not
@@ -786,6 +813,7 @@ int ap_query_referrer(const struct ap_query_ctx *ctx, const char *url, size_t le
     struct wbuf w;
     if (!wbuf_init(&w, out, outcap, outlen))
         return -ENOBUFS;
+    w.obs = &ctx->observer;
     struct url u;
     parse_url(url, len, &u);
     bool keep;
@@ -804,6 +832,7 @@ int ap_query_referrer_origin(const struct ap_query_ctx *ctx, const char *url, si
     struct wbuf w;
     if (!wbuf_init(&w, out, outcap, outlen))
         return -ENOBUFS;
+    w.obs = &ctx->observer;
     struct url u;
     parse_url(url, len, &u);
     /* The conditions of write_referrer for a URL to be reduced at all. */

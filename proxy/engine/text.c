@@ -411,18 +411,13 @@ int ap_text_globset_add(struct ap_text_globset *set, const char *glob)
     return rc;
 }
 
-size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, size_t len)
+/* The globs' half of ap_text_globset_find, out of line: most sets (header
+ * allowlists, parameter rules) hold few globs or none, and the literal
+ * lookup then runs without the registers this loop needs. */
+__attribute__((noinline)) static size_t find_glob(const struct ap_text_globset *set, const char *s,
+                                                  size_t len, size_t best)
 {
-    AP_CHECK_OBJ(set, AP_TEXT_GLOBSET_MAGIC);
-    AP_BUG_ON(s == NULL && len > 0);
     bool fold = set->flags & AP_TEXT_NOCASE;
-    size_t best = AP_TEXT_GLOBSET_NONE;
-    if (set->filter[len & 15] & filter_bit(s, len, fold)) {
-        const struct ap_text_globset_lit *l =
-            len - 1 < 16 ? find_short(set, s, len, fold) : find_lit(set, s, len, fold);
-        if (l != NULL)
-            best = l->idx;
-    }
     /* A glob added before the literal still wins: first match. */
     for (size_t i = 0; i < set->nglobs; i++) {
         const struct ap_text_globset_glob *g = &set->globs[i];
@@ -441,6 +436,23 @@ size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, si
             return g->idx;
     }
     return best;
+}
+
+size_t ap_text_globset_find(const struct ap_text_globset *set, const char *s, size_t len)
+{
+    AP_CHECK_OBJ(set, AP_TEXT_GLOBSET_MAGIC);
+    AP_BUG_ON(s == NULL && len > 0);
+    bool fold = set->flags & AP_TEXT_NOCASE;
+    size_t best = AP_TEXT_GLOBSET_NONE;
+    if (set->filter[len & 15] & filter_bit(s, len, fold)) {
+        const struct ap_text_globset_lit *l =
+            len - 1 < 16 ? find_short(set, s, len, fold) : find_lit(set, s, len, fold);
+        if (l != NULL)
+            best = l->idx;
+    }
+    if (set->nglobs == 0 || set->globs[0].idx > best)
+        return best;
+    return find_glob(set, s, len, best);
 }
 
 void ap_text_globset_free(struct ap_text_globset *set)

@@ -597,6 +597,28 @@ def t_ipv6_listen():
             check(r is not None and r.status == 200 and r.body == b"v6", "over ::1: %r" % r)
 
 
+def t_strict_paths_redacted():
+    """Strict profile: an e-mail, phone number or address in the target's
+    path, or in the path of a page URL in a parameter, never reaches the
+    backend, encoded or not; a path without one is forwarded as it came."""
+    target = ("/u/canary.path%40example.com/call/+41446681800/ip/198.51.100.77"
+              "?url=https%3A%2F%2Fa.example%2Fuser%2Fcanary.url%40example.com%2Forders&x=1")
+    with Backend() as b, Proxy(backend=b) as p, Client(p.port) as c:
+        r = c.request(get(target))
+        check(r is not None and r.status == 200, "response %r" % r)
+        q = one_request(b)
+        raw = b.raw()
+        for canary in (b"canary.path", b"canary.url", b"41446681800", b"198.51.100.77", b"%40"):
+            check(canary not in raw, "%r reached the backend: %s" % (canary, short(raw)))
+        want = ("GET /u/(redacted)/call/(redacted)/ip/(redacted)?url=https%3A%2F%2Fa.example"
+                "%2Fuser%2F(redacted)%2Forders&x=1 HTTP/1.1")
+        check(q.request_line == want, "request line %r, want %r" % (q.request_line, want))
+        c.request(get("/plain/2024/11/27/article-1234567"))
+        reqs = b.wait_requests(2, 3.0)
+        check(reqs[1].request_line == "GET /plain/2024/11/27/article-1234567 HTTP/1.1",
+              "clean path changed: %r" % reqs[1].request_line)
+
+
 CASES = [
     ("get_forwarded_reserialised_with_upstream_host", t_get_forwarded),
     ("host_preserve", t_host_preserve),
@@ -637,6 +659,7 @@ CASES = [
     ("client_aborts_mid_body", t_client_aborts_mid_body),
     ("client_leaves_while_waiting", t_client_leaves_while_waiting),
     ("ipv6_listener", t_ipv6_listen),
+    ("strict_paths_redacted", t_strict_paths_redacted),
 ]
 
 if __name__ == "__main__":

@@ -240,6 +240,71 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* The observer hears every cookie with a name once, trimmed, with what the
+ * rewrite does to it: unreadable ones are drops. */
+static char seen[512];
+
+static void observe(void *octx, const char *name, size_t len, enum ap_cookie_action a)
+{
+    (void)octx;
+    static const char *const names[] = {[AP_COOKIE_KEEP] = "keep", [AP_COOKIE_DROP] = "drop",
+                                        [AP_COOKIE_PSEUDO] = "pseudo"};
+    size_t n = strlen(seen);
+    snprintf(seen + n, sizeof(seen) - n, "%.*s:%s,", (int)len, name, names[a]);
+}
+
+static void test_observer(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {
+        {"_ga*", AP_COOKIE_KEEP}, {"uid", AP_COOKIE_PSEUDO}, {"bad", AP_COOKIE_KEEP},
+    };
+    setup(rules, AP_ARRAY_SIZE(rules));
+    ctx.observer = (struct ap_cookie_observer){observe, NULL};
+    seen[0] = '\0';
+    assert_string_equal(rw(" _ga = 1 ; uid=u1; other=2; noeq; bad=\"x; b@d=3"), "_ga=1; uid=P2");
+    assert_string_equal(seen, "_ga:keep,uid:pseudo,other:drop,bad:drop,b@d:drop,");
+    /* Without a pseudonymiser, a pseudonymised cookie is dropped, and said so. */
+    ctx.pseudo.fn = NULL;
+    seen[0] = '\0';
+    assert_string_equal(rw("uid=u1"), "");
+    assert_string_equal(seen, "uid:drop,");
+}
+
+/* Values are checked eight bytes at a time: a bad byte at every position
+ * of values of every length up to 24 is found, and bytes next to the bad
+ * range (space, 0x80, 0xff, '!') are not refused. */
+static void test_value_bytes_every_position(void **state)
+{
+    (void)state;
+    static const struct ap_cookie_rule rules[] = {{"k", AP_COOKIE_KEEP}};
+    setup(rules, AP_ARRAY_SIZE(rules));
+    static const unsigned char bad[] = {0x00, 0x01, 0x09, 0x1f, 0x7f, '"'};
+    static const unsigned char good[] = {' ', '!', 0x80, 0xff, '#', '~'};
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (size_t b = 0; b < sizeof(bad); b++) {
+                char h[40], out[80];
+                memcpy(h, "k=", 2);
+                memset(h + 2, 'v', len);
+                bool end = pos == 0 || pos == len - 1;
+                if (end && bad[b] == '\t')
+                    continue; /* a tab there is trimmed as whitespace */
+                h[2 + pos] = (char)bad[b];
+                size_t n = 0;
+                assert_int_equal(ap_cookie_rewrite(&ctx, h, 2 + len, out, sizeof(out), &n), 0);
+                assert_int_equal(n, 0);
+                if (end)
+                    continue; /* a space there is trimmed, a quote there quotes */
+                h[2 + pos] = (char)good[b];
+                assert_int_equal(ap_cookie_rewrite(&ctx, h, 2 + len, out, sizeof(out), &n), 0);
+                assert_int_equal(n, 2 + len);
+                assert_memory_equal(out, h, 2 + len);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +316,8 @@ int main(void)
         cmocka_unit_test(test_small_buffer),
         cmocka_unit_test(test_long_header),
         cmocka_unit_test(test_compiled_rules),
+        cmocka_unit_test(test_observer),
+        cmocka_unit_test(test_value_bytes_every_position),
     };
     int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
     rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);

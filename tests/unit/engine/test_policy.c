@@ -732,6 +732,34 @@ static const struct ap_audit_entry *audit_find(const struct fx *f, enum ap_audit
     return NULL;
 }
 
+/* Strict: identifiers in the target's path are cut out, also when the
+ * target has no query, and audited; balanced keeps paths. */
+static void test_path_identifiers(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes:\n"
+            "  - upstream: u\n"
+            "  - upstream: u\n"
+            "    privacy: {profile: balanced}\n");
+    f->ctx.audit = true;
+    const char *req = "GET /u/ann%40example.com/orders HTTP/1.1\r\nHost: shop.example\r\n\r\n";
+    request(f, req);
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/u/(redacted)/orders");
+    assert_null(f->req.query.p);
+    const struct ap_audit_entry *e = audit_find(f, AP_AUDIT_PATH, "email");
+    assert_non_null(e);
+    assert_int_equal(e->action, AP_ACT_REDACT);
+    assert_true(f->stats.actions[AP_AUDIT_PATH][AP_ACT_REDACT] >= 1);
+    request(f, req);
+    assert_int_equal(rewrite(f, 1, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/u/ann%40example.com/orders");
+    /* Nothing to find: the target is not even rewritten. */
+    request(f, "GET /plain/path HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/plain/path");
+}
+
 static void test_audit(void **state)
 {
     struct fx *f = *state;
@@ -1042,6 +1070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_hints_kept_by_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_value_detectors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_identifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_keyring_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),

@@ -243,6 +243,60 @@ static void test_known_pseudonym(void **state)
     ap_pseudo_source_free(&src);
 }
 
+/* Every message length from 0 to 130 bytes, so both sides of the one-block
+ * fast path (at most 55 bytes) and the two-block and longer messages are
+ * checked against OpenSSL's HMAC(), for the raw MAC and for pseudonyms
+ * whose scope and value split the message in every way. */
+static void test_lengths_match_openssl(void **state)
+{
+    (void)state;
+    uint8_t key[32];
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)(i * 7 + 3);
+    struct ap_pseudo_hmac_key hk;
+    assert_int_equal(ap_pseudo_hmac_key_init(&hk, key, sizeof(key)), 0);
+    uint8_t msg[131];
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)(i * 31 + 1);
+    for (size_t len = 0; len < sizeof(msg); len++) {
+        uint8_t got[32], want[32];
+        unsigned wl = 0;
+        ap_pseudo_hmac_sha256(&hk, msg, len, got);
+        assert_non_null(HMAC(EVP_sha256(), key, sizeof(key), msg, len, want, &wl));
+        assert_memory_equal(got, want, 32);
+    }
+    ap_pseudo_hmac_key_wipe(&hk);
+
+    static const uint8_t len_secret[32] = "lengths-secret-lengths-secret-x";
+    struct ap_pseudo_source src;
+    struct ap_pseudo_keyring kr;
+    uint8_t day_key[32];
+    assert_int_equal(ap_pseudo_source_init_secret(&src, len_secret, sizeof(len_secret)), 0);
+    ap_pseudo_keyring_init(&kr, &src);
+    assert_int_equal(ap_pseudo_source_day_key(&src, T_2024_03_10 / 86400, day_key), 0);
+    char text[140];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)('a' + i % 26);
+    for (size_t scope = 0; scope < 40; scope += 13) {
+        for (size_t vlen = 0; vlen + scope < 90; vlen++) {
+            uint8_t m[160], want[32];
+            unsigned wl = 0;
+            memcpy(m, text, scope);
+            m[scope] = 0;
+            memcpy(m + scope + 1, text + 40, vlen);
+            assert_non_null(HMAC(EVP_sha256(), day_key, 32, m, scope + 1 + vlen, want, &wl));
+            char out[AP_PSEUDO_HEX_MAX], hex[65];
+            struct ap_slice sc = {text, scope}, v = {text + 40, vlen};
+            assert_int_equal(ap_pseudo_hex(&kr, T_2024_03_10, sc, v, 256, out, sizeof(out)), 64);
+            for (int i = 0; i < 32; i++)
+                snprintf(hex + 2 * i, 3, "%02x", want[i]);
+            assert_string_equal(out, hex);
+        }
+    }
+    ap_pseudo_keyring_free(&kr);
+    ap_pseudo_source_free(&src);
+}
+
 static void test_bits_and_errors(void **state)
 {
     (void)state;
@@ -581,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_rfc5869),
         cmocka_unit_test(test_day_info),
         cmocka_unit_test(test_known_pseudonym),
+        cmocka_unit_test(test_lengths_match_openssl),
         cmocka_unit_test(test_bits_and_errors),
         cmocka_unit_test(test_domain_separation),
         cmocka_unit_test(test_rotation_at_midnight),

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "anonproxy/detect.h"
 #include "anonproxy/query.h"
 
 /* Test pseudonymiser: "p" and 8 hex digits of an FNV-1a hash of the value;
@@ -681,7 +682,7 @@ static void test_observer(void **state)
                                                  {"gclid", AP_QUERY_KEEP}};
     setup_ctx(rules, AP_ARRAY_SIZE(rules), AP_QUERY_KEEP);
     struct seen s = {.n = 0};
-    fx.ctx.observer = (struct ap_query_observer){observe, &s};
+    fx.ctx.observer = (struct ap_query_observer){observe, &s, NULL};
     const char *t = "/p?u%69d=1&&url=%2Fx%3Fgclid%3D1%26a%3D2&%47CLID=3&b&=4#frag";
     assert_string_equal(rw_target(t), "/p?u%69d=p340ca71c&url=%2Fx&b&=4");
     /* In order, names as received, empty parameters and those inside the
@@ -778,6 +779,58 @@ static int group_teardown(void **state)
     return 0;
 }
 
+static unsigned redactions[AP_DETECT_NKINDS];
+
+static void on_redacted(void *ctx, enum ap_detect_kind kind)
+{
+    (void)ctx;
+    redactions[kind]++;
+}
+
+/* policy->path_detect: identifiers in paths are cut out, in the target and
+ * in URL values, encoded or not; everything else in a path is kept byte for
+ * byte; with no kinds, paths are not read. */
+static void test_path_redaction(void **state)
+{
+    (void)state;
+    static const struct ap_query_rule rules[] = {{"url", AP_QUERY_CLEAN_URL}, {"u2", AP_QUERY_KEEP}};
+    setup_ctx(rules, AP_ARRAY_SIZE(rules), AP_QUERY_KEEP);
+    assert_string_equal(rw_target("/u/jane@example.com/x?a=1"), "/u/jane@example.com/x?a=1");
+
+    fx.policy.path_detect = (1u << AP_DETECT_EMAIL) | (1u << AP_DETECT_IP) | (1u << AP_DETECT_PHONE) |
+                            (1u << AP_DETECT_IMEI) | (1u << AP_DETECT_MAC);
+    memset(redactions, 0, sizeof(redactions));
+    fx.ctx.observer = (struct ap_query_observer){NULL, NULL, on_redacted};
+    assert_string_equal(rw_target("/u/jane@example.com/x?a=1"), "/u/(redacted)/x?a=1");
+    assert_string_equal(rw_target("/u/jane%40example.com"), "/u/(redacted)");
+    assert_string_equal(rw_target("/ip/203.0.113.9/and/2001:db8::1/"), "/ip/(redacted)/and/(redacted)/");
+    assert_string_equal(rw_target("/call/+41446681800"), "/call/(redacted)");
+    assert_string_equal(rw_target("/dev/00:1A:2B:3C:4D:5E"), "/dev/(redacted)");
+    assert_int_equal(redactions[AP_DETECT_EMAIL], 2);
+    assert_int_equal(redactions[AP_DETECT_IP], 2);
+    assert_int_equal(redactions[AP_DETECT_PHONE], 1);
+    assert_int_equal(redactions[AP_DETECT_MAC], 1);
+    /* Nothing to find: the path is copied as it came. */
+    assert_string_equal(rw_target("/a/b%2Fc/2024/11/27/article-1234?x=1"), "/a/b%2Fc/2024/11/27/article-1234?x=1");
+    assert_string_equal(rw_target("/matomo.php"), "/matomo.php");
+    /* URL values: the cleaned URL's path too, encoded again. */
+    assert_string_equal(rw_target("/t?url=https%3A%2F%2Fshop.example%2Fuser%2Fjane%40example.com%2Forders%3Futm_source%3Dx"),
+                        "/t?url=https%3A%2F%2Fshop.example%2Fuser%2F(redacted)%2Forders%3Futm_source%3Dx");
+    assert_string_equal(rw_url("https://shop.example/u/jane@example.com?u2=1"),
+                        "https://shop.example/u/(redacted)?u2=1");
+    /* A URL whose host is an address keeps its host: only paths are read. */
+    assert_string_equal(rw_url("http://192.0.2.1/p"), "http://192.0.2.1/p");
+    /* Growth past the first buffer: -ENOBUFS, nothing half written. */
+    char small[8];
+    size_t n = 99;
+    assert_int_equal(ap_query_rewrite_target(&fx.ctx, "/a@b.co", 7, small, sizeof(small), &n), -ENOBUFS);
+    assert_int_equal(n, 0);
+    char big[32];
+    assert_int_equal(ap_query_rewrite_target(&fx.ctx, "/a@b.co", 7, big, sizeof(big), &n), 0);
+    assert_string_equal(big, "/(redacted)");
+    fx.policy.path_detect = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -796,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_compiled_url_keep),
         cmocka_unit_test(test_observer),
         cmocka_unit_test(test_referrer_origin),
+        cmocka_unit_test(test_path_redaction),
     };
     int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
     rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);
