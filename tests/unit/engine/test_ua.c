@@ -151,7 +151,8 @@ static void test_classify_fields(void **state)
 }
 
 /* Every entry of the bot table, in the documented spelling. The lookup
- * binary-searches the table, so a mis-sorted entry fails here. */
+ * goes by the first letter, so an entry filed under the wrong one fails
+ * here. */
 static const char *const bot_names[] = {
     "AdsBot-Google", "AdsBot-Google-Mobile", "AhrefsBot", "Amazonbot", "anthropic-ai",
     "APIs-Google", "Applebot", "archive.org_bot", "AspiegelBot", "Baiduspider",
