@@ -208,12 +208,14 @@ static enum ap_query_action decide_plain(const struct ap_query_policy *policy, c
     return policy->default_action;
 }
 
-/* The action for a percent-encoded name, as ap_query_action_for. */
+/* The action for a percent-encoded name, as ap_query_action_for.
+ * `encoded`: the name holds a '%' or '+' (needs_decoding), which the caller
+ * may know already. */
 static enum ap_query_action decide(const struct ap_query_policy *policy, const char *name, size_t len,
-                                   bool *click)
+                                   bool encoded, bool *click)
 {
     if (len <= NAME_STACK) {
-        if (!needs_decoding(name, len))
+        if (!encoded)
             return decide_plain(policy, name, len, click);
         char dec[NAME_STACK];
         size_t nl = ap_text_pct_decode(name, len, dec, AP_TEXT_PLUS);
@@ -234,7 +236,7 @@ enum ap_query_action ap_query_action_for(const struct ap_query_policy *policy, c
     AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
     AP_BUG_ON(name == NULL && len > 0);
     bool click;
-    return decide(policy, name, len, &click);
+    return decide(policy, name, len, len <= NAME_STACK && needs_decoding(name, len), &click);
 }
 
 static bool url_keeps(const struct ap_query_policy *policy, const char *name, size_t len)
@@ -562,6 +564,22 @@ static int transform_value(const struct ap_query_ctx *ctx, enum ap_query_action 
 {
     *keep = false;
     size_t full = w->lim;
+    if (act == AP_QUERY_PSEUDO && !needs_decoding(val, vlen)) {
+        /* Most ids hold nothing to decode: the callback reads them where
+         * they are, and no scratch copy is made. */
+        if (ctx->pseudo.fn == NULL)
+            return 0;
+        size_t at = w->len;
+        int r = ctx->pseudo.fn(ctx->pseudo.ctx, val, vlen, w->p + at, w->lim - at);
+        if (r == -ENOBUFS)
+            return -ENOBUFS;
+        if (r < 0)
+            return 0;
+        AP_BUG_ON((size_t)r > w->lim - at);
+        w->len = at + (size_t)r;
+        *keep = true;
+        return encode_tail(w, at) ? 0 : -ENOBUFS;
+    }
     if (vlen > w->lim - w->len)
         return -ENOBUFS;
     char *scratch = w->p + w->lim - vlen;
@@ -622,12 +640,14 @@ static int rewrite_query(const struct ap_query_ctx *ctx, const char *q, size_t l
         i++;
         if (e == s)
             continue;
-        /* Names are short: a loop finds the '=' for less than a call. */
+        /* Names are short: a loop finds the '=' for less than a call, and
+         * notes on the way whether the name needs decoding. */
         size_t n = s;
-        while (n < e && q[n] != '=')
-            n++;
+        bool encoded = false;
+        for (; n < e && q[n] != '='; n++)
+            encoded |= decodes[(unsigned char)q[n]];
         bool click;
-        enum ap_query_action act = decide(policy, q + s, n - s, &click);
+        enum ap_query_action act = decide(policy, q + s, n - s, encoded, &click);
         if (ctx->observer.fn != NULL)
             ctx->observer.fn(ctx->observer.ctx, q + s, n - s, act, click);
         /* An action we do not know is a bug in the policy builder; dropping
