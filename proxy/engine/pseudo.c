@@ -124,7 +124,7 @@ static void store_be64(uint8_t *o, uint64_t v)
  * from which no key can be learnt; the identifier is in the request buffer
  * anyway, so they are not wiped. */
 static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_slice *parts, size_t n,
-                           size_t total, uint8_t mac[32])
+                           size_t total, uint8_t mac[32], size_t mac_len)
 {
     SHA256_CTX c;
     uint8_t blk[SHA256_BLOCK];
@@ -151,7 +151,8 @@ static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_s
     store_be64(blk + SHA256_BLOCK - 8, (uint64_t)(SHA256_BLOCK + 32) * 8);
     memcpy(c.h, k->outer, sizeof(c.h));
     SHA256_Transform(&c, blk);
-    for (size_t i = 0; i < 8; i++)
+    /* Only the words of the MAC the caller reads. */
+    for (size_t i = 0; i < (mac_len + 3) / 4; i++)
         store_be32(mac + 4 * i, c.h[i]);
 }
 
@@ -162,7 +163,7 @@ void ap_pseudo_hmac_sha256(const struct ap_pseudo_hmac_key *k, const uint8_t *ms
 {
     struct ap_slice part = {(const char *)msg, len};
     if (len <= ONE_BLOCK_MAX)
-        hmac_one_block(k, &part, 1, len, mac);
+        hmac_one_block(k, &part, 1, len, mac, 32);
     else
         hmac_parts(k, &part, 1, mac);
 }
@@ -480,6 +481,21 @@ void ap_pseudo_keyring_free(struct ap_pseudo_keyring *kr)
     }
 }
 
+#define HEX_PAIR(b) {"0123456789abcdef"[(b) >> 4], "0123456789abcdef"[(b) & 15]}
+#define HEX_ROW(r)                                                                               \
+    HEX_PAIR(r + 0), HEX_PAIR(r + 1), HEX_PAIR(r + 2), HEX_PAIR(r + 3), HEX_PAIR(r + 4),         \
+        HEX_PAIR(r + 5), HEX_PAIR(r + 6), HEX_PAIR(r + 7), HEX_PAIR(r + 8), HEX_PAIR(r + 9),    \
+        HEX_PAIR(r + 10), HEX_PAIR(r + 11), HEX_PAIR(r + 12), HEX_PAIR(r + 13),                 \
+        HEX_PAIR(r + 14), HEX_PAIR(r + 15)
+/* The lower-case hex digits of every byte value. */
+static const char hex_pairs[256][2] = {
+    HEX_ROW(0x00), HEX_ROW(0x10), HEX_ROW(0x20), HEX_ROW(0x30), HEX_ROW(0x40), HEX_ROW(0x50),
+    HEX_ROW(0x60), HEX_ROW(0x70), HEX_ROW(0x80), HEX_ROW(0x90), HEX_ROW(0xa0), HEX_ROW(0xb0),
+    HEX_ROW(0xc0), HEX_ROW(0xd0), HEX_ROW(0xe0), HEX_ROW(0xf0),
+};
+#undef HEX_ROW
+#undef HEX_PAIR
+
 int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice scope, struct ap_slice value,
                   unsigned bits, char *out, size_t out_size)
 {
@@ -509,13 +525,12 @@ int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice sco
 
     const struct ap_slice parts[3] = {scope, {&zero, 1}, value};
     if (scope.len + 1 + value.len <= ONE_BLOCK_MAX)
-        hmac_one_block(k, parts, 3, scope.len + 1 + value.len, mac);
+        hmac_one_block(k, parts, 3, scope.len + 1 + value.len, mac, (nhex + 1) / 2);
     else
         hmac_parts(k, parts, 3, mac);
-    for (size_t i = 0; i < nhex / 2; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 0xf];
-    }
+    /* Two hex digits per byte with one 16-bit store. */
+    for (size_t i = 0; i < nhex / 2; i++)
+        memcpy(out + 2 * i, hex_pairs[mac[i]], 2);
     if (nhex % 2)
         out[nhex - 1] = hex[mac[nhex / 2] >> 4];
     out[nhex] = '\0';
