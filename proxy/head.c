@@ -16,6 +16,18 @@
 #include "anonproxy/buf.h"
 #include "anonproxy/head.h"
 
+/* SSE2 is part of the x86-64 baseline: with it the long runs of a head are
+ * classified 16 bytes per step. AP_HEAD_PORTABLE forces the portable
+ * word-at-a-time path, so that tests can build and check it on x86-64 too.
+ * Every 16-byte load below lies inside [p, p + len): nothing is read past
+ * the bytes the caller handed in. */
+#if defined(__SSE2__) && !defined(AP_HEAD_PORTABLE)
+#define HEAD_SSE2 1
+#include <emmintrin.h>
+#else
+#define HEAD_SSE2 0
+#endif
+
 /* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
  *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
 static const uint8_t tchar_table[256] = {
@@ -119,6 +131,19 @@ static int is_target_char(unsigned char c)
 static size_t target_span(const char *p, size_t len)
 {
     size_t i = 0;
+#if HEAD_SSE2
+    /* Signed compares: bytes 0x80-0xff are negative, so "greater than
+     * 0x20" is exactly 0x21-0x7f; DEL and '#' are then taken out. */
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), hash = _mm_set1_epi8('#');
+    for (; i + 16 <= len; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i bad = _mm_or_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(x, hash));
+        unsigned m = ((unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(x, sp)) ^ 0xffffu) |
+                     (unsigned)_mm_movemask_epi8(bad);
+        if (m != 0)
+            return i + (size_t)__builtin_ctz(m);
+    }
+#endif
     for (; i + 8 <= len; i += 8) {
         uint64_t w = load64(p + i);
         uint64_t m = has_below(w, 0x21) | has_del_or_high(w) | has_byte(w, '#');
@@ -146,6 +171,24 @@ static uint64_t value_word_suspect(uint64_t w)
 static size_t value_span(const char *p, size_t len)
 {
     size_t i = 0;
+#if HEAD_SSE2
+    /* min(x, 0x1f) == x is an unsigned "x <= 0x1f" (SSE2 has no unsigned
+     * compare); the first flagged byte is the first CTL or DEL. */
+    const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    while (i + 16 <= len) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del)));
+        if (m == 0) {
+            i += 16;
+            continue;
+        }
+        size_t j = i + (size_t)__builtin_ctz(m);
+        if (p[j] != '\t')
+            return j;
+        i = j + 1; /* a tab belongs in a value: go on after it */
+    }
+#endif
     while (i + 8 <= len) {
         uint64_t m = value_word_suspect(load64(p + i));
         if (m == 0) {
@@ -166,6 +209,33 @@ static size_t value_span(const char *p, size_t len)
 static size_t token_span(const char *p, size_t len)
 {
     size_t i = 0;
+#if HEAD_SSE2
+    /* Header names and methods are nearly always letters, digits and '-',
+     * a set SSE2 classifies with a few compares (signed: bytes 0x80-0xff
+     * are negative and so never in a range of letters or digits; x | 0x20
+     * is in 'a'-'z' only for the ASCII letters). The first byte outside it
+     * is looked up in tchar_table: another tchar goes on from the next
+     * byte, anything else ends the run, exactly as the table alone would. */
+    const __m128i lo_a = _mm_set1_epi8('a' - 1), hi_z = _mm_set1_epi8('z' + 1);
+    const __m128i lo_0 = _mm_set1_epi8('0' - 1), hi_9 = _mm_set1_epi8('9' + 1);
+    const __m128i dash = _mm_set1_epi8('-'), bit5 = _mm_set1_epi8(0x20);
+    while (i + 16 <= len) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i l = _mm_or_si128(x, bit5);
+        __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, lo_a), _mm_cmpgt_epi8(hi_z, l));
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, lo_0), _mm_cmpgt_epi8(hi_9, x));
+        __m128i ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(x, dash));
+        unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
+        if (m == 0) {
+            i += 16;
+            continue;
+        }
+        size_t j = i + (size_t)__builtin_ctz(m);
+        if (!tchar_table[(unsigned char)p[j]])
+            return j;
+        i = j + 1;
+    }
+#endif
     while (i + 4 <= len && (tchar_table[(unsigned char)p[i]] & tchar_table[(unsigned char)p[i + 1]] &
                             tchar_table[(unsigned char)p[i + 2]] & tchar_table[(unsigned char)p[i + 3]]))
         i += 4;
@@ -272,12 +342,179 @@ static size_t simple_header_line(const char *p, size_t avail)
     return 0;
 }
 
+#if HEAD_SSE2
+/* Header lines in bulk. Line by line, each search starts where the last
+ * one ended, so the time per line is the latency of a chain of loads and
+ * searches. Here the bytes of a window are first classified 16 at a time
+ * into bit masks, with no dependency between the steps; the lines are then
+ * walked with bit operations and each line's own checks only feed branches.
+ *
+ * Bit k of word k / 64 of a mask is byte start + k of the buffer. */
+#define WIN_BYTES 1024
+#define WIN_WORDS (WIN_BYTES / 64)
+
+/* The 64 bytes at p, of which n are the buffer's, as four vectors: a
+ * short tail is copied and padded with 'a', a byte in none of the classes
+ * used below, so no load reaches past the buffer and padding never looks
+ * like LF, CR, ':', a CTL or the end of a header name. */
+static void load_block(const char *p, size_t n, __m128i v[4])
+{
+    char tmp[64];
+    if (n < 64) {
+        memset(tmp, 'a', sizeof(tmp));
+        memcpy(tmp, p, n);
+        p = tmp;
+    }
+    for (int q = 0; q < 4; q++)
+        v[q] = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * q));
+}
+
+/* The byte masks of four vectors as one 64-bit mask. */
+static uint64_t mask64(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    return (uint64_t)(unsigned)_mm_movemask_epi8(a) | (uint64_t)(unsigned)_mm_movemask_epi8(b) << 16 |
+           (uint64_t)(unsigned)_mm_movemask_epi8(c) << 32 | (uint64_t)(unsigned)_mm_movemask_epi8(d) << 48;
+}
+
+/* Per-byte "x is an ASCII letter, digit or '-'", the bytes of nearly every
+ * header name (signed compares: bytes 0x80-0xff are negative and never in
+ * a range of letters or digits; x | 0x20 is in 'a'-'z' only for letters). */
+static __m128i name_bytes(__m128i x)
+{
+    __m128i l = _mm_or_si128(x, _mm_set1_epi8(0x20));
+    __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('z' + 1), l));
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), x));
+    return _mm_or_si128(_mm_or_si128(alpha, digit), _mm_cmpeq_epi8(x, _mm_set1_epi8('-')));
+}
+
+/* Position of the first bit at or after `pos` in m. Every window mask has
+ * a sentinel bit just past its last byte, so the search always ends. */
+static size_t next_bit(const uint64_t *m, size_t pos)
+{
+    size_t k = pos / 64;
+    uint64_t w = m[k] & (~0ull << (pos % 64));
+    while (w == 0)
+        w = m[++k];
+    return k * 64 + (size_t)__builtin_ctzll(w);
+}
+
+/* Set the sentinel bit n of a mask whose words [0, (n + 63) / 64) are in use. */
+static void set_sentinel(uint64_t *m, size_t n)
+{
+    if (n % 64 == 0)
+        m[n / 64] = 0;
+    m[n / 64] |= 1ull << (n % 64);
+}
+
+struct scan_win {
+    size_t start; /* buffer offset of bit 0 */
+    size_t nw;    /* words in use */
+    size_t clean; /* bytes [start, start + clean) hold no CTL but CRLF and HTAB */
+    uint64_t lf[WIN_WORDS + 1]; /* and a sentinel at the window's end */
+};
+
+static void scan_win_build(struct scan_win *w, const char *buf, size_t start, size_t len)
+{
+    size_t n = len - start < WIN_BYTES ? len - start : WIN_BYTES;
+    uint64_t ctl[WIN_WORDS];
+    const __m128i nl = _mm_set1_epi8('\n'), tab = _mm_set1_epi8('\t');
+    const __m128i c1f = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    w->start = start;
+    w->nw = (n + 63) / 64;
+    for (size_t k = 0; k < w->nw; k++) {
+        __m128i v[4], c[4], l[4];
+        load_block(buf + start + k * 64, n - k * 64, v);
+        for (int q = 0; q < 4; q++) {
+            /* CTL but HTAB (unsigned x <= 0x1f is min(x, 0x1f) == x), or DEL. */
+            c[q] = _mm_andnot_si128(_mm_cmpeq_epi8(v[q], tab),
+                                    _mm_cmpeq_epi8(_mm_min_epu8(v[q], c1f), v[q]));
+            c[q] = _mm_or_si128(c[q], _mm_cmpeq_epi8(v[q], del));
+            l[q] = _mm_cmpeq_epi8(v[q], nl);
+        }
+        w->lf[k] = mask64(l[0], l[1], l[2], l[3]);
+        ctl[k] = mask64(c[0], c[1], c[2], c[3]);
+    }
+    /* Clean bytes: every CTL is an LF or the byte right before one (whether
+     * that byte is a CR is checked per line). A CR last in the window is
+     * not clean; an LF first in it is caught per line. */
+    w->clean = n;
+    for (size_t k = 0; k < w->nw; k++) {
+        uint64_t next = k + 1 < w->nw ? w->lf[k + 1] : 0;
+        uint64_t d = ctl[k] ^ (w->lf[k] | (w->lf[k] >> 1) | (next << 63));
+        if (d != 0) {
+            w->clean = k * 64 + (size_t)__builtin_ctzll(d);
+            break;
+        }
+    }
+    set_sentinel(w->lf, n);
+}
+
+/* Take the header lines from s->line_start on that the one-line fast path
+ * of ap_head_scan would take (same checks, same order of state updates),
+ * and stop at the first one it cannot vouch for, which the line-by-line
+ * code then decides. A line is taken when, with e its LF and c the first
+ * colon after its start: c is after the start and before e, the name
+ * before c is all tchar, the byte before e is CR, every byte up to e is
+ * clean (so the value holds no CTL but HTAB and no DEL), and the limits of
+ * the fast path hold. That is exactly simple_header_line's acceptance. */
+static int scan_bulk(struct ap_head_scan *s, const char *buf, size_t len,
+                     const struct ap_head_limits *lim, struct ap_head_error *err)
+{
+    struct scan_win w;
+    scan_win_build(&w, buf, s->line_start, len);
+    size_t r = 0; /* window offset of the line being looked at */
+    unsigned nlines = s->nlines;
+    for (;; r = s->line_start - w.start) {
+        size_t e = next_bit(w.lf, r); /* the sentinel when no LF: not clean */
+        if (e >= w.clean)
+            break;
+        const char *p = buf + w.start + r;
+        size_t avail = len - (w.start + r);
+        /* The name: the first byte that is no letter, digit or '-' is
+         * nearly always the colon; otherwise the tchar table decides. The
+         * LF at e is no tchar, so a colon found this way is before it. */
+        size_t c = 0;
+        if (avail >= 16) {
+            unsigned m = (unsigned)_mm_movemask_epi8(
+                             name_bytes(_mm_loadu_si128((const __m128i *)(const void *)p))) ^ 0xffffu;
+            if (m != 0)
+                c = (size_t)__builtin_ctz(m);
+        }
+        if (c == 0 || p[c] != ':')
+            c = token_span(p, avail);
+        if (c == 0 || c >= e - r || p[c] != ':' || p[e - r - 1] != '\r')
+            break;
+        size_t lf_at = w.start + e;
+        if (e - 1 - r > lim->line_bytes || lf_at - 1 > lim->head_bytes)
+            break;
+        nlines++;
+        if (nlines - 1 > lim->header_count) {
+            s->nlines = nlines;
+            s->off = lf_at;
+            return fail(err, 431, "too many header fields");
+        }
+        s->line_start = lf_at + 1;
+    }
+    s->nlines = nlines;
+    return 0;
+}
+#endif
+
 int ap_head_scan(struct ap_head_scan *s, const char *buf, size_t len,
                  const struct ap_head_limits *lim, struct ap_head_error *err)
 {
     size_t i = s->off;
     while (i < len) {
         if (s->nlines > 0 && i == s->line_start) {
+#if HEAD_SSE2
+            if (scan_bulk(s, buf, len, lim, err) != 0)
+                return -1;
+            i = s->line_start;
+            if (i >= len)
+                break;
+#endif
             /* Most lines: valid header lines, checked and delimited at once. */
             size_t n = simple_header_line(buf + i, len - i);
             size_t e = i + n - 1; /* the LF */
@@ -635,6 +872,102 @@ int ap_head_is_hop_by_hop(struct ap_slice name)
     return sp == SPECIAL_HOP_BY_HOP || sp == SPECIAL_CONNECTION || sp == SPECIAL_TRANSFER_ENCODING;
 }
 
+#if HEAD_SSE2
+/* The parser's view of a window of header lines: CR, ':' and LF masks
+ * (bit k is base[k]), built in one pass with no dependency between steps,
+ * so that finding each line's end and colon is a few bit operations. */
+#define PARSE_WIN_BYTES 2048
+#define PARSE_WIN_WORDS (PARSE_WIN_BYTES / 64)
+
+struct parse_win {
+    const char *base;
+    size_t n;  /* bytes covered */
+    size_t nw; /* words in use */
+    uint64_t cr[PARSE_WIN_WORDS + 1]; /* both with a sentinel at n */
+    uint64_t colon[PARSE_WIN_WORDS + 1];
+    size_t nlf; /* LFs in the window */
+};
+
+static void parse_win_build(struct parse_win *w, const char *p, size_t avail)
+{
+    size_t n = avail < PARSE_WIN_BYTES ? avail : PARSE_WIN_BYTES;
+    const __m128i cr = _mm_set1_epi8('\r'), co = _mm_set1_epi8(':'), nl = _mm_set1_epi8('\n');
+    /* LFs counted per byte lane (subtracting the 0 or -1 of each compare);
+     * a window is at most 128 steps of 16 bytes, so no lane passes 255. */
+    __m128i nlf = _mm_setzero_si128();
+    w->base = p;
+    w->n = n;
+    w->nw = (n + 63) / 64;
+    for (size_t k = 0; k < w->nw; k++) {
+        __m128i v[4], a[4], b[4];
+        load_block(p + k * 64, n - k * 64, v);
+        for (int q = 0; q < 4; q++) {
+            a[q] = _mm_cmpeq_epi8(v[q], cr);
+            b[q] = _mm_cmpeq_epi8(v[q], co);
+            nlf = _mm_sub_epi8(nlf, _mm_cmpeq_epi8(v[q], nl));
+        }
+        w->cr[k] = mask64(a[0], a[1], a[2], a[3]);
+        w->colon[k] = mask64(b[0], b[1], b[2], b[3]);
+    }
+    set_sentinel(w->cr, n);
+    set_sentinel(w->colon, n);
+    __m128i sums = _mm_sad_epu8(nlf, _mm_setzero_si128());
+    w->nlf = (size_t)_mm_cvtsi128_si64(sums) + (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
+}
+
+/* The first CR in [p, end) (NULL when none) and the first ':' before it
+ * (NULL when none), what two memchr calls would give. The window moves to
+ * p when p has left it or its end was reached without a CR; a line longer
+ * than a window is searched with memchr. */
+static void parse_find(struct parse_win *w, const char *p, const char *end, const char **e,
+                       const char **colon)
+{
+    for (int built = 0;; built = 1) {
+        /* p only moves forwards and the first window starts at the
+         * first header line, so p - base is never negative. */
+        size_t r = (size_t)(p - w->base);
+        if (r < w->n) {
+            size_t ce = next_bit(w->cr, r);
+            if (ce < w->n) {
+                size_t cc = next_bit(w->colon, r);
+                *e = w->base + ce;
+                *colon = cc < ce ? w->base + cc : NULL;
+                return;
+            }
+            if (w->base + w->n == end) {
+                *e = NULL;
+                *colon = NULL;
+                return;
+            }
+        }
+        if (built || p == w->base)
+            break;
+        parse_win_build(w, p, (size_t)(end - p));
+    }
+    *e = memchr(p, '\r', (size_t)(end - p));
+    *colon = *e != NULL ? memchr(p, ':', (size_t)(*e - p)) : NULL;
+}
+
+/* Number of LFs in p[0, n), 16 bytes per step: each step subtracts the
+ * compare result (0 or -1 per byte) from byte counters, which are summed
+ * (psadbw) before any of them can pass 255. */
+static size_t count_lf(const char *p, size_t n)
+{
+    const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    size_t total = 0, i = 0;
+    while (i + 16 <= n) {
+        __m128i acc = zero;
+        for (unsigned k = 0; k < 255 && i + 16 <= n; k++, i += 16)
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + i)), nl));
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        total += (size_t)_mm_cvtsi128_si64(sums) + (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
+    }
+    for (; i < n; i++)
+        total += p[i] == '\n';
+    return total;
+}
+#endif
+
 int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
                   struct ap_arena *arena, struct ap_head_error *err)
 {
@@ -666,29 +999,45 @@ int ap_head_parse(const char *buf, size_t len, struct ap_request *req,
     else
         return fail(err, 505, "HTTP version not supported");
 
-    /* Count header lines to size the array once. */
+    /* Count header lines (every LF after the request line) to size the
+     * array once. */
+    const char *p = eol + 2;
+    const char *end = buf + len;
     size_t nlines = 0;
-    for (const char *p = eol + 2, *end = buf + len;
-         p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+#if HEAD_SSE2
+    struct parse_win w;
+    if (p < end) {
+        /* Most heads fit in one window, whose masks count the LFs too. */
+        parse_win_build(&w, p, (size_t)(end - p));
+        nlines = w.n == (size_t)(end - p) ? w.nlf : count_lf(p, (size_t)(end - p));
+    }
+#else
+    for (const char *q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
         nlines++;
+#endif
     req->headers_cap = nlines + 8; /* room for headers the engine adds */
     req->headers = ap_arena_alloc(arena, req->headers_cap * sizeof(*req->headers));
     if (req->headers == NULL)
         return fail(err, 500, "out of memory");
 
     struct conn_state cs;
-    memset(&cs, 0, sizeof(cs));
+    /* Not memset: names[] is only read below nnames. */
+    cs.nnames = 0;
+    cs.close = cs.keep_alive = cs.overflow = 0;
     struct te_state te;
     memset(&te, 0, sizeof(te));
     unsigned nhost = 0, ncl = 0, nte = 0;
 
-    const char *p = eol + 2;
-    const char *end = buf + len;
     while (p < end) {
-        const char *e = memchr(p, '\r', (size_t)(end - p));
+        const char *e, *colon;
+#if HEAD_SSE2
+        parse_find(&w, p, end, &e, &colon);
+#else
+        e = memchr(p, '\r', (size_t)(end - p));
+        colon = e != NULL ? memchr(p, ':', (size_t)(e - p)) : NULL;
+#endif
         if (e == NULL || e == p)
             break; /* blank line: end of head */
-        const char *colon = memchr(p, ':', (size_t)(e - p));
         if (colon == NULL)
             return fail(err, 400, "header line without colon");
         struct ap_slice name = {p, (size_t)(colon - p)};
