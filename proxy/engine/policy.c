@@ -474,6 +474,9 @@ static int pseudo_fn(void *vctx, const char *val, size_t len, char *out, size_t 
     char hex[AP_PSEUDO_HEX_MAX];
     if (r->ctx->keyring == NULL)
         return -ENOKEY;
+    if (outcap > r->pol->pseudo_bits / 4) /* room for the digits and ap_pseudo_hex's NUL */
+        return ap_pseudo_hex(r->ctx->keyring, r->ctx->now, r->scope, (struct ap_slice){val, len},
+                             r->pol->pseudo_bits, out, outcap);
     int n = ap_pseudo_hex(r->ctx->keyring, r->ctx->now, r->scope, (struct ap_slice){val, len},
                           r->pol->pseudo_bits, hex, sizeof(hex));
     if (n < 0)

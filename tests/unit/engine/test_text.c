@@ -1,6 +1,7 @@
 /* Unit tests of proxy/engine/text.c: glob matching and percent-encoding. */
 #include "anonproxy/common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -117,6 +118,28 @@ static void test_glob_long_subject(void **state)
 /* Decoding copies runs without '%' or '+' a word at a time: escapes at
  * every position around and across the words, into another buffer and in
  * place, give what one byte at a time gives. */
+/* Every pair of bytes after '%': decoded exactly when both are hex digits
+ * (either case), kept as they are otherwise. */
+static void test_pct_decode_every_pair(void **state)
+{
+    (void)state;
+    for (int a = 0; a < 256; a++) {
+        for (int b = 0; b < 256; b++) {
+            char in[3] = {'%', (char)a, (char)b}, out[3];
+            size_t n = ap_text_pct_decode(in, 3, out, 0);
+            bool ha = isxdigit(a) != 0, hb = isxdigit(b) != 0;
+            if (ha && hb) {
+                char pair[3] = {(char)a, (char)b, '\0'};
+                assert_int_equal(n, 1);
+                assert_int_equal((unsigned char)out[0], strtoul(pair, NULL, 16));
+            } else {
+                assert_int_equal(n, 3);
+                assert_memory_equal(out, in, 3);
+            }
+        }
+    }
+}
+
 static void test_pct_decode_every_position(void **state)
 {
     (void)state;
@@ -368,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_pct_encode),
         cmocka_unit_test(test_glob_long_subject),
         cmocka_unit_test(test_pct_decode_every_position),
+        cmocka_unit_test(test_pct_decode_every_pair),
         cmocka_unit_test(test_pct_encode_in_place),
         cmocka_unit_test(test_globset_exact_and_glob),
         cmocka_unit_test(test_globset_case),
