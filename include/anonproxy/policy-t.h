@@ -54,6 +54,9 @@ struct ap_header_rule {
 
 /* A route's privacy policy: built once from the configuration (it mallocs)
  * and read-only afterwards, shared by every worker. */
+/* The number of common header names classified in advance (policy.c). */
+#define AP_POLICY_COMMON_HEADERS 40
+
 struct ap_policy {
     unsigned magic;
     char *name;                   /* route name */
@@ -91,6 +94,11 @@ struct ap_policy {
     size_t header_set_removed;
     const char *compiled_addr_header;
     size_t compiled_nremove_headers;
+    /* What header_set says of each name policy.c knows as common (User-Agent,
+     * Accept...), worked out with the set: most headers of a request are
+     * classified by one small table look-up. -2: removed; -1: no rule; else
+     * the index in `headers`. */
+    int32_t common_class[AP_POLICY_COMMON_HEADERS];
 };
 
 /* What a rule did, for the audit and the counters. */

@@ -4,6 +4,9 @@
 #ifndef ANONPROXY_POLICY_H
 #define ANONPROXY_POLICY_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "anonproxy/policy-t.h"
 
 struct ap_pseudo_keyring;
@@ -63,6 +66,13 @@ struct ap_engine_pseudo {
     struct ap_slice scope;
 };
 int ap_engine_pseudo_text(void *vctx, const char *val, size_t len, char *out, size_t outcap);
+
+/* For tests: how a finished policy classifies a header name: -2 removed
+ * (client-address header), -1 no rule, else the index of its rule in
+ * pol->headers; through the table of common names when `common` and the
+ * name is one of them, through the header set otherwise. Both must always
+ * agree. */
+int32_t ap_policy__header_class(const struct ap_policy *pol, struct ap_slice name, bool common);
 
 /* The Content-Type and Content-Encoding the body engine reads (empty
  * slices when absent), from the rewritten request. Returns 0. */

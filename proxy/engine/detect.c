@@ -544,11 +544,15 @@ bool ap_detect_may_match(unsigned mask, const char *s, size_t len)
         acc |= cls[U(i)];
     if ((mask & (1u << AP_DETECT_EMAIL)) && (acc & (C_AT | C_PCT)))
         return true;
-    if ((mask & ((1u << AP_DETECT_IP) | (1u << AP_DETECT_IMEI))) && (acc & C_DIGIT))
+    /* Digits alone: an IPv4 address takes 7 bytes at least ("1.2.3.4"), an
+     * IMEI 15, and an IPv6 address has colons (the next test). Short
+     * values, the most common, stop here. */
+    if ((mask & ((1u << AP_DETECT_IP) | (1u << AP_DETECT_IMEI))) && (acc & C_DIGIT) && len >= 7)
         return true;
     if ((mask & ((1u << AP_DETECT_IP) | (1u << AP_DETECT_MAC))) && (acc & C_MISC) && (acc & (C_DIGIT | C_HEXL)))
         return true;
-    if ((mask & (1u << AP_DETECT_PHONE)) && (acc & (C_MISC | C_PCT)) && (acc & C_DIGIT))
+    /* A phone number is a sign and 7 digits at least. */
+    if ((mask & (1u << AP_DETECT_PHONE)) && (acc & (C_MISC | C_PCT)) && (acc & C_DIGIT) && len >= 8)
         return true;
     if ((mask & (1u << AP_DETECT_CLICKID)) && len > 8 && (s[0] == 'h' || s[0] == 'H') &&
         memchr(s, '?', len) != NULL)

@@ -305,6 +305,123 @@ static const struct profile_header profile_headers[] = {
     {"Cookie", AP_HDR_COOKIE},
 };
 
+/* Header names most requests carry, lower-case: ap_policy_finish works out
+ * what the header set says of each, so that the engine classifies them
+ * with one table look-up and one comparison instead of a hash-set probe. A
+ * name that is not here is looked up in the set as before. */
+static const char *const common_headers[AP_POLICY_COMMON_HEADERS] = {
+    "accept", "accept-encoding", "accept-language", "user-agent", "referer", "origin", "cookie",
+    "content-type", "content-encoding", "content-language", "dnt", "sec-gpc", "sec-ch-ua",
+    "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-ch-ua-platform-version",
+    "sec-ch-ua-full-version-list", "sec-ch-ua-full-version", "sec-ch-ua-model", "sec-ch-ua-arch",
+    "sec-ch-ua-bitness", "sec-ch-ua-wow64", "sec-ch-ua-form-factors", "sec-fetch-site",
+    "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "x-forwarded-for", "x-real-ip",
+    "forwarded", "x-requested-with", "cache-control", "pragma", "priority", "if-none-match",
+    "if-modified-since", "upgrade-insecure-requests", "authorization", "x-forwarded-proto",
+    "x-forwarded-host"};
+
+/* Slot of a name of at least 3 bytes in common_slot: three of its bytes
+ * (ORed with 0x20, which lower-cases letters and keeps digits and '-') and
+ * its length, chosen so that no two common names share a slot; were two to
+ * collide, the second would simply be looked up in the set. */
+static unsigned common_hash(const char *s, size_t len)
+{
+    return ((unsigned)len + ((unsigned char)s[0] | 0x20) * 3u + ((unsigned char)s[len - 1] | 0x20) * 7u +
+            ((unsigned char)s[len - 3] | 0x20) * 3u) & 255u;
+}
+
+static uint8_t common_slot[256]; /* index in common_headers + 1, 0: none */
+static uint8_t common_len[AP_POLICY_COMMON_HEADERS];
+/* Each name as words (the loads of name_word), with the bits that ASCII
+ * case may flip: a name is the common one when every word of it, ORed with
+ * the mask, equals the literal's word. 0x20 is set only where the literal
+ * has a letter, so "A" | 0x20 == "a" but "@" | 0x20 is "`", no letter. */
+static struct {
+    uint64_t w, m;
+} common_words[AP_POLICY_COMMON_HEADERS][4];
+static bool common_ready;
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the word-at-a-time name comparison below assumes little-endian byte order"
+#endif
+
+static uint64_t load_word(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+static uint64_t load_half(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/* Word k of a name of 3 to 32 bytes, read without going past it: 8-byte
+ * words, the last one overlapping the one before; a name under 8 bytes is
+ * one word, its first and last 4 bytes (or its 3 bytes). */
+static uint64_t name_word(const char *s, size_t len, size_t k)
+{
+    if (len < 8)
+        return len < 4 ? (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[1] << 8 |
+                             (uint64_t)(unsigned char)s[2] << 16
+                       : load_half(s) | load_half(s + len - 4) << 32;
+    return load_word(8 * k + 8 < len ? s + 8 * k : s + len - 8);
+}
+
+static size_t name_nwords(size_t len)
+{
+    return len < 8 ? 1 : (len + 7) / 8;
+}
+
+static void build_common_slots(void)
+{
+    /* Built by the first ap_policy_finish, from constants: two threads
+     * finishing policies at once write the same bytes. */
+    if (__atomic_load_n(&common_ready, __ATOMIC_ACQUIRE))
+        return;
+    uint8_t t[256] = {0};
+    for (size_t i = 0; i < AP_ARRAY_SIZE(common_headers); i++) {
+        const char *n = common_headers[i];
+        size_t len = strlen(n);
+        AP_BUG_ON(len < 3 || len > 32);
+        common_len[i] = (uint8_t)len;
+        for (size_t k = 0; k < name_nwords(len); k++) {
+            uint64_t w = name_word(n, len, k), m = 0;
+            for (unsigned b = 0; b < 8; b++) {
+                unsigned char c = (unsigned char)(w >> (8 * b));
+                if (c >= 'a' && c <= 'z')
+                    m |= (uint64_t)0x20 << (8 * b);
+            }
+            common_words[i][k].w = w;
+            common_words[i][k].m = m;
+        }
+        unsigned h = common_hash(n, len);
+        if (t[h] == 0)
+            t[h] = (uint8_t)(i + 1);
+    }
+    memcpy(common_slot, t, sizeof(t));
+    __atomic_store_n(&common_ready, true, __ATOMIC_RELEASE);
+}
+
+/* The index in common_headers of `name` (ASCII case ignored), or -1. */
+static int common_header(struct ap_slice name)
+{
+    if (name.len < 3 || name.len > 32)
+        return -1;
+    unsigned v = common_slot[common_hash(name.p, name.len)];
+    if (v == 0 || common_len[v - 1] != name.len)
+        return -1;
+    for (size_t k = 0; k < name_nwords(name.len); k++)
+        if ((name_word(name.p, name.len, k) | common_words[v - 1][k].m) != common_words[v - 1][k].w)
+            return -1;
+    return (int)v - 1;
+}
+
+static int32_t set_class(const struct ap_policy *pol, struct ap_slice name);
+
 /* Query parameters every profile knows. Vendor presets add their own. */
 static const char *const url_params[] = {"url", "dl", "u", "page_url", "href", "current_url", "location"};
 static const char *const referrer_params[] = {"dr", "urlref", "ref", "referrer", "referer"};
@@ -378,6 +495,11 @@ int ap_policy_finish(struct ap_policy *pol)
         pol->compiled_nheaders = pol->nheaders;
         pol->compiled_addr_header = pol->addr_header;
         pol->compiled_nremove_headers = pol->nremove_headers;
+        /* The common names, classified now as the set would at run time. */
+        build_common_slots();
+        for (size_t i = 0; i < AP_ARRAY_SIZE(common_headers); i++)
+            pol->common_class[i] =
+                set_class(pol, (struct ap_slice){common_headers[i], strlen(common_headers[i])});
         rc = ap_cookie_policy_compile(&pol->cookies);
     }
     if (rc == 0)
@@ -429,7 +551,6 @@ struct run {
     struct ap_engine_result *res;
     struct ap_slice scope;
     struct ap_slice site_host; /* Host without port */
-    size_t addr_header_len;    /* strlen(pol->addr_header), once per request */
     size_t params_seen;        /* query parameters the current rewrite try has decided */
     size_t params_counted;     /* query parameters already counted (over every try) */
     size_t cookies_seen;       /* the same for the cookies of the current Cookie header */
@@ -643,32 +764,65 @@ static int rw_pseudo(struct run *r, const char *in, size_t len, char *out, size_
     return 0;
 }
 
-static int is_removed_address_header(const struct run *r, struct ap_slice name);
-
 /* What happens to a header: REMOVED (an inbound client-address header),
  * or the first rule its name matches (*rule NULL: none, not allowed). */
 enum header_class { HEADER_REMOVED, HEADER_RULE };
+
+static int is_removed_address_header(const struct ap_policy *pol, struct ap_slice name)
+{
+    if (ap_clientaddr_is_address_header(name.p, name.len))
+        return 1;
+    for (size_t i = 0; i < pol->nremove_headers; i++)
+        if (ap_slice_eq_ci(name, pol->remove_headers[i]))
+            return 1;
+    /* The outbound address header is always ours, never the client's. */
+    return ap_slice_eq_ci(name, pol->addr_header);
+}
+
+static bool headers_compiled(const struct ap_policy *pol)
+{
+    return pol->header_set.magic == AP_TEXT_GLOBSET_MAGIC && pol->compiled_headers == pol->headers &&
+           pol->compiled_nheaders == pol->nheaders && pol->compiled_addr_header == pol->addr_header &&
+           pol->compiled_nremove_headers == pol->nremove_headers;
+}
+
+/* What the compiled header set says of a name: -2 removed, -1 no rule,
+ * else the index of its rule in pol->headers. */
+static int32_t set_class(const struct ap_policy *pol, struct ap_slice name)
+{
+    size_t removed = pol->header_set_removed;
+    if (removed == 0 && is_removed_address_header(pol, name))
+        return -2;
+    /* One lookup: the removed names come first in the set. */
+    size_t i = ap_text_globset_find(&pol->header_set, name.p, name.len);
+    if (i < removed)
+        return -2;
+    return i != AP_TEXT_GLOBSET_NONE ? (int32_t)(i - removed) : -1;
+}
+
+int32_t ap_policy__header_class(const struct ap_policy *pol, struct ap_slice name, bool common)
+{
+    AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
+    AP_BUG_ON(!headers_compiled(pol));
+    int c = common ? common_header(name) : -1;
+    return c >= 0 ? pol->common_class[c] : set_class(pol, name);
+}
 
 static enum header_class classify_header(const struct run *r, struct ap_slice name,
                                          const struct ap_header_rule **rule)
 {
     const struct ap_policy *pol = r->pol;
     *rule = NULL;
-    if (pol->header_set.magic == AP_TEXT_GLOBSET_MAGIC && pol->compiled_headers == pol->headers &&
-        pol->compiled_nheaders == pol->nheaders && pol->compiled_addr_header == pol->addr_header &&
-        pol->compiled_nremove_headers == pol->nremove_headers) {
-        size_t removed = pol->header_set_removed;
-        if (removed == 0 && is_removed_address_header(r, name))
+    if (headers_compiled(pol)) {
+        int c = common_header(name);
+        int32_t k = c >= 0 ? pol->common_class[c] : set_class(pol, name);
+        if (k == -2)
             return HEADER_REMOVED;
-        /* One lookup: the removed names come first in the set. */
-        size_t i = ap_text_globset_find(&pol->header_set, name.p, name.len);
-        if (i < removed)
-            return HEADER_REMOVED;
-        if (i != AP_TEXT_GLOBSET_NONE)
-            *rule = &pol->headers[i - removed];
+        if (k >= 0)
+            *rule = &pol->headers[k];
         return HEADER_RULE;
     }
-    if (is_removed_address_header(r, name))
+    if (is_removed_address_header(pol, name))
         return HEADER_REMOVED;
     for (size_t i = 0; i < pol->nheaders; i++) {
         if (ap_text_matches_glob(pol->headers[i].glob, name.p, name.len, AP_TEXT_NOCASE)) {
@@ -677,18 +831,6 @@ static enum header_class classify_header(const struct run *r, struct ap_slice na
         }
     }
     return HEADER_RULE;
-}
-
-static int is_removed_address_header(const struct run *r, struct ap_slice name)
-{
-    const struct ap_policy *pol = r->pol;
-    if (ap_clientaddr_is_address_header(name.p, name.len))
-        return 1;
-    for (size_t i = 0; i < pol->nremove_headers; i++)
-        if (ap_slice_eq_ci(name, pol->remove_headers[i]))
-            return 1;
-    /* The outbound address header is always ours, never the client's. */
-    return name.len == r->addr_header_len && ap_slice_eq_ci(name, pol->addr_header);
 }
 
 static int append_header(struct run *r, const char *name, struct ap_slice value)
@@ -848,7 +990,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
     AP_CHECK_OBJ(req, AP_REQUEST_MAGIC);
     memset(res, 0, sizeof(*res));
-    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, strlen(pol->addr_header), 0, 0, 0, 0, 0, 0};
+    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, 0, 0, 0, 0, 0, 0};
     if (ctx->stats != NULL)
         ctx->stats->requests++;
 

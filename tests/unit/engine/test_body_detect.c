@@ -156,11 +156,59 @@ static void test_prefilter(void **state)
     assert_false(ap_detect_may_match(all, "just words here", 15));
     assert_false(ap_detect_may_match(all, "", 0));
     assert_true(ap_detect_may_match(all, "a@b", 3));
-    assert_true(ap_detect_may_match(all, "x1", 2));
+    /* Digits alone under 7 bytes: no IPv4 address, IMEI or phone number
+     * fits; 7 may be "1.2.3.4". */
+    assert_false(ap_detect_may_match(all, "x1", 2));
+    assert_false(ap_detect_may_match(all, "1920x10", 6));
+    assert_true(ap_detect_may_match(all, "1.2.3.4", 7));
+    assert_true(ap_detect_may_match(BIT(AP_DETECT_PHONE), "+1234567", 8));
+    assert_false(ap_detect_may_match(BIT(AP_DETECT_PHONE), "+123456", 7));
+    assert_true(ap_detect_may_match(BIT(AP_DETECT_IP), "::1", 3));
     assert_true(ap_detect_may_match(BIT(AP_DETECT_IP), "dead::beef", 10));
     assert_false(ap_detect_may_match(BIT(AP_DETECT_EMAIL), "x1", 2));
     assert_true(ap_detect_may_match(BIT(AP_DETECT_CLICKID), "https://a.b/?c", 14));
     assert_false(ap_detect_may_match(BIT(AP_DETECT_CLICKID), "https://a.b/c", 13));
+}
+
+/* The prefilter never hides a match: over every string of up to 8 bytes
+ * drawn from the bytes detectors care about (and a sample of longer ones),
+ * a scan finds something only where ap_detect_may_match said it might. */
+static void test_prefilter_exact(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "0123456789a.:-+@%2B_x";
+    const size_t na = sizeof(alphabet) - 1;
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    char s[40];
+    unsigned found = 0;
+    for (unsigned iter = 0; iter < 400000; iter++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        size_t len = iter < 200000 ? 1 + iter % 8 : 1 + (size_t)(rng % 39);
+        uint64_t r = rng;
+        for (size_t i = 0; i < len; i++) {
+            if (i % 12 == 0) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                r = rng;
+            }
+            s[i] = alphabet[(r >> (5 * (i % 12))) % na];
+        }
+        for (unsigned mask = 1; mask <= AP_DETECT_MASK_ALL; mask = mask * 2 + 1) {
+            unsigned m2 = mask & ~BIT(AP_DETECT_REGEX);
+            struct ap_detect_scan sc;
+            struct ap_detect_match m;
+            ap_detect_scan_init(&sc, m2, s, len);
+            if (ap_detect_scan_next(&sc, &m)) {
+                found++;
+                if (!ap_detect_may_match(m2, s, len))
+                    fail_msg("may_match hides a %s in \"%.*s\"", ap_detect_kind_name(m.kind), (int)len, s);
+            }
+        }
+    }
+    assert_true(found > 1000);
 }
 
 static void test_names(void **state)
@@ -214,7 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_email),   cmocka_unit_test(test_ip),          cmocka_unit_test(test_mac),
         cmocka_unit_test(test_imei),    cmocka_unit_test(test_phone),       cmocka_unit_test(test_clickid),
-        cmocka_unit_test(test_mixed_order), cmocka_unit_test(test_prefilter), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_mixed_order), cmocka_unit_test(test_prefilter), cmocka_unit_test(test_names), cmocka_unit_test(test_prefilter_exact),
         cmocka_unit_test(test_linear_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

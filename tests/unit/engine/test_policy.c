@@ -760,6 +760,68 @@ static void test_path_identifiers(void **state)
     assert_string_equal(target(f), "/plain/path");
 }
 
+/* The common header names are classified from a table built with the
+ * header set: in any ASCII case, and for every one-byte change of them,
+ * the table and the set agree, on profiles with and without globs. */
+static void test_common_headers_agree(void **state)
+{
+    struct fx *f = *state;
+    static const char *const names[] = {
+        "accept", "accept-encoding", "accept-language", "user-agent", "referer", "origin", "cookie",
+        "content-type", "content-encoding", "content-language", "dnt", "sec-gpc", "sec-ch-ua",
+        "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-ch-ua-platform-version",
+        "sec-ch-ua-full-version-list", "sec-ch-ua-full-version", "sec-ch-ua-model", "sec-ch-ua-arch",
+        "sec-ch-ua-bitness", "sec-ch-ua-wow64", "sec-ch-ua-form-factors", "sec-fetch-site",
+        "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user", "x-forwarded-for", "x-real-ip",
+        "forwarded", "x-requested-with", "cache-control", "pragma", "priority", "if-none-match",
+        "if-modified-since", "upgrade-insecure-requests", "authorization", "x-forwarded-proto",
+        "x-forwarded-host", "x-device-id", "sec-ch-ua-x", "accept-charset"};
+    load(f, "routes:\n"
+            "  - upstream: u\n"
+            "  - upstream: u\n"
+            "    privacy: {profile: balanced, headers: {\"Sec-CH-UA-*\": keep, Priority: drop,\n"
+            "              X-Requested-With: {set: x}}, remove_headers: [Cache-Control]}\n"
+            "  - upstream: u\n"
+            "    privacy: {headers: {\"*\": keep}}\n");
+    unsigned agreed = 0;
+    for (size_t route = 0; route < f->cfg->nroutes; route++) {
+        const struct ap_policy *pol = f->cfg->routes[route].policy;
+        for (size_t i = 0; i < AP_ARRAY_SIZE(names); i++) {
+            size_t len = strlen(names[i]);
+            char v[40];
+            for (int variant = 0; variant < 4; variant++) {
+                for (size_t k = 0; k < len; k++) {
+                    char c = names[i][k];
+                    bool up = variant == 1 || (variant == 2 && k % 2) || (variant == 3 && k % 3 == 0);
+                    v[k] = up && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
+                }
+                struct ap_slice n = {v, len};
+                assert_int_equal(ap_policy__header_class(pol, n, true), ap_policy__header_class(pol, n, false));
+                agreed++;
+                /* Every one-byte change, to a byte 0x20 away or to '-', 'a'. */
+                for (size_t k = 0; k < len; k++) {
+                    char keep = v[k];
+                    static const char repl[] = {'-', 'a', 'Z', '_'};
+                    for (size_t r = 0; r < 5; r++) {
+                        v[k] = r < 4 ? repl[r] : (char)(keep ^ 0x20);
+                        assert_int_equal(ap_policy__header_class(pol, n, true),
+                                         ap_policy__header_class(pol, n, false));
+                    }
+                    v[k] = keep;
+                }
+            }
+        }
+    }
+    assert_true(agreed > 300);
+    /* And the table does decide them: a rule the route names. */
+    const struct ap_policy *pol = f->cfg->routes[1].policy;
+    int32_t k = ap_policy__header_class(pol, (struct ap_slice){"PRIORITY", 8}, true);
+    assert_true(k >= 0);
+    assert_int_equal(pol->headers[k].action, AP_HDR_DROP);
+    assert_int_equal(ap_policy__header_class(pol, (struct ap_slice){"Cache-Control", 13}, true), -2);
+    assert_int_equal(ap_policy__header_class(pol, (struct ap_slice){"X-Forwarded-For", 15}, true), -2);
+}
+
 static void test_audit(void **state)
 {
     struct fx *f = *state;
@@ -1071,6 +1133,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cookies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_value_detectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_identifiers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_common_headers_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_keyring_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
