@@ -51,6 +51,10 @@ struct ap_cookie_observer {
 struct ap_cookie_ctx {
     const struct ap_cookie_policy *policy;
     struct ap_text_fn pseudo; /* AP_COOKIE_PSEUDO; fn NULL: such cookies are dropped */
+    /* pseudo writes only cookie-octets (hex digits): its output is not
+     * checked, and not even read, which lets the processor go on while a
+     * keyed hash is still being computed. */
+    bool pseudo_is_safe;
     struct ap_cookie_observer observer; /* fn NULL: nobody is told */
 };
 

@@ -105,6 +105,10 @@ struct ap_query_ctx {
     const char *site_host;
     size_t site_host_len;
     struct ap_text_fn pseudo;      /* AP_QUERY_PSEUDO; fn NULL: such parameters are dropped */
+    /* pseudo writes only unreserved bytes (ap_text_is_unreserved; hex
+     * digits): its output is not percent-encoded, and not even read, which
+     * lets the processor go on while a keyed hash is still being computed. */
+    bool pseudo_is_safe;
     struct ap_text_fn truncate_ip; /* AP_QUERY_TRUNCATE_IP; fn NULL: dropped */
     /* Values of parameters kept by AP_QUERY_KEEP pass through this filter
      * when set (value detectors: an e-mail or phone number under any name).

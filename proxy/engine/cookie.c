@@ -198,7 +198,7 @@ int ap_cookie_rewrite(const struct ap_cookie_ctx *ctx, const char *hdr, size_t l
         }
         AP_BUG_ON((size_t)r > lim - o);
         bool octets = true;
-        for (size_t k = 0; k < (size_t)r; k++)
+        for (size_t k = 0; !ctx->pseudo_is_safe && k < (size_t)r; k++)
             octets &= is_cookie_octet((unsigned char)out[o + k]);
         if (!octets) {
             o = mark;

@@ -686,6 +686,7 @@ static void query_ctx(struct run *r, struct ap_query_ctx *q)
     q->site_host = r->site_host.p;
     q->site_host_len = r->site_host.len;
     q->pseudo = (struct ap_text_fn){pseudo_fn, r};
+    q->pseudo_is_safe = true; /* lower-case hex digits */
     q->truncate_ip = (struct ap_text_fn){truncate_fn, r};
     if (r->pol->profile == AP_PROFILE_STRICT)
         q->keep_filter = (struct ap_text_fn){detect_fn, r};
@@ -717,7 +718,8 @@ static void observe_cookie(void *vctx, const char *name, size_t len, enum ap_coo
 
 static int rw_cookie(struct run *r, const char *in, size_t len, char *out, size_t cap, size_t *olen)
 {
-    struct ap_cookie_ctx c = {&r->pol->cookies, {pseudo_fn, r}, {NULL, NULL}};
+    /* pseudo_fn writes lower-case hex digits, cookie-octets all. */
+    struct ap_cookie_ctx c = {&r->pol->cookies, {pseudo_fn, r}, true, {NULL, NULL}};
     if (r->ctx->audit || r->ctx->stats != NULL)
         c.observer = (struct ap_cookie_observer){observe_cookie, r};
     r->cookies_seen = 0;

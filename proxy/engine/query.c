@@ -578,7 +578,7 @@ static int transform_value(const struct ap_query_ctx *ctx, enum ap_query_action 
         AP_BUG_ON((size_t)r > w->lim - at);
         w->len = at + (size_t)r;
         *keep = true;
-        return encode_tail(w, at) ? 0 : -ENOBUFS;
+        return ctx->pseudo_is_safe || encode_tail(w, at) ? 0 : -ENOBUFS;
     }
     if (vlen > w->lim - w->len)
         return -ENOBUFS;
@@ -620,7 +620,7 @@ static int transform_value(const struct ap_query_ctx *ctx, enum ap_query_action 
     w->lim = full;
     if (!fits)
         return -ENOBUFS;
-    if (*keep && !encode_tail(w, at))
+    if (*keep && !(act == AP_QUERY_PSEUDO && ctx->pseudo_is_safe) && !encode_tail(w, at))
         return -ENOBUFS;
     return 0;
 }
