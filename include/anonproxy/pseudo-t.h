@@ -62,4 +62,22 @@ struct ap_pseudo_keyring {
     struct ap_pseudo_keyring_slot slots[AP_PSEUDO_KEYRING_SLOTS];
 };
 
+#define AP_PSEUDO_BATCH_MAX 8
+
+/* One pseudonym waiting in a batch: its inner block, already padded, the
+ * day's key and where its digits go. */
+struct ap_pseudo_batch_job {
+    uint8_t block[64];
+    const struct ap_pseudo_hmac_key *key;
+    char *out;
+    unsigned nhex;
+};
+
+/* Pseudonyms of one request, computed two at a time
+ * (ap_pseudo_hex_deferred): on the caller's stack, for one thread. */
+struct ap_pseudo_batch {
+    size_t n;
+    struct ap_pseudo_batch_job jobs[AP_PSEUDO_BATCH_MAX];
+};
+
 #endif

@@ -88,6 +88,22 @@ void ap_pseudo_keyring_free(struct ap_pseudo_keyring *kr);
 int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice scope, struct ap_slice value,
                   unsigned bits, char *out, size_t out_size);
 
+/* ap_pseudo_hex, deferred: the arguments are checked and the same value is
+ * returned at once, but `out` holds bits/4 '0' characters and a NUL until
+ * the digits are written, at the latest by ap_pseudo_batch_flush. The
+ * keyed hash of one pseudonym is two SHA-256 compressions, one waiting for
+ * the other, and the rounds of a compression wait on each other's results,
+ * not on the processor's units: two pseudonyms computed side by side take
+ * little more time than one. So the batch computes them in pairs, as soon
+ * as two are waiting. Until the digits are written the caller must not
+ * read, move or copy them (it may write on after them: the length is
+ * final). A value that does not fit in one block is computed at once. */
+void ap_pseudo_batch_init(struct ap_pseudo_batch *b);
+int ap_pseudo_hex_deferred(struct ap_pseudo_batch *b, struct ap_pseudo_keyring *kr, int64_t now,
+                           struct ap_slice scope, struct ap_slice value, unsigned bits, char *out,
+                           size_t out_size);
+void ap_pseudo_batch_flush(struct ap_pseudo_batch *b);
+
 /* UTC day number of `now`, rounding towards minus infinity. */
 int64_t ap_pseudo_day(int64_t now);
 

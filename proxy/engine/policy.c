@@ -557,6 +557,10 @@ struct run {
     size_t cookies_counted;
     size_t redactions_seen;    /* the same for identifiers cut out of paths */
     size_t redactions_counted;
+    /* Pseudonyms written into their final place are computed two at a time
+     * (ap_pseudo_hex_deferred); the batch is flushed before the rewrite
+     * returns. */
+    struct ap_pseudo_batch batch;
 };
 
 /* The audit half of count(), out of line: explain is rare, counting is
@@ -588,14 +592,18 @@ static inline void count(struct run *r, enum ap_audit_kind kind, enum ap_audit_a
         record(r, kind, act, name, rule);
 }
 
-/* ap_text_fn for pseudonyms: the run's scope and the worker's keyring. */
-static int pseudo_fn(void *vctx, const char *val, size_t len, char *out, size_t outcap)
+/* The pseudonym of a value with the run's scope and the worker's keyring.
+ * `in_place`: `out` is where the digits stay, and nothing reads them before
+ * the rewrite ends, so they may come from the batch. */
+static int pseudonymise(struct run *r, const char *val, size_t len, char *out, size_t outcap, bool in_place)
 {
-    struct run *r = vctx;
     char hex[AP_PSEUDO_HEX_MAX];
     if (r->ctx->keyring == NULL)
         return -ENOKEY;
-    if (outcap > r->pol->pseudo_bits / 4) /* room for the digits and ap_pseudo_hex's NUL */
+    if (in_place && outcap > r->pol->pseudo_bits / 4) /* room for the digits and a NUL */
+        return ap_pseudo_hex_deferred(&r->batch, r->ctx->keyring, r->ctx->now, r->scope,
+                                      (struct ap_slice){val, len}, r->pol->pseudo_bits, out, outcap);
+    if (outcap > r->pol->pseudo_bits / 4)
         return ap_pseudo_hex(r->ctx->keyring, r->ctx->now, r->scope, (struct ap_slice){val, len},
                              r->pol->pseudo_bits, out, outcap);
     int n = ap_pseudo_hex(r->ctx->keyring, r->ctx->now, r->scope, (struct ap_slice){val, len},
@@ -606,6 +614,14 @@ static int pseudo_fn(void *vctx, const char *val, size_t len, char *out, size_t 
         return -ENOBUFS;
     memcpy(out, hex, (size_t)n);
     return n;
+}
+
+/* ap_text_fn for pseudonyms in the query, cookies and headers: every caller
+ * leaves the digits where they are written and does not read them (hex
+ * needs no encoding: pseudo_is_safe). */
+static int pseudo_fn(void *vctx, const char *val, size_t len, char *out, size_t outcap)
+{
+    return pseudonymise(vctx, val, len, out, outcap, true);
 }
 
 /* ap_text_fn for addresses in parameters: truncated by the policy. */
@@ -971,7 +987,7 @@ static int set_client_address(struct run *r)
     case AP_ADDR_PSEUDO: {
         char ipbuf[AP_IP_STRLEN];
         int l = ap_ip_format(&res->client, ipbuf, sizeof(ipbuf));
-        n = l < 0 ? l : pseudo_fn(r, ipbuf, (size_t)l, buf, sizeof(buf));
+        n = l < 0 ? l : pseudonymise(r, ipbuf, (size_t)l, buf, sizeof(buf), false);
         count(r, AP_AUDIT_ADDRESS, AP_ACT_PSEUDO, none, "client_address: pseudonymise");
         break;
     }
@@ -992,7 +1008,8 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
     AP_CHECK_OBJ(req, AP_REQUEST_MAGIC);
     memset(res, 0, sizeof(*res));
-    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, 0, 0, 0, 0, 0, 0};
+    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, 0, 0, 0, 0, 0, 0, {0}};
+    ap_pseudo_batch_init(&r.batch);
     if (ctx->stats != NULL)
         ctx->stats->requests++;
 
@@ -1144,6 +1161,8 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
             }
         }
     }
+    /* Every placeholder gets its digits, also after an error. */
+    ap_pseudo_batch_flush(&r.batch);
     if (rc != 0 && ctx->stats != NULL)
         ctx->stats->errors++;
     return rc;

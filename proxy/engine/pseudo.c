@@ -114,22 +114,12 @@ static void store_be64(uint8_t *o, uint64_t v)
  * fits in one block. */
 #define ONE_BLOCK_MAX (SHA256_BLOCK - 9)
 
-/* hmac_parts for a message of `total` <= ONE_BLOCK_MAX bytes, which is
- * most pseudonyms (scope, NUL, an id of up to ~40 bytes). Both hashes are
- * then one compression each on a block built here, padded as FIPS 180-4
- * 5.1.1 says, with the pads' block counted in the length:
- * SHA256_Update/Final would buffer, pad and wipe the same bytes with more
- * copying. test_pseudo checks it against OpenSSL's HMAC() at every length
- * around the boundary. The blocks hold the identifier and H(K^ipad || m),
- * from which no key can be learnt; the identifier is in the request buffer
- * anyway, so they are not wiped. */
-static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_slice *parts, size_t n,
-                           size_t total, uint8_t mac[32], size_t mac_len)
+/* Build the padded inner block of a message of `total` <= ONE_BLOCK_MAX
+ * bytes made of `n` parts: FIPS 180-4 5.1.1 padding, with the pad's block
+ * (the key XOR ipad, already absorbed) counted in the length. */
+static void inner_block(uint8_t blk[SHA256_BLOCK], const struct ap_slice *parts, size_t n, size_t total)
 {
-    SHA256_CTX c;
-    uint8_t blk[SHA256_BLOCK];
     size_t o = 0;
-
     AP_BUG_ON(total > ONE_BLOCK_MAX);
     for (size_t i = 0; i < n; i++) {
         if (parts[i].len > 0)
@@ -139,21 +129,78 @@ static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_s
     blk[o++] = 0x80;
     memset(blk + o, 0, SHA256_BLOCK - 8 - o);
     store_be64(blk + SHA256_BLOCK - 8, (uint64_t)(SHA256_BLOCK + total) * 8);
-    /* SHA256_Transform reads and writes the chaining value c.h alone, which
-     * is the first member of the stored context. */
-    memcpy(c.h, k->inner, sizeof(c.h));
-    SHA256_Transform(&c, blk);
+}
 
+/* The outer block from the inner hash in c->h: 32 bytes, padded. */
+static void outer_block(uint8_t blk[SHA256_BLOCK], const SHA256_CTX *c)
+{
     for (size_t i = 0; i < 8; i++)
-        store_be32(blk + 4 * i, c.h[i]);
+        store_be32(blk + 4 * i, c->h[i]);
     blk[32] = 0x80;
     memset(blk + 33, 0, SHA256_BLOCK - 8 - 33);
     store_be64(blk + SHA256_BLOCK - 8, (uint64_t)(SHA256_BLOCK + 32) * 8);
+}
+
+/* hmac_parts for a message of `total` <= ONE_BLOCK_MAX bytes, which is
+ * most pseudonyms (scope, NUL, an id of up to ~40 bytes). Both hashes are
+ * then one compression each on a block built here: SHA256_Update/Final
+ * would buffer, pad and wipe the same bytes with more copying.
+ * test_pseudo checks it against OpenSSL's HMAC() at every length around
+ * the boundary. The blocks hold the identifier and H(K^ipad || m), from
+ * which no key can be learnt; the identifier is in the request buffer
+ * anyway, so they are not wiped. SHA256_Transform reads and writes the
+ * chaining value c.h alone, which is the first member of the stored
+ * context. */
+static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_slice *parts, size_t n,
+                           size_t total, uint8_t mac[32], size_t mac_len)
+{
+    SHA256_CTX c;
+    uint8_t blk[SHA256_BLOCK];
+
+    inner_block(blk, parts, n, total);
+    memcpy(c.h, k->inner, sizeof(c.h));
+    SHA256_Transform(&c, blk);
+    outer_block(blk, &c);
     memcpy(c.h, k->outer, sizeof(c.h));
     SHA256_Transform(&c, blk);
     /* Only the words of the MAC the caller reads. */
     for (size_t i = 0; i < (mac_len + 3) / 4; i++)
         store_be32(mac + 4 * i, c.h[i]);
+}
+
+/* One job of a batch alone. */
+static void hmac_job(struct ap_pseudo_batch_job *j, uint8_t mac[32])
+{
+    SHA256_CTX c;
+    memcpy(c.h, j->key->inner, sizeof(c.h));
+    SHA256_Transform(&c, j->block);
+    outer_block(j->block, &c);
+    memcpy(c.h, j->key->outer, sizeof(c.h));
+    SHA256_Transform(&c, j->block);
+    for (size_t i = 0; i < (j->nhex + 7) / 8; i++)
+        store_be32(mac + 4 * i, c.h[i]);
+}
+
+/* Two jobs side by side: each compression is issued right after the
+ * other's, so the processor overlaps their rounds. */
+static void hmac_pair(struct ap_pseudo_batch_job *a, struct ap_pseudo_batch_job *b, uint8_t mac_a[32],
+                      uint8_t mac_b[32])
+{
+    SHA256_CTX ca, cb;
+    memcpy(ca.h, a->key->inner, sizeof(ca.h));
+    memcpy(cb.h, b->key->inner, sizeof(cb.h));
+    SHA256_Transform(&ca, a->block);
+    SHA256_Transform(&cb, b->block);
+    outer_block(a->block, &ca);
+    outer_block(b->block, &cb);
+    memcpy(ca.h, a->key->outer, sizeof(ca.h));
+    memcpy(cb.h, b->key->outer, sizeof(cb.h));
+    SHA256_Transform(&ca, a->block);
+    SHA256_Transform(&cb, b->block);
+    for (size_t i = 0; i < (a->nhex + 7) / 8; i++)
+        store_be32(mac_a + 4 * i, ca.h[i]);
+    for (size_t i = 0; i < (b->nhex + 7) / 8; i++)
+        store_be32(mac_b + 4 * i, cb.h[i]);
 }
 
 #pragma GCC diagnostic pop
@@ -496,13 +543,10 @@ static const char hex_pairs[256][2] = {
 #undef HEX_ROW
 #undef HEX_PAIR
 
-int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice scope, struct ap_slice value,
-                  unsigned bits, char *out, size_t out_size)
+/* The checks of ap_pseudo_hex, and the day's key: 0, or its error. */
+static int check_args(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice scope, struct ap_slice value,
+                      unsigned bits, char *out, size_t out_size, const struct ap_pseudo_hmac_key **k)
 {
-    static const char hex[] = "0123456789abcdef";
-    static const char zero = '\0';
-    const struct ap_pseudo_hmac_key *k;
-    uint8_t mac[32];
     int64_t day;
     int rc;
 
@@ -517,22 +561,88 @@ int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice sco
         return -EINVAL;
     if (scope.len > 0 && memchr(scope.p, '\0', scope.len) != NULL)
         return -EINVAL;
-    size_t nhex = bits / 4;
-    if (out_size < nhex + 1)
+    if (out_size < bits / 4 + 1)
         return -ENOSPC;
-    if ((rc = now_to_day(now, &day)) != 0 || (rc = keyring_get(kr, day, &k)) != 0)
+    if ((rc = now_to_day(now, &day)) != 0 || (rc = keyring_get(kr, day, k)) != 0)
         return rc;
+    return 0;
+}
 
+/* Write the first `nhex` digits of `mac`, and no NUL. */
+static void write_digits(const uint8_t *mac, size_t nhex, char *out)
+{
+    /* Two hex digits per byte with one 16-bit store. */
+    for (size_t i = 0; i < nhex / 2; i++)
+        memcpy(out + 2 * i, hex_pairs[mac[i]], 2);
+    if (nhex % 2)
+        out[nhex - 1] = "0123456789abcdef"[mac[nhex / 2] >> 4];
+}
+
+int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice scope, struct ap_slice value,
+                  unsigned bits, char *out, size_t out_size)
+{
+    static const char zero = '\0';
+    const struct ap_pseudo_hmac_key *k;
+    uint8_t mac[32];
+    int rc = check_args(kr, now, scope, value, bits, out, out_size, &k);
+    if (rc != 0)
+        return rc;
+    size_t nhex = bits / 4;
     const struct ap_slice parts[3] = {scope, {&zero, 1}, value};
     if (scope.len + 1 + value.len <= ONE_BLOCK_MAX)
         hmac_one_block(k, parts, 3, scope.len + 1 + value.len, mac, (nhex + 1) / 2);
     else
         hmac_parts(k, parts, 3, mac);
-    /* Two hex digits per byte with one 16-bit store. */
-    for (size_t i = 0; i < nhex / 2; i++)
-        memcpy(out + 2 * i, hex_pairs[mac[i]], 2);
-    if (nhex % 2)
-        out[nhex - 1] = hex[mac[nhex / 2] >> 4];
+    write_digits(mac, nhex, out);
     out[nhex] = '\0';
     return (int)nhex;
+}
+
+void ap_pseudo_batch_init(struct ap_pseudo_batch *b)
+{
+    AP_BUG_ON(b == NULL);
+    b->n = 0;
+}
+
+int ap_pseudo_hex_deferred(struct ap_pseudo_batch *b, struct ap_pseudo_keyring *kr, int64_t now,
+                           struct ap_slice scope, struct ap_slice value, unsigned bits, char *out,
+                           size_t out_size)
+{
+    static const char zero = '\0';
+    const struct ap_pseudo_hmac_key *k;
+    AP_BUG_ON(b == NULL || b->n >= AP_PSEUDO_BATCH_MAX);
+    if (scope.len + 1 + value.len > ONE_BLOCK_MAX)
+        return ap_pseudo_hex(kr, now, scope, value, bits, out, out_size);
+    int rc = check_args(kr, now, scope, value, bits, out, out_size, &k);
+    if (rc != 0)
+        return rc;
+    struct ap_pseudo_batch_job *j = &b->jobs[b->n++];
+    const struct ap_slice parts[3] = {scope, {&zero, 1}, value};
+    inner_block(j->block, parts, 3, scope.len + 1 + value.len);
+    j->key = k;
+    j->out = out;
+    j->nhex = bits / 4;
+    memset(out, '0', j->nhex);
+    out[j->nhex] = '\0';
+    if (b->n == 2)
+        ap_pseudo_batch_flush(b);
+    return (int)j->nhex;
+}
+
+void ap_pseudo_batch_flush(struct ap_pseudo_batch *b)
+{
+    AP_BUG_ON(b == NULL || b->n > AP_PSEUDO_BATCH_MAX);
+    uint8_t mac_a[32], mac_b[32];
+    size_t i = 0;
+    /* No NUL now: the caller has written on after the digits. */
+    for (; i + 2 <= b->n; i += 2) {
+        hmac_pair(&b->jobs[i], &b->jobs[i + 1], mac_a, mac_b);
+        write_digits(mac_a, b->jobs[i].nhex, b->jobs[i].out);
+        write_digits(mac_b, b->jobs[i + 1].nhex, b->jobs[i + 1].out);
+    }
+    if (i < b->n) {
+        hmac_job(&b->jobs[i], mac_a);
+        write_digits(mac_a, b->jobs[i].nhex, b->jobs[i].out);
+    }
+    b->n = 0;
 }

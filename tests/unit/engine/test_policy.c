@@ -822,6 +822,40 @@ static void test_common_headers_agree(void **state)
     assert_int_equal(ap_policy__header_class(pol, (struct ap_slice){"X-Forwarded-For", 15}, true), -2);
 }
 
+/* Pseudonyms are computed in pairs once their place is known: each one
+ * reaching the request, from the query, a cookie, a header and a value the
+ * detectors caught, is exactly ap_pseudo_hex's, with nothing left of the
+ * placeholder, for every count of them. */
+static void test_pseudonyms_exact(void **state)
+{
+    struct fx *f = *state;
+    load(f, "routes: [{upstream: u, privacy: {headers: {X-Device-Id: pseudonymise}, "
+            "cookies: {\"_pk_id*\": pseudonymise}}}]\n");
+    const struct ap_policy *pol = f->cfg->routes[0].policy;
+    struct ap_slice scope = {"shop.example", 12};
+    char want[6][AP_PSEUDO_HEX_MAX];
+    const char *vals[6] = {"alice", "c1", "u7", "d-1", "ann@example.com", "bob"};
+    for (int i = 0; i < 6; i++)
+        assert_true(ap_pseudo_hex(&f->kr, NOW, scope, (struct ap_slice){vals[i], strlen(vals[i])},
+                                  pol->pseudo_bits, want[i], sizeof(want[i])) > 0);
+    /* ann%40example.com is decoded before it is pseudonymised. */
+    request(f, "GET /c?uid=alice&cid=c1&x=1&note=ann%40example.com HTTP/1.1\r\nHost: shop.example\r\n"
+               "Cookie: _pk_id.1=u7\r\nX-Device-Id: d-1\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    char t[320];
+    snprintf(t, sizeof(t), "/c?uid=%s&cid=%s&x=1&note=", want[0], want[1]);
+    assert_int_equal(strncmp(target(f), t, strlen(t)), 0);
+    char c[96];
+    snprintf(c, sizeof(c), "_pk_id.1=%s", want[2]);
+    assert_string_equal(FWD(f, "Cookie"), c);
+    assert_string_equal(FWD(f, "X-Device-Id"), want[3]);
+    /* An odd count: one alone, flushed at the end. */
+    request(f, "GET /c?uid=bob HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    snprintf(t, sizeof(t), "/c?uid=%s", want[5]);
+    assert_string_equal(target(f), t);
+}
+
 static void test_audit(void **state)
 {
     struct fx *f = *state;
@@ -1134,6 +1168,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_value_detectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_identifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_common_headers_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pseudonyms_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_keyring_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),

@@ -297,6 +297,61 @@ static void test_lengths_match_openssl(void **state)
     ap_pseudo_source_free(&src);
 }
 
+/* Deferred pseudonyms: placeholders of the right length at once, the same
+ * digits as ap_pseudo_hex once flushed (computed in pairs), nothing written
+ * past the digits by the flush, the same errors, long values at once. */
+static void test_deferred_batch(void **state)
+{
+    (void)state;
+    static const uint8_t bsecret[32] = "batch-secret-batch-secret-batch";
+    struct ap_pseudo_source src;
+    struct ap_pseudo_keyring kr;
+    assert_int_equal(ap_pseudo_source_init_secret(&src, bsecret, sizeof(bsecret)), 0);
+    ap_pseudo_keyring_init(&kr, &src);
+    assert_int_equal(ap_pseudo_keyring_prepare(&kr, T_2024_03_10), 0);
+    struct ap_slice scope = sl("shop.example");
+    for (unsigned bits = 32; bits <= 256; bits += 36) {
+        for (size_t count = 1; count <= 7; count++) {
+            struct ap_pseudo_batch b;
+            ap_pseudo_batch_init(&b);
+            char out[7][80], want[7][AP_PSEUDO_HEX_MAX], val[7][70];
+            size_t vlen[7];
+            for (size_t i = 0; i < count; i++) {
+                /* Values of 5 to 64 bytes: the longest do not fit a block. */
+                vlen[i] = 5 + (i * 11 + bits) % 60;
+                for (size_t k = 0; k < vlen[i]; k++)
+                    val[i][k] = (char)('a' + (k * 7 + i + bits) % 26);
+                assert_int_equal(ap_pseudo_hex(&kr, T_2024_03_10, scope, (struct ap_slice){val[i], vlen[i]},
+                                               bits, want[i], sizeof(want[i])), (int)(bits / 4));
+                memset(out[i], '#', sizeof(out[i]));
+                int n = ap_pseudo_hex_deferred(&b, &kr, T_2024_03_10, scope, (struct ap_slice){val[i], vlen[i]},
+                                               bits, out[i], sizeof(out[i]));
+                assert_int_equal(n, (int)(bits / 4));
+                /* The caller writes on after the digits at once. */
+                out[i][n] = '&';
+            }
+            ap_pseudo_batch_flush(&b);
+            for (size_t i = 0; i < count; i++) {
+                assert_memory_equal(out[i], want[i], bits / 4);
+                assert_int_equal(out[i][bits / 4], '&');
+                assert_int_equal(out[i][bits / 4 + 1], '#');
+            }
+        }
+    }
+    /* Errors as ap_pseudo_hex, and no job is left behind. */
+    struct ap_pseudo_batch b;
+    ap_pseudo_batch_init(&b);
+    char out[80];
+    assert_int_equal(ap_pseudo_hex_deferred(&b, &kr, T_2024_03_10, scope, sl("v"), 30, out, sizeof(out)), -EINVAL);
+    assert_int_equal(ap_pseudo_hex_deferred(&b, &kr, T_2024_03_10, (struct ap_slice){"a\0b", 3}, sl("v"), 64, out,
+                                            sizeof(out)), -EINVAL);
+    assert_int_equal(ap_pseudo_hex_deferred(&b, &kr, T_2024_03_10, scope, sl("v"), 64, out, 16), -ENOSPC);
+    assert_int_equal(b.n, 0);
+    ap_pseudo_batch_flush(&b);
+    ap_pseudo_keyring_free(&kr);
+    ap_pseudo_source_free(&src);
+}
+
 static void test_bits_and_errors(void **state)
 {
     (void)state;
@@ -636,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_day_info),
         cmocka_unit_test(test_known_pseudonym),
         cmocka_unit_test(test_lengths_match_openssl),
+        cmocka_unit_test(test_deferred_batch),
         cmocka_unit_test(test_bits_and_errors),
         cmocka_unit_test(test_domain_separation),
         cmocka_unit_test(test_rotation_at_midnight),
