@@ -385,6 +385,7 @@ static void build_common_slots(void)
     uint8_t t[256] = {0};
     for (size_t i = 0; i < AP_ARRAY_SIZE(common_headers); i++) {
         const char *n = common_headers[i];
+        AP_BUG_ON(n == NULL); /* the list is shorter than AP_POLICY_COMMON_HEADERS */
         size_t len = strlen(n);
         AP_BUG_ON(len < 3 || len > 32);
         common_len[i] = (uint8_t)len;
