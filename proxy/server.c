@@ -18,6 +18,7 @@
 #include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -658,6 +659,42 @@ static int log_tls_errors(int rc, char *errors, const char *prefix)
     return rc;
 }
 
+/* File descriptors the configuration may need: a client and an upstream
+ * connection for every connection a worker may hold, and room for
+ * listeners, log files, sinks and the admin listener. */
+static rlim_t files_needed(const struct ap_config *cfg)
+{
+    return (rlim_t)cfg->workers * cfg->limits.connections_per_worker * 2 + 1024;
+}
+
+/* Raise the soft limit of open files towards what the configuration needs,
+ * as far as the hard limit allows (nginx's worker_rlimit_nofile does the
+ * same by hand). Past the limit, the kernel refuses accept(2) and libuv
+ * then accepts and closes connections itself, which no log would show: so
+ * a limit too low for connections_per_worker is said at start. */
+static void raise_open_files(const struct ap_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = files_needed(cfg);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit nl = rl;
+        nl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+            rl = nl;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        ap_log(AP_LOG_WARN,
+               "open files limited to %llu (hard limit %llu): %u workers x %u connections_per_worker "
+               "need about %llu; past it new connections are closed unanswered (raise LimitNOFILE "
+               "or ulimit -n, or lower connections_per_worker)",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, cfg->workers,
+               cfg->limits.connections_per_worker, (unsigned long long)want);
+    else
+        ap_log(AP_LOG_INFO, "open files limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
 int ap_server_reload(struct ap_server *s)
 {
     if (s->stopping)
@@ -758,6 +795,8 @@ int ap_server_reload(struct ap_server *s)
         uv_async_send(&w->wakeup);
     }
     free(gens);
+    if (files_needed(cfg) != files_needed(s->cfg))
+        raise_open_files(cfg);
     ap_config_unref(s->cfg);
     s->cfg = cfg;
     s->reloads_ok++;
@@ -905,6 +944,7 @@ int ap_server_run(struct ap_config *cfg, const char *cfg_path)
     char *tls_errors = NULL;
 
     signal(SIGPIPE, SIG_IGN);
+    raise_open_files(cfg);
     if (init_pseudonyms(&s, cfg) != 0) {
         ap_config_unref(s.cfg);
         return 1;

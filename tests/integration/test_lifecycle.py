@@ -5,6 +5,7 @@ memory."""
 
 import hashlib
 import os
+import resource
 import signal
 import socket
 import select
@@ -13,8 +14,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Backend, Client, Proxy, check, connect, exchange,  # noqa: E402
-                     free_port, make_config, run_cases, short)
+from harness import (Backend, CaseFailure, Client, Proxy, anonproxy_path, check,  # noqa: E402
+                     connect, curl, exchange, free_port, make_config, run_cases, short,
+                     wait_for)
 
 
 def get(path="/", extra=b""):
@@ -248,6 +250,94 @@ def t_upload_chunked_64m():
     big_upload(64, chunked=True)
 
 
+def _limits(pid):
+    """(soft, hard) open-files limits of a process, from /proc."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                parts = line.split()
+                return int(parts[3]), int(parts[4])
+    raise CaseFailure("no open-files line in /proc/%d/limits" % pid)
+
+
+def _cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def start_limited(p, nofile):
+    """Start Proxy `p` under `prlimit --nofile=SOFT:HARD` (prlimit execs the
+    proxy, so p.pid is the proxy's)."""
+    wrapper = os.path.join(p.tmp, "limited.sh")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec prlimit --nofile=%s %s \"$@\"\n" % (nofile, anonproxy_path()))
+    os.chmod(wrapper, 0o755)
+    saved = os.environ.get("ANONPROXY")
+    os.environ["ANONPROXY"] = wrapper
+    try:
+        p.start()
+    finally:
+        if saved is None:
+            del os.environ["ANONPROXY"]
+        else:
+            os.environ["ANONPROXY"] = saved
+
+
+def t_open_files_limit():
+    """The soft open-files limit is raised towards what workers x
+    connections_per_worker need (up to the hard limit); a hard limit too low
+    is said at start. With the descriptors exhausted, the proxy does not
+    spin, stays up, and serves again once connections close."""
+    with Backend() as b:
+        port = free_port()
+        # Only root may raise a hard limit: stay under the test's own.
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        conns = min(3000, (hard - 1024 - 100) // 2)
+        check(conns >= 100, "the test's own open-files hard limit (%d) is too low" % hard)
+        cfg = make_config(port, b, limits={"connections_per_worker": conns})
+        # Soft 256 under a higher hard limit: raised to 2 x conns + 1024.
+        p = Proxy(config=cfg, port=port, start=False)
+        start_limited(p, "256:%d" % hard)
+        want = 2 * conns + 1024
+        try:
+            soft, got_hard = _limits(p.pid)
+            check(soft == want and got_hard == hard, "limits %d/%d, want %d/%d" % (soft, got_hard, want, hard))
+            check("open files limit %d" % want in p.stderr_text(), "no info line: %s" % p.stderr_tail())
+        finally:
+            p.stop()
+        # A hard limit below the need: warned, and the proxy survives running out.
+        p = Proxy(config=cfg, port=port, start=False)
+        start_limited(p, "40:40")
+        try:
+            check(wait_for(lambda: "open files limited to 40" in p.stderr_text(), 3.0),
+                  "no warning: %s" % p.stderr_tail())
+            held = []
+            for _ in range(80):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+                except OSError:
+                    break
+            t0 = _cpu_ticks(p.pid)
+            time.sleep(1.0)
+            spent = _cpu_ticks(p.pid) - t0
+            check(p.alive(), "proxy died out of descriptors: %s" % p.stderr_tail())
+            check(spent < 50, "proxy spins out of descriptors: %d ticks in 1 s" % spent)
+            for h in held:
+                h.close()
+
+            def serves():
+                try:
+                    return curl(p.url("/"), timeout=2).status == 200
+                except Exception:
+                    return False
+            check(wait_for(serves, 5.0), "no 200 after the connections closed")
+        finally:
+            p.stop()
+
+
 CASES = [
     ("graceful_stop_completes_inflight_request", t_graceful_stop_inflight, 20),
     ("sigterm_idle_exits_0_quickly", t_sigterm_idle_exits_fast, 15),
@@ -257,6 +347,7 @@ CASES = [
     ("body_idle_timeout", t_body_idle_timeout, 15),
     ("upload_128m_content_length_bounded_rss", t_upload_content_length_128m, 120),
     ("upload_64m_chunked_bounded_rss", t_upload_chunked_64m, 120),
+    ("open_files_limit_raised_warned_survived", t_open_files_limit, 30),
 ]
 
 if __name__ == "__main__":
