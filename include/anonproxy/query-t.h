@@ -62,6 +62,9 @@ struct ap_query_policy {
      * "/user/jane@example.com/orders" reaches the backend as
      * "/user/(redacted)/orders". 0: paths are kept byte for byte. */
     unsigned path_detect;
+    /* Cut tokens out of paths too (ap_query_path_token): UUIDs, runs of 16
+     * or more hex digits, long random-looking strings. */
+    bool path_tokens;
     /* Built by ap_query_policy_compile from rules and url_keep as they were
      * then (the compiled_* fields remember which): lookups take one hash
      * of the name instead of a glob match per rule. A policy that was never
@@ -86,10 +89,11 @@ struct ap_query_policy {
 struct ap_query_observer {
     void (*fn)(void *ctx, const char *name, size_t len, enum ap_query_action action, bool click_id);
     void *ctx;
-    /* Told of each identifier cut out of a path (policy->path_detect), also
-     * inside URL values, with its kind; NULL: nobody is told. A retry after
+    /* Told of each identifier cut out of a path (policy->path_detect,
+     * path_tokens), also inside URL values, with what it was: a detector
+     * kind's name ("email") or "token"; NULL: nobody is told. A retry after
      * -ENOBUFS reports them again from the first, as `fn` does. */
-    void (*redacted)(void *ctx, enum ap_detect_kind kind);
+    void (*redacted)(void *ctx, const char *what);
 };
 
 /* What an identifier cut out of a path is replaced with. */

@@ -38,6 +38,14 @@ void ap_query_policy_release(struct ap_query_policy *policy);
  * mkt_tok, igshid, yclid)? Compared after decoding and case-insensitively. */
 bool ap_query_is_click_id(const char *name, size_t len);
 
+/* Is a run of letters, digits, '-' and '_' from a path a token that
+ * policy->path_tokens cuts out: a UUID (8-4-4-4-12 hex digits), 16 or more
+ * hex digits (ids, hashes, card numbers), or 32 or more characters mixing
+ * upper and lower case and digits with at most three '-' or '_' (a random
+ * token, not a slug of words)? Numbers under 16 digits are not: "/u/12345"
+ * may as well be an article. */
+bool ap_query_path_token(const char *s, size_t len);
+
 /* The action the policy gives the percent-encoded parameter name. */
 enum ap_query_action ap_query_action_for(const struct ap_query_policy *policy, const char *name,
                                          size_t len);

@@ -469,6 +469,7 @@ int ap_policy_finish(struct ap_policy *pol)
     /* Strict: the same identifiers are cut out of paths, the target's and
      * those of URLs in parameters ("/user/jane@example.com/orders"). */
     pol->query.path_detect = pol->query.clean_url_detect;
+    pol->query.path_tokens = pol->profile == AP_PROFILE_STRICT;
     /* The rules are final: compile them for the request path. */
     ap_text_globset_free(&pol->header_set);
     ap_text_globset_init(&pol->header_set, AP_TEXT_NOCASE);
@@ -691,7 +692,7 @@ static int detect_fn(void *vctx, const char *val, size_t len, char *out, size_t 
     return pseudo_fn(r, val, len, out, outcap);
 }
 
-static void observe_redaction(void *vctx, enum ap_detect_kind kind);
+static void observe_redaction(void *vctx, const char *what);
 
 static void query_ctx(struct run *r, struct ap_query_ctx *q)
 {
@@ -944,14 +945,25 @@ static void observe_param(void *vctx, const char *name, size_t len, enum ap_quer
 
 /* ap_query_observer.redacted: counts each identifier cut out of a path,
  * once over the retries of one rewrite. */
-static void observe_redaction(void *vctx, enum ap_detect_kind kind)
+static void observe_redaction(void *vctx, const char *what)
 {
     struct run *r = vctx;
     if (r->redactions_seen++ < r->redactions_counted)
         return;
     r->redactions_counted++;
-    const char *k = ap_detect_kind_name(kind);
-    count(r, AP_AUDIT_PATH, AP_ACT_REDACT, (struct ap_slice){k, strlen(k)}, "strict: identifiers in paths");
+    count(r, AP_AUDIT_PATH, AP_ACT_REDACT, (struct ap_slice){what, strlen(what)},
+          "strict: identifiers in paths");
+}
+
+/* Could the rewrite change this origin-form path (a detector may find an
+ * identifier, or it is long enough to hold a token)? */
+static bool path_may_change(const struct ap_policy *pol, struct ap_slice path)
+{
+    if (path.len == 0 || path.p[0] != '/')
+        return false;
+    if (pol->query.path_tokens && path.len > 16)
+        return true;
+    return pol->query.path_detect != 0 && ap_detect_may_match(pol->query.path_detect, path.p, path.len);
 }
 
 /* True when the rewrite of `t` (path and query) walks exactly the
@@ -1123,11 +1135,9 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     if (rc == 0)
         rc = set_client_address(&r);
 
-    /* The target's query, and its path when a detector may find an
-     * identifier there. */
-    if (rc == 0 && (req->query.p != NULL ||
-                    (pol->query.path_detect != 0 && req->path.len > 0 && req->path.p[0] == '/' &&
-                     ap_detect_may_match(pol->query.path_detect, req->path.p, req->path.len)))) {
+    /* The target's query, and its path when something in it may have to
+     * go. */
+    if (rc == 0 && (req->query.p != NULL || path_may_change(pol, req->path))) {
         const char *tend = req->target.p + req->target.len;
         struct ap_slice t = {req->path.p, (size_t)(tend - req->path.p)};
         struct ap_slice out;

@@ -431,22 +431,96 @@ static bool value_is_detected(const struct ap_query_policy *policy, const char *
 /* Append a path with every match of a detector of `mask` replaced by
  * AP_QUERY_REDACTED. The detectors read the raw bytes (%40 is an '@'), so
  * an encoded e-mail goes too; a path they cannot match is copied at once. */
-static bool write_path(struct wbuf *w, unsigned mask, const char *p, size_t len)
+static bool put_redacted(struct wbuf *w, const char *what)
+{
+    if (!wput(w, AP_QUERY_REDACTED, sizeof(AP_QUERY_REDACTED) - 1))
+        return false;
+    if (w->obs != NULL && w->obs->redacted != NULL)
+        w->obs->redacted(w->obs->ctx, what);
+    return true;
+}
+
+static bool is_token_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '_';
+}
+
+static bool is_hex_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool ap_query_path_token(const char *s, size_t len)
+{
+    AP_BUG_ON(s == NULL && len > 0);
+    /* A UUID: 8-4-4-4-12 hex digits. */
+    if (len == 36) {
+        bool uuid = true;
+        for (size_t i = 0; i < 36 && uuid; i++)
+            uuid = (i == 8 || i == 13 || i == 18 || i == 23) ? s[i] == '-' : is_hex_byte((unsigned char)s[i]);
+        if (uuid)
+            return true;
+    }
+    size_t hex = 0, digit = 0, upper = 0, lower = 0, sep = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        hex += is_hex_byte(c);
+        digit += c >= '0' && c <= '9';
+        upper += c >= 'A' && c <= 'Z';
+        lower += c >= 'a' && c <= 'z';
+        sep += c == '-' || c == '_';
+    }
+    /* 16 hex digits or more: ids, hashes, card numbers, snowflake ids. */
+    if (len >= 16 && hex == len)
+        return true;
+    /* A long mix of cases and digits with few separators: a random token
+     * (base64url session ids, JWT parts), not a slug of words. */
+    return len >= 32 && digit > 0 && upper > 0 && lower > 0 && sep <= 3;
+}
+
+/* Copy a stretch of path, cutting out its tokens (runs of letters, digits,
+ * '-' and '_' that ap_query_path_token takes for one). */
+static bool write_path_tokens(struct wbuf *w, const char *p, size_t len)
+{
+    size_t i = 0, done = 0;
+    while (i < len) {
+        if (!is_token_byte((unsigned char)p[i])) {
+            i++;
+            continue;
+        }
+        size_t a = i;
+        while (i < len && is_token_byte((unsigned char)p[i]))
+            i++;
+        if (i - a >= 16 && ap_query_path_token(p + a, i - a)) {
+            if (!wput(w, p + done, a - done) || !put_redacted(w, "token"))
+                return false;
+            done = i;
+        }
+    }
+    return wput(w, p + done, len - done);
+}
+
+/* Copy a stretch of path, with tokens cut out when the policy says so. */
+static bool write_path_part(struct wbuf *w, bool tokens, const char *p, size_t len)
+{
+    return tokens ? write_path_tokens(w, p, len) : wput(w, p, len);
+}
+
+static bool write_path(struct wbuf *w, unsigned mask, bool tokens, const char *p, size_t len)
 {
     struct ap_detect_scan sc;
     struct ap_detect_match m;
     if (mask == 0 || !ap_detect_may_match(mask, p, len) || !ap_detect_scan_start(&sc, mask, p, len))
-        return wput(w, p, len);
+        return write_path_part(w, tokens, p, len);
     size_t prev = 0;
     while (ap_detect_scan_next(&sc, &m)) {
-        if (!wput(w, p + prev, m.off - prev) ||
-            !wput(w, AP_QUERY_REDACTED, sizeof(AP_QUERY_REDACTED) - 1))
+        if (!write_path_part(w, tokens, p + prev, m.off - prev) ||
+            !put_redacted(w, ap_detect_kind_name(m.kind)))
             return false;
-        if (w->obs != NULL && w->obs->redacted != NULL)
-            w->obs->redacted(w->obs->ctx, m.kind);
         prev = m.off + m.len;
     }
-    return wput(w, p + prev, len - prev);
+    return write_path_part(w, tokens, p + prev, len - prev);
 }
 
 /* Append the query parameters of q that the CLEAN_URL allowlist keeps. */
@@ -487,7 +561,7 @@ static bool write_clean(struct wbuf *w, const struct ap_query_policy *policy, co
         if (url->has_port && (!wput(w, ":", 1) || !wput(w, url->port, url->port_len)))
             return false;
     }
-    if (!write_path(w, policy->path_detect, url->path, url->path_len))
+    if (!write_path(w, policy->path_detect, policy->path_tokens, url->path, url->path_len))
         return false;
     bool any = false;
     if (url->has_query)
@@ -754,7 +828,7 @@ static int rewrite_url_parts(const struct ap_query_ctx *ctx, const struct url *u
         if (url->has_port && (!wput(w, ":", 1) || !wput(w, url->port, url->port_len)))
             return -ENOBUFS;
     }
-    if (!write_path(w, ctx->policy->path_detect, url->path, url->path_len))
+    if (!write_path(w, ctx->policy->path_detect, ctx->policy->path_tokens, url->path, url->path_len))
         return -ENOBUFS;
     if (url->has_query)
         return rewrite_query(ctx, url->query, url->query_len, w, "?");

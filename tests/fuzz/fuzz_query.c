@@ -156,9 +156,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pure_policy.nrules = AP_ARRAY_SIZE(pure_rules);
     /* Odd lengths: identifiers are cut out of paths too (the strict
      * profile's path_detect); the idempotence check runs without it. */
-    if (len % 2)
+    if (len % 2) {
         policy.path_detect = (1u << AP_DETECT_EMAIL) | (1u << AP_DETECT_IP) | (1u << AP_DETECT_MAC) |
                              (1u << AP_DETECT_IMEI) | (1u << AP_DETECT_PHONE);
+        policy.path_tokens = true;
+    }
 
     struct ap_query_ctx ctx, pure;
     memset(&ctx, 0, sizeof(ctx));

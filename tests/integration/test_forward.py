@@ -602,15 +602,17 @@ def t_strict_paths_redacted():
     path, or in the path of a page URL in a parameter, never reaches the
     backend, encoded or not; a path without one is forwarded as it came."""
     target = ("/u/canary.path%40example.com/call/+41446681800/ip/198.51.100.77"
+              "/s/123e4567-e89b-12d3-a456-426614174000"
               "?url=https%3A%2F%2Fa.example%2Fuser%2Fcanary.url%40example.com%2Forders&x=1")
     with Backend() as b, Proxy(backend=b) as p, Client(p.port) as c:
         r = c.request(get(target))
         check(r is not None and r.status == 200, "response %r" % r)
         q = one_request(b)
         raw = b.raw()
-        for canary in (b"canary.path", b"canary.url", b"41446681800", b"198.51.100.77", b"%40"):
+        for canary in (b"canary.path", b"canary.url", b"41446681800", b"198.51.100.77", b"%40",
+                       b"426614174000"):
             check(canary not in raw, "%r reached the backend: %s" % (canary, short(raw)))
-        want = ("GET /u/(redacted)/call/(redacted)/ip/(redacted)?url=https%3A%2F%2Fa.example"
+        want = ("GET /u/(redacted)/call/(redacted)/ip/(redacted)/s/(redacted)?url=https%3A%2F%2Fa.example"
                 "%2Fuser%2F(redacted)%2Forders&x=1 HTTP/1.1")
         check(q.request_line == want, "request line %r, want %r" % (q.request_line, want))
         c.request(get("/plain/2024/11/27/article-1234567"))

@@ -758,6 +758,18 @@ static void test_path_identifiers(void **state)
     request(f, "GET /plain/path HTTP/1.1\r\nHost: shop.example\r\n\r\n");
     assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
     assert_string_equal(target(f), "/plain/path");
+    /* Tokens: a UUID in the path (no query) goes in strict, stays in balanced. */
+    const char *uuid = "GET /users/123e4567-e89b-12d3-a456-426614174000/orders HTTP/1.1\r\n"
+                       "Host: shop.example\r\n\r\n";
+    request(f, uuid);
+    assert_int_equal(rewrite(f, 0, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/users/(redacted)/orders");
+    e = audit_find(f, AP_AUDIT_PATH, "token");
+    assert_non_null(e);
+    assert_int_equal(e->action, AP_ACT_REDACT);
+    request(f, uuid);
+    assert_int_equal(rewrite(f, 1, "192.0.2.1"), 0);
+    assert_string_equal(target(f), "/users/123e4567-e89b-12d3-a456-426614174000/orders");
 }
 
 /* The common header names are classified from a table built with the

@@ -779,12 +779,18 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static unsigned redactions[AP_DETECT_NKINDS];
+static unsigned redactions[AP_DETECT_NKINDS + 1]; /* the last: tokens */
 
-static void on_redacted(void *ctx, enum ap_detect_kind kind)
+static void on_redacted(void *ctx, const char *what)
 {
     (void)ctx;
-    redactions[kind]++;
+    enum ap_detect_kind k;
+    if (strcmp(what, "token") == 0)
+        redactions[AP_DETECT_NKINDS]++;
+    else if (ap_detect_kind_parse(what, &k) == 0)
+        redactions[k]++;
+    else
+        fail_msg("redacted an unknown kind: %s", what);
 }
 
 /* policy->path_detect: identifiers in paths are cut out, in the target and
@@ -828,7 +834,45 @@ static void test_path_redaction(void **state)
     char big[32];
     assert_int_equal(ap_query_rewrite_target(&fx.ctx, "/a@b.co", 7, big, sizeof(big), &n), 0);
     assert_string_equal(big, "/(redacted)");
+    assert_int_equal(redactions[AP_DETECT_NKINDS], 0);
+
+    /* Tokens: UUIDs, 16+ hex digits, long random mixes; not numbers, slugs
+     * or words. */
+    fx.policy.path_tokens = true;
+    assert_string_equal(rw_target("/u/123e4567-e89b-12d3-A456-426614174000/x"), "/u/(redacted)/x");
+    assert_string_equal(rw_target("/f/6f1e2d3c4b5a6978.pdf?a=1"), "/f/(redacted).pdf?a=1");
+    assert_string_equal(rw_target("/reset/eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"), "/reset/(redacted)");
+    assert_string_equal(rw_target("/card/4111111111111111"), "/card/(redacted)");
+    assert_string_equal(rw_target("/u/12345/orders/987654321012345"), "/u/12345/orders/987654321012345");
+    assert_string_equal(rw_target("/blog/how-to-make-a-cake-at-home-in-2024-with-kids"),
+                        "/blog/how-to-make-a-cake-at-home-in-2024-with-kids");
+    assert_string_equal(rw_target("/p/Product-X200-Black-Edition-Limited-2024"),
+                        "/p/Product-X200-Black-Edition-Limited-2024");
+    assert_string_equal(rw_target("/t?url=https%3A%2F%2Fa.example%2Fs%2F0123456789abcdef0123%2F"),
+                        "/t?url=https%3A%2F%2Fa.example%2Fs%2F(redacted)%2F");
+    assert_int_equal(redactions[AP_DETECT_NKINDS], 5);
+    fx.policy.path_tokens = false;
     fx.policy.path_detect = 0;
+}
+
+static void test_path_token_rules(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {
+        "123e4567-e89b-12d3-a456-426614174000", "0123456789abcdef", "ABCDEF0123456789ABCD",
+        "1234567890123456", "dGhpcyBpcyBhIHRva2VuIDEyMzQ1Njc4OQ", "aB3_cD4-eF5_gH6iJ7kL8mN9oP0qR1sT2uV3",
+    };
+    static const char *const no[] = {
+        "123456789012345", "0123456789abcde", "abcdefghijklmnopqrstuvwxyz", "how-to-make-a-cake-at-home",
+        "123e4567-e89b-12d3-a456-42661417400", "123e4567_e89b_12d3_a456_426614174000x",
+        "aB3-cD4-eF5-gH6-iJ7-kL8-mN9-oP0-qR1", "Checkout", "",
+    };
+    for (size_t i = 0; i < AP_ARRAY_SIZE(yes); i++)
+        if (!ap_query_path_token(yes[i], strlen(yes[i])))
+            fail_msg("not a token: %s", yes[i]);
+    for (size_t i = 0; i < AP_ARRAY_SIZE(no); i++)
+        if (ap_query_path_token(no[i], strlen(no[i])))
+            fail_msg("a token: %s", no[i]);
 }
 
 int main(void)
@@ -850,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_observer),
         cmocka_unit_test(test_referrer_origin),
         cmocka_unit_test(test_path_redaction),
+        cmocka_unit_test(test_path_token_rules),
     };
     int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
     rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);
