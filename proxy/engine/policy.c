@@ -561,8 +561,8 @@ struct run {
     size_t redactions_counted;
     /* Pseudonyms written into their final place are computed two at a time
      * (ap_pseudo_hex_deferred); the batch is flushed before the rewrite
-     * returns. */
-    struct ap_pseudo_batch batch;
+     * returns. Outside the struct, which is zeroed whole per request. */
+    struct ap_pseudo_batch *batch;
 };
 
 /* The audit half of count(), out of line: explain is rare, counting is
@@ -603,7 +603,7 @@ static int pseudonymise(struct run *r, const char *val, size_t len, char *out, s
     if (r->ctx->keyring == NULL)
         return -ENOKEY;
     if (in_place && outcap > r->pol->pseudo_bits / 4) /* room for the digits and a NUL */
-        return ap_pseudo_hex_deferred(&r->batch, r->ctx->keyring, r->ctx->now, r->scope,
+        return ap_pseudo_hex_deferred(r->batch, r->ctx->keyring, r->ctx->now, r->scope,
                                       (struct ap_slice){val, len}, r->pol->pseudo_bits, out, outcap);
     if (outcap > r->pol->pseudo_bits / 4)
         return ap_pseudo_hex(r->ctx->keyring, r->ctx->now, r->scope, (struct ap_slice){val, len},
@@ -1021,8 +1021,9 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
     AP_CHECK_OBJ(pol, AP_POLICY_MAGIC);
     AP_CHECK_OBJ(req, AP_REQUEST_MAGIC);
     memset(res, 0, sizeof(*res));
-    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, 0, 0, 0, 0, 0, 0, {0}};
-    ap_pseudo_batch_init(&r.batch);
+    struct ap_pseudo_batch batch;
+    ap_pseudo_batch_init(&batch);
+    struct run r = {pol, ctx, req, res, {NULL, 0}, {NULL, 0}, 0, 0, 0, 0, 0, 0, &batch};
     if (ctx->stats != NULL)
         ctx->stats->requests++;
 
@@ -1173,7 +1174,7 @@ int ap_engine_rewrite(const struct ap_policy *pol, struct ap_engine_ctx *ctx, co
         }
     }
     /* Every placeholder gets its digits, also after an error. */
-    ap_pseudo_batch_flush(&r.batch);
+    ap_pseudo_batch_flush(&batch);
     if (rc != 0 && ctx->stats != NULL)
         ctx->stats->errors++;
     return rc;

@@ -141,34 +141,15 @@ static void outer_block(uint8_t blk[SHA256_BLOCK], const SHA256_CTX *c)
     store_be64(blk + SHA256_BLOCK - 8, (uint64_t)(SHA256_BLOCK + 32) * 8);
 }
 
-/* hmac_parts for a message of `total` <= ONE_BLOCK_MAX bytes, which is
- * most pseudonyms (scope, NUL, an id of up to ~40 bytes). Both hashes are
- * then one compression each on a block built here: SHA256_Update/Final
- * would buffer, pad and wipe the same bytes with more copying.
- * test_pseudo checks it against OpenSSL's HMAC() at every length around
- * the boundary. The blocks hold the identifier and H(K^ipad || m), from
- * which no key can be learnt; the identifier is in the request buffer
- * anyway, so they are not wiped. SHA256_Transform reads and writes the
- * chaining value c.h alone, which is the first member of the stored
- * context. */
-static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_slice *parts, size_t n,
-                           size_t total, uint8_t mac[32], size_t mac_len)
-{
-    SHA256_CTX c;
-    uint8_t blk[SHA256_BLOCK];
-
-    inner_block(blk, parts, n, total);
-    memcpy(c.h, k->inner, sizeof(c.h));
-    SHA256_Transform(&c, blk);
-    outer_block(blk, &c);
-    memcpy(c.h, k->outer, sizeof(c.h));
-    SHA256_Transform(&c, blk);
-    /* Only the words of the MAC the caller reads. */
-    for (size_t i = 0; i < (mac_len + 3) / 4; i++)
-        store_be32(mac + 4 * i, c.h[i]);
-}
-
-/* One job of a batch alone. */
+/* The HMAC of a job's message, whose inner block is built: one compression
+ * for each hash. SHA256_Update/Final would buffer, pad and wipe the same
+ * bytes with more copying. test_pseudo checks the result against OpenSSL's
+ * HMAC() at every length around the one-block boundary. The block holds
+ * the identifier and then H(K^ipad || m), from which no key can be learnt;
+ * the identifier is in the request buffer anyway, so it is not wiped.
+ * SHA256_Transform reads and writes the chaining value c.h alone, which is
+ * the first member of the stored context. Writes only the words of the MAC
+ * that nhex digits read. */
 static void hmac_job(struct ap_pseudo_batch_job *j, uint8_t mac[32])
 {
     SHA256_CTX c;
@@ -179,6 +160,16 @@ static void hmac_job(struct ap_pseudo_batch_job *j, uint8_t mac[32])
     SHA256_Transform(&c, j->block);
     for (size_t i = 0; i < (j->nhex + 7) / 8; i++)
         store_be32(mac + 4 * i, c.h[i]);
+}
+
+/* hmac_parts for a message of `total` <= ONE_BLOCK_MAX bytes, which is
+ * most pseudonyms (scope, NUL, an id of up to ~40 bytes), at once. */
+static void hmac_one_block(const struct ap_pseudo_hmac_key *k, const struct ap_slice *parts, size_t n,
+                           size_t total, unsigned nhex, uint8_t mac[32])
+{
+    struct ap_pseudo_batch_job j = {.key = k, .nhex = nhex};
+    inner_block(j.block, parts, n, total);
+    hmac_job(&j, mac);
 }
 
 /* Two jobs side by side: each compression is issued right after the
@@ -210,7 +201,7 @@ void ap_pseudo_hmac_sha256(const struct ap_pseudo_hmac_key *k, const uint8_t *ms
 {
     struct ap_slice part = {(const char *)msg, len};
     if (len <= ONE_BLOCK_MAX)
-        hmac_one_block(k, &part, 1, len, mac, 32);
+        hmac_one_block(k, &part, 1, len, 64, mac);
     else
         hmac_parts(k, &part, 1, mac);
 }
@@ -590,7 +581,7 @@ int ap_pseudo_hex(struct ap_pseudo_keyring *kr, int64_t now, struct ap_slice sco
     size_t nhex = bits / 4;
     const struct ap_slice parts[3] = {scope, {&zero, 1}, value};
     if (scope.len + 1 + value.len <= ONE_BLOCK_MAX)
-        hmac_one_block(k, parts, 3, scope.len + 1 + value.len, mac, (nhex + 1) / 2);
+        hmac_one_block(k, parts, 3, scope.len + 1 + value.len, (unsigned)nhex, mac);
     else
         hmac_parts(k, parts, 3, mac);
     write_digits(mac, nhex, out);
