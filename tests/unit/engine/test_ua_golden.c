@@ -31,196 +31,9 @@
 #include <zlib.h>
 
 #include "anonproxy/ua.h"
+#include "ua_corpus.h"
 
-/* ---- Corpus loading: the same decoding as test_ua_corpus.c. ---- */
-
-struct corpus {
-    char *data;
-    size_t len, cap;
-    size_t count;
-    size_t *lens; /* byte length of each string (inline inputs may hold NUL) */
-    size_t nlens, caplens;
-};
-
-static int append(struct corpus *c, const char *s, size_t n)
-{
-    if (c->len + n + 1 > c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 1 << 20;
-        while (nc < c->len + n + 1)
-            nc *= 2;
-        char *nd = realloc(c->data, nc);
-        if (nd == NULL)
-            return -ENOMEM;
-        c->data = nd;
-        c->cap = nc;
-    }
-    if (c->nlens == c->caplens) {
-        size_t nc = c->caplens ? c->caplens * 2 : 4096;
-        size_t *nl = realloc(c->lens, nc * sizeof(*nl));
-        if (nl == NULL)
-            return -ENOMEM;
-        c->lens = nl;
-        c->caplens = nc;
-    }
-    memcpy(c->data + c->len, s, n);
-    c->data[c->len + n] = '\0';
-    c->len += n + 1;
-    c->lens[c->nlens++] = n;
-    c->count++;
-    return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *buf = malloc(cap);
-    while (buf != NULL) {
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf != NULL)
-        buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-static size_t json_string(const char **p, char *out, size_t outcap)
-{
-    const char *s = *p;
-    size_t o = 0;
-    while (*s && *s != '"') {
-        unsigned cp;
-        if (*s == '\\' && s[1]) {
-            s++;
-            switch (*s) {
-            case 'n': cp = '\n'; break;
-            case 't': cp = '\t'; break;
-            case 'r': cp = '\r'; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'u': {
-                char hex[5] = {0};
-                memcpy(hex, s + 1, 4);
-                cp = (unsigned)strtoul(hex, NULL, 16);
-                s += 4;
-                if (cp >= 0xd800 && cp < 0xdc00 && s[1] == '\\' && s[2] == 'u') {
-                    memcpy(hex, s + 3, 4);
-                    unsigned lo = (unsigned)strtoul(hex, NULL, 16);
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    s += 6;
-                }
-                break;
-            }
-            default: cp = (unsigned char)*s; break;
-            }
-            s++;
-        } else {
-            cp = (unsigned char)*s++;
-            if (o < outcap)
-                out[o++] = (char)cp;
-            continue;
-        }
-        char u[4];
-        size_t un;
-        if (cp < 0x80) {
-            u[0] = (char)cp;
-            un = 1;
-        } else if (cp < 0x800) {
-            u[0] = (char)(0xc0 | (cp >> 6));
-            u[1] = (char)(0x80 | (cp & 0x3f));
-            un = 2;
-        } else if (cp < 0x10000) {
-            u[0] = (char)(0xe0 | (cp >> 12));
-            u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            u[2] = (char)(0x80 | (cp & 0x3f));
-            un = 3;
-        } else {
-            u[0] = (char)(0xf0 | (cp >> 18));
-            u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-            u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-            u[3] = (char)(0x80 | (cp & 0x3f));
-            un = 4;
-        }
-        for (size_t k = 0; k < un && o < outcap; k++)
-            out[o++] = u[k];
-    }
-    if (*s == '"')
-        s++;
-    *p = s;
-    return o;
-}
-
-static int collect(struct corpus *c, const char *text, const char *key, bool array)
-{
-    static char buf[1 << 16];
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    const char *p = text;
-    while ((p = strstr(p, pat)) != NULL) {
-        p += strlen(pat);
-        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ':')
-            p++;
-        if (!array) {
-            if (*p != '"')
-                continue;
-            p++;
-            size_t n = json_string(&p, buf, sizeof(buf));
-            if (append(c, buf, n) < 0)
-                return -ENOMEM;
-            continue;
-        }
-        if (*p != '[')
-            continue;
-        p++;
-        for (;;) {
-            while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ',')
-                p++;
-            if (*p != '"')
-                break;
-            p++;
-            size_t n = json_string(&p, buf, sizeof(buf));
-            if (append(c, buf, n) < 0)
-                return -ENOMEM;
-        }
-    }
-    return 0;
-}
-
-/* Returns NULL or the path that could not be read. */
-static const char *load_corpus(struct corpus *c, char *const paths[3])
-{
-    static const struct {
-        const char *key;
-        bool array;
-    } how[3] = {{"userAgent", false}, {"instances", true}, {"userAgent", false}};
-    for (int k = 0; k < 3; k++) {
-        size_t len;
-        char *text = paths[k] ? read_file(paths[k], &len) : NULL;
-        if (text == NULL)
-            return paths[k] ? paths[k] : "(no path given)";
-        int rc = collect(c, text, how[k].key, how[k].array);
-        free(text);
-        if (rc < 0)
-            return "(out of memory)";
-    }
-    return NULL;
-}
+/* ---- Corpus loading: ua_corpus.c, shared with test_ua_corpus.c. ---- */
 
 /* ---- Records. ---- */
 
@@ -346,10 +159,10 @@ static void format_sweep(void (*fn)(void *, const char *, const struct ap_ua_inf
 
 /* Adds the string literals of a C file (adjacent literals joined, escapes
  * decoded) to `c`. Comments and character constants are skipped. */
-static void add_c_literals(struct corpus *c, const char *path)
+static void add_c_literals(struct ua_corpus *c, const char *path)
 {
     size_t len;
-    char *src = read_file(path, &len);
+    char *src = ua_corpus_read_file(path, &len);
     AP_BUG_ON(src == NULL);
     static char buf[1 << 16];
     size_t o = 0;
@@ -402,7 +215,7 @@ static void add_c_literals(struct corpus *c, const char *path)
         if (ch == ' ' || ch == '\n' || ch == '\t')
             continue;
         if (open) {
-            AP_BUG_ON(append(c, buf, o) < 0);
+            AP_BUG_ON(ua_corpus_append(c, buf, o) < 0);
             open = false;
             o = 0;
         }
@@ -410,7 +223,7 @@ static void add_c_literals(struct corpus *c, const char *path)
     free(src);
 }
 
-static void add_dir_files(struct corpus *c, const char *dir)
+static void add_dir_files(struct ua_corpus *c, const char *dir)
 {
     struct dirent **names;
     int n = scandir(dir, &names, NULL, alphasort);
@@ -420,9 +233,9 @@ static void add_dir_files(struct corpus *c, const char *dir)
             char path[4096 + 512];
             snprintf(path, sizeof(path), "%.4000s/%s", dir, names[k]->d_name);
             size_t len;
-            char *data = read_file(path, &len);
+            char *data = ua_corpus_read_file(path, &len);
             AP_BUG_ON(data == NULL);
-            AP_BUG_ON(append(c, data, len) < 0);
+            AP_BUG_ON(ua_corpus_append(c, data, len) < 0);
             free(data);
         }
         free(names[k]);
@@ -439,7 +252,7 @@ static uint32_t rnd(void)
 }
 
 /* The synthetic inputs: edge cases the real data does not hold. */
-static void add_synthetic(struct corpus *c)
+static void add_synthetic(struct ua_corpus *c)
 {
     static const char *const real[] = {
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.86 Safari/537.36",
@@ -464,8 +277,8 @@ static void add_synthetic(struct corpus *c)
         size_t n = strlen(real[r]);
         /* Every prefix and every suffix. */
         for (size_t k = 0; k <= n; k++) {
-            AP_BUG_ON(append(c, real[r], k) < 0);
-            AP_BUG_ON(append(c, real[r] + k, n - k) < 0);
+            AP_BUG_ON(ua_corpus_append(c, real[r], k) < 0);
+            AP_BUG_ON(ua_corpus_append(c, real[r] + k, n - k) < 0);
         }
         /* One byte replaced, one byte deleted, one byte doubled. */
         char buf[512];
@@ -475,18 +288,18 @@ static void add_synthetic(struct corpus *c)
                     continue; /* fewer for the later strings */
                 memcpy(buf, real[r], n);
                 buf[k] = mut[m];
-                AP_BUG_ON(append(c, buf, n) < 0);
+                AP_BUG_ON(ua_corpus_append(c, buf, n) < 0);
             }
             memcpy(buf, real[r], k);
             memcpy(buf + k, real[r] + k + 1, n - k - 1);
-            AP_BUG_ON(append(c, buf, n - 1) < 0);
+            AP_BUG_ON(ua_corpus_append(c, buf, n - 1) < 0);
             memcpy(buf, real[r], k + 1);
             memcpy(buf + k + 1, real[r] + k, n - k);
-            AP_BUG_ON(append(c, buf, n + 1) < 0);
+            AP_BUG_ON(ua_corpus_append(c, buf, n + 1) < 0);
             /* Upper and lower case of one byte. */
             memcpy(buf, real[r], n);
             buf[k] = (char)(buf[k] ^ 0x20);
-            AP_BUG_ON(append(c, buf, n) < 0);
+            AP_BUG_ON(ua_corpus_append(c, buf, n) < 0);
         }
     }
 
@@ -523,7 +336,7 @@ static void add_synthetic(struct corpus *c)
             if (rnd() % 3 == 0)
                 buf[o++] = ' ';
         }
-        AP_BUG_ON(append(c, buf, o) < 0);
+        AP_BUG_ON(ua_corpus_append(c, buf, o) < 0);
     }
 
     /* Garbage bytes: the whole byte range, and a User-Agent alphabet. */
@@ -532,19 +345,19 @@ static void add_synthetic(struct corpus *c)
         size_t n = rnd() % 300;
         for (size_t i = 0; i < n; i++)
             buf[i] = k % 2 ? (char)(rnd() & 0xff) : alpha[rnd() % (sizeof(alpha) - 1)];
-        AP_BUG_ON(append(c, buf, n) < 0);
+        AP_BUG_ON(ua_corpus_append(c, buf, n) < 0);
     }
 
     /* Short strings: every string of one byte, and of two from a small set. */
     for (int b = 0; b < 256; b++) {
         char ch = (char)b;
-        AP_BUG_ON(append(c, &ch, 1) < 0);
+        AP_BUG_ON(ua_corpus_append(c, &ch, 1) < 0);
     }
     static const char few[] = " \t()/;.0aAyY";
     for (size_t a = 0; a < sizeof(few) - 1; a++)
         for (size_t b = 0; b < sizeof(few) - 1; b++) {
             char two[2] = {few[a], few[b]};
-            AP_BUG_ON(append(c, two, 2) < 0);
+            AP_BUG_ON(ua_corpus_append(c, two, 2) < 0);
         }
 
     /* Versions at the edges, for browsers, bots and tools. */
@@ -566,7 +379,7 @@ static void add_synthetic(struct corpus *c)
     for (size_t f = 0; f < AP_ARRAY_SIZE(fmt); f++)
         for (size_t v = 0; v < AP_ARRAY_SIZE(vers); v++) {
             int n = snprintf(buf, sizeof(buf), fmt[f], vers[v]);
-            AP_BUG_ON(append(c, buf, (size_t)n) < 0);
+            AP_BUG_ON(ua_corpus_append(c, buf, (size_t)n) < 0);
         }
 
     /* Very long strings. */
@@ -574,27 +387,27 @@ static void add_synthetic(struct corpus *c)
     char *p = malloc(big + 512);
     AP_BUG_ON(p == NULL);
     memset(p, 'A', big);
-    AP_BUG_ON(append(c, p, big) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, big) < 0);
     memset(p, '(', big);
-    AP_BUG_ON(append(c, p, big) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, big) < 0);
     memset(p, ' ', big);
-    AP_BUG_ON(append(c, p, big) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, big) < 0);
     memcpy(p + big, "Googlebot/2.1", 13);
-    AP_BUG_ON(append(c, p, big + 13) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, big + 13) < 0);
     const char *head = "Mozilla/5.0 (Linux; Android 14; ";
     const char *tail = ") AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
     memcpy(p, head, strlen(head));
     memset(p + strlen(head), ';', 5000);
     memcpy(p + strlen(head) + 5000, tail, strlen(tail));
-    AP_BUG_ON(append(c, p, strlen(head) + 5000 + strlen(tail)) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, strlen(head) + 5000 + strlen(tail)) < 0);
     memset(p + strlen(head), 'x', 5000);
-    AP_BUG_ON(append(c, p, strlen(head) + 5000 + strlen(tail)) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, strlen(head) + 5000 + strlen(tail)) < 0);
     for (int k = 0; k < 30; k++) /* a platform comment of k parts */
         p[strlen(head) + 10 * k] = ';';
-    AP_BUG_ON(append(c, p, strlen(head) + 5000 + strlen(tail)) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, strlen(head) + 5000 + strlen(tail)) < 0);
     memset(p, 'x', big);
     memcpy(p + 3000, " Googlebot/2.1", 14);
-    AP_BUG_ON(append(c, p, big) < 0);
+    AP_BUG_ON(ua_corpus_append(c, p, big) < 0);
     free(p);
 }
 
@@ -612,8 +425,8 @@ static void write_format(void *arg, const char *label, const struct ap_ua_info *
 
 static int write_fixture(const char *out, char *const paths[3], const char *srcdir)
 {
-    struct corpus real = {0}, in = {0};
-    const char *missing = load_corpus(&real, paths);
+    struct ua_corpus real = {0}, in = {0};
+    const char *missing = ua_corpus_load(&real, paths);
     if (missing != NULL) {
         fprintf(stderr, "cannot read %s\n", missing);
         return 1;
@@ -660,10 +473,8 @@ static int write_fixture(const char *out, char *const paths[3], const char *srcd
     int rc = gzclose(gz) == Z_OK ? 0 : 1;
     printf("wrote %s: %zu corpus, %zu inline inputs\n", out, real.count, in.count);
     free(esc);
-    free(real.data);
-    free(real.lens);
-    free(in.data);
-    free(in.lens);
+    ua_corpus_free(&real);
+    ua_corpus_free(&in);
     return rc;
 }
 
@@ -750,8 +561,8 @@ static void check_format(void *arg, const char *label, const struct ap_ua_info *
 static void test_golden(void **state)
 {
     (void)state;
-    struct corpus real = {0};
-    const char *missing = load_corpus(&real, json_paths);
+    struct ua_corpus real = {0};
+    const char *missing = ua_corpus_load(&real, json_paths);
     if (missing != NULL)
         fail_msg("test data missing: %s\n"
                  "Run tests/fetch-test-data.sh (it installs the pinned npm packages into "
@@ -828,10 +639,9 @@ static void test_golden(void **state)
     gzclose(ck.gz);
     free(ck.line);
     free(inbuf);
-    free(real.data);
-    free(real.lens);
     printf("golden: %zu corpus strings, %zu inline inputs, %zu mismatches\n", real.count,
            ninline, ck.bad);
+    ua_corpus_free(&real);
     if (ck.bad > 0)
         fail_msg("%zu outputs differ from %s", ck.bad, fixture_path);
 }
