@@ -791,7 +791,8 @@ static int finish(struct wbuf *w, int rc, size_t *outlen)
 }
 
 /* Start a write buffer; fails when there is not even room for the NUL. */
-static bool wbuf_init(struct wbuf *w, char *out, size_t outcap, size_t *outlen)
+static bool wbuf_init(struct wbuf *w, char *out, size_t outcap, size_t *outlen,
+                      const struct ap_query_observer *obs)
 {
     AP_BUG_ON(outlen == NULL);
     AP_BUG_ON(out == NULL && outcap > 0);
@@ -801,7 +802,7 @@ static bool wbuf_init(struct wbuf *w, char *out, size_t outcap, size_t *outlen)
     w->p = out;
     w->lim = outcap - 1;
     w->len = 0;
-    w->obs = NULL;
+    w->obs = obs;
     return true;
 }
 
@@ -811,9 +812,8 @@ int ap_query_rewrite(const struct ap_query_ctx *ctx, const char *query, size_t l
     check_ctx(ctx);
     AP_BUG_ON(query == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, &ctx->observer))
         return -ENOBUFS;
-    w.obs = &ctx->observer;
     return finish(&w, rewrite_query(ctx, query, len, &w, ""), outlen);
 }
 
@@ -841,9 +841,8 @@ int ap_query_rewrite_url(const struct ap_query_ctx *ctx, const char *url, size_t
     check_ctx(ctx);
     AP_BUG_ON(url == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, &ctx->observer))
         return -ENOBUFS;
-    w.obs = &ctx->observer;
     struct url u;
     parse_url(url, len, &u);
     return finish(&w, rewrite_url_parts(ctx, &u, &w), outlen);
@@ -855,9 +854,8 @@ int ap_query_rewrite_target(const struct ap_query_ctx *ctx, const char *target, 
     check_ctx(ctx);
     AP_BUG_ON(target == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, &ctx->observer))
         return -ENOBUFS;
-    w.obs = &ctx->observer;
     struct url u;
     if (len > 0 && target[0] == '/') {
         /* Origin-form: a path that starts with "//" is still a path here, not
@@ -876,7 +874,7 @@ int ap_query_clean_url(const struct ap_query_policy *policy, const char *url, si
     AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
     AP_BUG_ON(url == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, NULL))
         return -ENOBUFS;
     struct url u;
     parse_url(url, len, &u);
@@ -887,7 +885,7 @@ int ap_query_origin(const char *url, size_t len, char *out, size_t outcap, size_
 {
     AP_BUG_ON(url == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, NULL))
         return -ENOBUFS;
     struct url u;
     parse_url(url, len, &u);
@@ -905,9 +903,8 @@ int ap_query_referrer(const struct ap_query_ctx *ctx, const char *url, size_t le
     check_ctx(ctx);
     AP_BUG_ON(url == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, &ctx->observer))
         return -ENOBUFS;
-    w.obs = &ctx->observer;
     struct url u;
     parse_url(url, len, &u);
     bool keep;
@@ -924,9 +921,8 @@ int ap_query_referrer_origin(const struct ap_query_ctx *ctx, const char *url, si
     check_ctx(ctx);
     AP_BUG_ON(url == NULL && len > 0);
     struct wbuf w;
-    if (!wbuf_init(&w, out, outcap, outlen))
+    if (!wbuf_init(&w, out, outcap, outlen, &ctx->observer))
         return -ENOBUFS;
-    w.obs = &ctx->observer;
     struct url u;
     parse_url(url, len, &u);
     /* The conditions of write_referrer for a URL to be reduced at all. */
