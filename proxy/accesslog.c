@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "anonproxy/accesslog.h"
+#include "anonproxy/arena.h"
 #include "anonproxy/buf.h"
 #include "anonproxy/geo.h"
 #include "anonproxy/ip.h"
@@ -19,6 +20,7 @@
 #include "anonproxy/logring.h"
 #include "anonproxy/logscrub.h"
 #include "anonproxy/policy.h"
+#include "anonproxy/query.h"
 #include "anonproxy/ua.h"
 #include "anonproxy/tls.h"
 #include "logger-int.h"
@@ -164,6 +166,19 @@ void ap_accesslog_exchange_done(struct ap_exchange *ex)
     };
     if (path.len > 0 && ap_logscrub_text(&sctx, path.p, path.len, pb) == 0)
         r.path = (struct ap_slice){pb->data, pb->len};
+    /* A request that matched no route had no profile and its path was not
+     * rewritten: its tokens (UUIDs, long hex ids) go as a strict route's
+     * would (the detectors above took the rest). */
+    if (ex->route == NULL && r.path.len > 16 && r.path.p[0] == '/') {
+        static const struct ap_query_policy unrouted = {
+            .magic = AP_QUERY_POLICY_MAGIC, .default_action = AP_QUERY_KEEP, .path_tokens = true};
+        size_t cap = r.path.len + 1, n = 0;
+        char *t = ap_arena_alloc(&ex->arena, cap);
+        if (t != NULL && ap_query_redact_path(&unrouted, r.path.p, r.path.len, t, cap, &n) == 0)
+            r.path = (struct ap_slice){t, n};
+        else
+            r.path = (struct ap_slice){NULL, 0}; /* failing closed: no path */
+    }
     if (ex->pool != NULL && ex->pool->srv != NULL)
         r.upstream = S(ex->pool->srv->authority);
     if (ex->c != NULL && ex->c->tls != NULL) {

@@ -46,6 +46,13 @@ bool ap_query_is_click_id(const char *name, size_t len);
  * may as well be an article. */
 bool ap_query_path_token(const char *s, size_t len);
 
+/* Write the `len` bytes of a path (no query) with what policy->path_detect
+ * and policy->path_tokens cut out, as a rewrite of a target would. Returns
+ * 0, or -ENOBUFS; `outcap` = len + 1 always suffices with path_tokens alone
+ * (a token is longer than what replaces it). */
+int ap_query_redact_path(const struct ap_query_policy *policy, const char *path, size_t len, char *out,
+                         size_t outcap, size_t *outlen);
+
 /* The action the policy gives the percent-encoded parameter name. */
 enum ap_query_action ap_query_action_for(const struct ap_query_policy *policy, const char *name,
                                          size_t len);

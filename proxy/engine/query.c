@@ -881,6 +881,18 @@ int ap_query_clean_url(const struct ap_query_policy *policy, const char *url, si
     return finish(&w, write_clean(&w, policy, &u) ? 0 : -ENOBUFS, outlen);
 }
 
+int ap_query_redact_path(const struct ap_query_policy *policy, const char *path, size_t len, char *out,
+                         size_t outcap, size_t *outlen)
+{
+    AP_CHECK_OBJ(policy, AP_QUERY_POLICY_MAGIC);
+    AP_BUG_ON(path == NULL && len > 0);
+    struct wbuf w;
+    if (!wbuf_init(&w, out, outcap, outlen, NULL))
+        return -ENOBUFS;
+    bool ok = write_path(&w, policy->path_detect, policy->path_tokens, path, len);
+    return finish(&w, ok ? 0 : -ENOBUFS, outlen);
+}
+
 int ap_query_origin(const char *url, size_t len, char *out, size_t outcap, size_t *outlen)
 {
     AP_BUG_ON(url == NULL && len > 0);

@@ -542,6 +542,28 @@ def t_geo_field():
         check("192.0.2.10" not in "\n".join(read_lines(path)), "the address reached the log")
 
 
+def t_unrouted_path_tokens():
+    """A request no route takes has no profile: its record's path still
+    loses e-mails (the detectors) and tokens (a UUID, a long hex id), as a
+    strict route's would."""
+    d = tmpdir()
+    with Backend() as b:
+        port = free_port()
+        path = d + "/access.log"
+        cfg = logs_config(port, b, {"f": {"type": "file", "path": path, "spool": {"dir": d + "/s"}}}, ["f"])
+        cfg["routes"][0]["match"] = {"path": "/collect"}
+        with Proxy(config=cfg, port=port):
+            st = get(port, "/nope/123e4567-e89b-12d3-a456-426614174000/f/0123456789abcdef0123.json"
+                           "/u/ann%40example.com")
+            check(st == 404, "status %r" % st)
+            check(wait_for(lambda: len(read_lines(path)) == 1, 5.0), "records: %r" % read_lines(path))
+        text = "\n".join(read_lines(path))
+        for canary in ("426614174000", "0123456789abcdef0123", "ann%40example"):
+            check(canary not in text, "%s reached the log: %s" % (canary, text))
+        rec = json_lines(read_lines(path))[0]
+        check(rec["path"].startswith("/nope/(redacted)/f/(redacted).json/u/"), "path: %r" % rec["path"])
+
+
 def t_metrics_throughput():
     """Records per second through the logger and its memory, printed for
     the report (not a pass/fail threshold beyond "all arrived")."""
@@ -581,6 +603,7 @@ CASES = [
     ("https sink verifies the receiver, spools on a wrong name, replays", t_https_verify_spool_replay, 90),
     ("https sink sends SNI and a client certificate", t_https_sni_client_cert, 60),
     ("geo field is the coarse location", t_geo_field, 60),
+    ("unrouted request paths lose their tokens", t_unrouted_path_tokens, 60),
     ("logger throughput and memory", t_metrics_throughput, 180),
 ]
 

@@ -855,6 +855,26 @@ static void test_path_redaction(void **state)
     fx.policy.path_detect = 0;
 }
 
+/* ap_query_redact_path: a path alone, also one that starts with "//"
+ * (no authority there: it is a path). */
+static void test_redact_path(void **state)
+{
+    (void)state;
+    struct ap_query_policy p;
+    ap_query_policy_init(&p);
+    p.path_tokens = true;
+    char out[128];
+    size_t n = 0;
+    const char *in = "//123e4567-e89b-12d3-a456-426614174000/x/0123456789abcdef.json";
+    assert_int_equal(ap_query_redact_path(&p, in, strlen(in), out, strlen(in) + 1, &n), 0);
+    assert_string_equal(out, "//(redacted)/x/(redacted).json");
+    assert_int_equal(n, strlen(out));
+    p.path_tokens = false;
+    assert_int_equal(ap_query_redact_path(&p, in, strlen(in), out, sizeof(out), &n), 0);
+    assert_string_equal(out, in);
+    assert_int_equal(ap_query_redact_path(&p, in, strlen(in), out, 8, &n), -ENOBUFS);
+}
+
 static void test_path_token_rules(void **state)
 {
     (void)state;
@@ -895,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_referrer_origin),
         cmocka_unit_test(test_path_redaction),
         cmocka_unit_test(test_path_token_rules),
+        cmocka_unit_test(test_redact_path),
     };
     int rc = cmocka_run_group_tests_name("as built", tests, group_plain, group_teardown);
     rc |= cmocka_run_group_tests_name("compiled", tests, group_compiled, group_teardown);
